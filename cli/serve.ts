@@ -1,0 +1,75 @@
+import { availableParallelism } from 'node:os';
+import { isIP } from 'node:net';
+import type { Argv } from 'yargs';
+import { SERVE_DEFAULTS, type ServeOptions } from '../server/options.js';
+import { DESIGNS } from '../server/registry.js';
+import { serve } from '../server/serve.js';
+import { UsageError } from './errors.js';
+import { parseDuration, parseInteger, parseSize } from './units.js';
+
+const D = SERVE_DEFAULTS;
+const KiB = 1024;
+
+/** Flags shared by every command that starts a server (serve, lab, profile): same names, same meaning. */
+export function serverFlags<T>(y: Argv<T>) {
+  return y
+    .option('max-payload', { type: 'string', default: '1MiB', describe: 'largest client message; larger closes with 1009' })
+    .option('idle-timeout', { type: 'string', default: '120s', describe: 'close after this long without a frame from the client (ping sent at half); 0 = never' })
+    .option('max-backpressure', { type: 'string', default: '1MiB', describe: 'unsent bytes per connection before it is dropped as a slow reader' })
+    .option('handshake-timeout', { type: 'string', default: '10s', describe: 'time a client has to complete the HTTP upgrade' })
+    .option('pool', { type: 'number', default: D.pool, describe: 'threads: 0 = a thread per connection, N = fixed pool of N workers + accept queue' })
+    .option('thread-stack', { type: 'string', default: '256KiB', describe: 'threads: stack size per connection thread' })
+    .option('queue-limit', { type: 'number', default: D.queueLimit, describe: 'threads --pool: connections that may wait for a worker' })
+    .option('workers', { type: 'number', default: 0, describe: 'cluster: worker processes (0 = one per CPU)' })
+    .option('inner', { type: 'string', default: D.inner, describe: 'cluster: the single-loop design each worker runs (uws|ws)' });
+}
+
+type Raw = Record<string, unknown>;
+
+/** Checks every server flag once and returns the frozen options the servers receive. */
+export function serveOptions(a: Raw): ServeOptions {
+  const design = String(a.design ?? D.design);
+  if (!DESIGNS.has(design)) throw new UsageError(`--design: unknown design "${design}" (known: ${[...DESIGNS.keys()].join(', ')})`);
+  const host = String(a.host ?? D.host);
+  const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
+  for (const [flag, h] of [['host', host], ['metrics-host', metricsHost]] as const) {
+    if (!isIP(h) && h !== 'localhost') throw new UsageError(`--${flag}: "${h}" is not an IP address`);
+  }
+  const inner = String(a.inner ?? D.inner);
+  if (inner !== 'uws' && inner !== 'ws') throw new UsageError(`--inner: "${inner}" is not a single-loop design (use uws or ws)`);
+  const o: ServeOptions = {
+    design, host, metricsHost, inner,
+    port: parseInteger('port', a.port ?? D.port, 0, 65535),
+    metricsPort: parseInteger('metrics-port', a['metrics-port'] ?? D.metricsPort, 0, 65535),
+    maxPayload: parseSize('max-payload', a['max-payload'] ?? D.maxPayload),
+    idleTimeoutMs: parseDuration('idle-timeout', a['idle-timeout'] ?? '120s'),
+    maxBackpressure: parseSize('max-backpressure', a['max-backpressure'] ?? D.maxBackpressure),
+    handshakeTimeoutMs: parseDuration('handshake-timeout', a['handshake-timeout'] ?? '10s'),
+    pool: parseInteger('pool', a.pool ?? D.pool, 0, 100_000),
+    threadStack: parseSize('thread-stack', a['thread-stack'] ?? D.threadStack),
+    queueLimit: parseInteger('queue-limit', a['queue-limit'] ?? D.queueLimit, 1, 1_000_000),
+    workers: parseInteger('workers', a.workers ?? 0, 0, 256) || availableParallelism(),
+  };
+  if (o.maxPayload < 125 || o.maxPayload > 256 * 1024 * 1024) throw new UsageError('--max-payload: must be from 125 bytes to 256MiB');
+  if (o.maxBackpressure < 1) throw new UsageError('--max-backpressure: must be at least 1 byte');
+  if (o.handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
+  if (o.idleTimeoutMs !== 0 && o.idleTimeoutMs < 200) throw new UsageError('--idle-timeout: must be 0 (off) or at least 200ms');
+  if (o.threadStack < 64 * KiB || o.threadStack > 64 * 1024 * KiB) throw new UsageError('--thread-stack: must be from 64KiB to 64MiB');
+  if (o.port !== 0 && o.port === o.metricsPort && o.host === o.metricsHost) {
+    throw new UsageError(`--port and --metrics-port are both ${o.port}: give them different ports (or 0 for any free port)`);
+  }
+  return Object.freeze(o);
+}
+
+export const serveCommand = {
+  command: 'serve',
+  describe: 'Run one server design speaking the wslab protocol, with Prometheus metrics',
+  builder: (y: Argv) => serverFlags(y
+    .option('design', { type: 'string', default: D.design, describe: `server design: ${[...DESIGNS.keys()].join(' | ')}` })
+    .option('host', { type: 'string', default: D.host, describe: 'address to listen on' })
+    .option('port', { type: 'number', default: D.port, describe: 'WebSocket port (0 = any free port)' })
+    .option('metrics-host', { type: 'string', default: D.metricsHost, describe: 'address of the /metrics endpoint' })
+    .option('metrics-port', { type: 'number', default: D.metricsPort, describe: '/metrics port (0 = any free port)' }))
+    .example('$0 serve --design uws --port 8080', 'the uWebSockets.js single loop on ws://127.0.0.1:8080/'),
+  handler: (a: Raw) => serve(serveOptions(a)),
+};

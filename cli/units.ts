@@ -1,0 +1,34 @@
+import { UsageError } from './errors.js';
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const SIZE = /^(\d+(?:\.\d+)?)(b|kb|kib|mb|mib|gb|gib)?$/i;
+const SIZE_BYTES: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+/** `500ms`, `10s`, `2m`, `1h` → milliseconds; `0` alone means "off". The unit is required: `10` is ambiguous. */
+export function parseDuration(flag: string, value: unknown): number {
+  const text = String(value).trim();
+  if (text === '0') return 0;
+  const m = DURATION.exec(text);
+  if (!m) throw new UsageError(`--${flag}: "${text}" is not a duration (use e.g. 500ms, 10s, 2m, 1h, or 0 for off)`);
+  return Math.round(Number(m[1]) * DURATION_MS[m[2]]);
+}
+
+/** `65536`, `64KiB`, `1MiB`, `16kb` → bytes (a bare number is bytes). */
+export function parseSize(flag: string, value: unknown): number {
+  const text = String(value).trim();
+  const m = SIZE.exec(text);
+  if (!m) throw new UsageError(`--${flag}: "${text}" is not a size (use e.g. 65536, 64KiB, 1MiB)`);
+  const bytes = Math.round(Number(m[1]) * SIZE_BYTES[(m[2] ?? 'b').toLowerCase()]);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--${flag}: "${text}" is too large`);
+  return bytes;
+}
+
+/** A whole number within [min, max], named in the error. */
+export function parseInteger(flag: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag}: "${String(value)}" must be a whole number from ${min} to ${max}`);
+  }
+  return n;
+}

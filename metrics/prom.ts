@@ -1,0 +1,18 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { MetricSpec } from './spec.js';
+
+type Collect<M> = (this: M) => void;
+
+/** prom-client metrics built from contract specs, so name, help, labels, buckets and aggregator are never retyped. */
+export function counter(s: MetricSpec, registry: Registry, collect?: Collect<Counter<string>>): Counter<string> {
+  return new Counter({ name: s.name, help: s.help, labelNames: [...s.labelNames], registers: [registry], aggregator: s.aggregator, collect });
+}
+export function gauge(s: MetricSpec, registry: Registry, collect?: Collect<Gauge<string>>): Gauge<string> {
+  return new Gauge({ name: s.name, help: s.help, labelNames: [...s.labelNames], registers: [registry], aggregator: s.aggregator, collect });
+}
+export function histogram(s: MetricSpec, registry: Registry): Histogram<string> {
+  return new Histogram({
+    name: s.name, help: s.help, labelNames: [...s.labelNames], buckets: [...(s.buckets ?? [])], registers: [registry],
+    aggregator: s.aggregator,
+  });
+}

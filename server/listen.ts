@@ -1,0 +1,25 @@
+import type { Server } from 'node:net';
+
+/** Binds `server` and resolves with the port actually bound; rejects with the bind error (EADDRINUSE, EACCES...). */
+export function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.off('error', reject);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : port);
+    });
+  });
+}
+
+/**
+ * Stops accepting and waits for open connections to finish their close handshakes, for at most `graceMs`;
+ * then calls `force` to drop what is left, so shutdown is bounded even when clients never answer.
+ */
+export async function closeHttp(server: Server, force: () => void, graceMs = 2000): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const timer = setTimeout(force, graceMs);
+  timer.unref();
+  await closed;
+  clearTimeout(timer);
+}

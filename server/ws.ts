@@ -1,0 +1,147 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import type { CloseReason, Command } from '../metrics/index.js';
+import { localMetrics, type Design, type DesignHandle } from './design.js';
+import { listen, closeHttp } from './listen.js';
+import { ServerMetrics } from './metrics.js';
+import type { ServeOptions } from './options.js';
+import { dispatch } from './protocol.js';
+
+const WS_VERSION: string = createRequire(import.meta.url)('ws/package.json').version;
+
+// Per-connection state lives on the ws object under symbols: no side maps, no per-connection closures.
+const SEEN = Symbol('lastFrameMs');
+const PINGED = Symbol('pinged');
+const REASON = Symbol('closeReason');
+type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseReason };
+
+/** ws's receiver error codes that mean the client broke the protocol; anything else is an I/O error. */
+const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
+
+export const wsDesign: Design = {
+  name: 'ws',
+  summary: 'single event loop, the ws library on node:http',
+  async start(o: ServeOptions): Promise<DesignHandle> {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: true });
+    const clients = wss.clients as Set<Conn>;
+    const metrics = new ServerMetrics('ws', {
+      open: () => clients.size,
+      bufferedBytes: () => { let sum = 0; for (const c of clients) sum += c.bufferedAmount; return sum; },
+    });
+
+    const endAs = (c: Conn, reason: CloseReason, code: number, text: string): void => {
+      c[REASON] = reason;
+      c.close(code, text);
+    };
+    /*
+     * Backpressure: ws buffers without limit (MACHINE.md: +100 MB in 18 s for a never-reading client), so the cap is
+     * ours. Past --max-backpressure the reply is dropped and the connection ends as a slow reader: the 1008 frame is
+     * queued, then the socket is destroyed, since a client that does not read would never see it anyway.
+     */
+    const respond = (c: Conn, reply: string, command: Command, started: number): void => {
+      if (c.readyState !== WebSocket.OPEN) return;
+      if (c.bufferedAmount > o.maxBackpressure) {
+        metrics.sendDropped.inc();
+        return slowReader(c);
+      }
+      c.send(reply);
+      metrics.messagesSent.inc();
+      metrics.bytesSent.inc(Buffer.byteLength(reply));
+      metrics.command(command, started, performance.now());
+    };
+    const slowReader = (c: Conn): void => {
+      endAs(c, 'backpressure', 1008, 'backpressure');
+      c.terminate();
+    };
+
+    function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+      const c = this as Conn;
+      const buf = data as Buffer;
+      c[SEEN] = performance.now();
+      metrics.messagesReceived.inc();
+      metrics.bytesReceived.inc(buf.length);
+      if (!isBinary) return dispatch(c, buf.toString(), respond);
+      const started = performance.now();
+      if (c.bufferedAmount > o.maxBackpressure) return metrics.sendDropped.inc(), slowReader(c);
+      c.send(buf, { binary: true });
+      metrics.messagesSent.inc();
+      metrics.bytesSent.inc(buf.length);
+      metrics.command('binary', started, performance.now());
+    }
+    function onAlive(this: WebSocket): void {
+      (this as Conn)[SEEN] = performance.now();
+      (this as Conn)[PINGED] = false;
+    }
+    function onError(this: WebSocket, err: Error & { code?: string }): void {
+      (this as Conn)[REASON] ??= TOO_BIG.has(err.code ?? '') ? 'too_big' : err.code?.startsWith('WS_ERR_') ? 'protocol_error' : 'error';
+    }
+    function onClose(this: WebSocket, code: number): void {
+      // Whoever decided first names the reason; a close the client started is normal unless the TCP just dropped.
+      metrics.closed((this as Conn)[REASON] ?? (code === 1006 ? 'error' : 'normal'));
+    }
+
+    const server = http.createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wslab: WebSocket upgrade required\n');
+    });
+    /*
+     * Handshake timeout: the socket's inactivity timer runs from accept until ws takes the socket over (ws sets it
+     * to 0). It fires on a slowloris that dribbles bytes too, because we measure from accept, not from silence.
+     */
+    server.on('connection', (s: Socket) => {
+      s.setTimeout(o.handshakeTimeoutMs);
+    });
+    server.on('timeout', (s: Socket) => {
+      metrics.closed('handshake_timeout');
+      s.destroy();
+    });
+    server.on('upgrade', (req, socket, head) => {
+      const t0 = performance.now();
+      wss.handleUpgrade(req, socket as Socket, head, (ws) => {
+        const c = ws as Conn;
+        metrics.handshake.observe((performance.now() - t0) / 1000);
+        metrics.accepted.inc();
+        c[SEEN] = performance.now();
+        c[PINGED] = false;
+        c.on('message', onMessage);
+        c.on('pong', onAlive);
+        c.on('ping', onAlive);
+        c.on('error', onError);
+        c.on('close', onClose);
+      });
+    });
+
+    /*
+     * One sweep for every connection instead of a timer each: idle clients get a ping at half the idle timeout and
+     * are closed at the full one; slow readers over the cap are found even when no reply is being sent.
+     */
+    const sweepMs = o.idleTimeoutMs > 0 ? Math.max(100, Math.min(1000, o.idleTimeoutMs / 4)) : 1000;
+    const sweep = setInterval(() => {
+      const now = performance.now();
+      for (const c of clients) {
+        if (c.readyState !== WebSocket.OPEN) continue;
+        if (c.bufferedAmount > o.maxBackpressure) { slowReader(c); continue; }
+        if (o.idleTimeoutMs <= 0) continue;
+        const silent = now - c[SEEN];
+        if (silent >= o.idleTimeoutMs) { endAs(c, 'idle_timeout', 1001, 'idle timeout'); c.terminate(); }
+        else if (silent >= o.idleTimeoutMs / 2 && !c[PINGED]) { c[PINGED] = true; c.ping(); }
+      }
+    }, sweepMs);
+    sweep.unref();
+
+    const port = await listen(server, o.host, o.port);
+    return {
+      port,
+      version: `ws ${WS_VERSION}`,
+      ...localMetrics(metrics.registry),
+      async close() {
+        clearInterval(sweep);
+        for (const c of clients) endAs(c, 'going_away', 1001, 'server shutting down');
+        await closeHttp(server, () => { for (const c of clients) c.terminate(); });
+        metrics.close();
+      },
+    };
+  },
+};
