@@ -55,6 +55,11 @@ export function serveOptions(a: Raw): ServeOptions {
   if (o.handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
   if (o.idleTimeoutMs !== 0 && o.idleTimeoutMs < 200) throw new UsageError('--idle-timeout: must be 0 (off) or at least 200ms');
   if (o.threadStack < 64 * KiB || o.threadStack > 64 * 1024 * KiB) throw new UsageError('--thread-stack: must be from 64KiB to 64MiB');
+  const uwsInside = design === 'uws' || (design === 'cluster' && inner === 'uws');
+  if (uwsInside && o.handshakeTimeoutMs !== SERVE_DEFAULTS.handshakeTimeoutMs) {
+    // uWebSockets.js closes an unfinished HTTP request after its fixed 10 s HTTP idle timeout; JS cannot change it.
+    throw new UsageError('--handshake-timeout: uws fixes the handshake timeout at 10s (uWebSockets.js HTTP idle timeout); use --design ws or threads to vary it');
+  }
   if (o.port !== 0 && o.port === o.metricsPort && o.host === o.metricsHost) {
     throw new UsageError(`--port and --metrics-port are both ${o.port}: give them different ports (or 0 for any free port)`);
   }

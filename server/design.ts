@@ -9,6 +9,12 @@ export interface Design {
   readonly name: string;
   /** One line for `--help` and the report. */
   readonly summary: string;
+  /**
+   * How the design runs handlers: `loop` (one event loop; a blocking call stalls every client), `threads` (a thread
+   * per connection or pool worker), `processes` (several loops). The lab and the protocol suite predict behaviour
+   * from it, e.g. whether `block` delays other clients.
+   */
+  readonly model: 'loop' | 'threads' | 'processes';
   start(options: ServeOptions): Promise<DesignHandle>;
 }
 

@@ -19,6 +19,7 @@ const decoder = new TextDecoder();
 
 export const uwsDesign: Design = {
   name: 'uws',
+  model: 'loop',
   summary: 'single event loop, uWebSockets.js (C++ sockets, JS handlers)',
   async start(o: ServeOptions): Promise<DesignHandle> {
     const { uws, version } = loadUws();

@@ -16,6 +16,11 @@ const WS_VERSION: string = createRequire(import.meta.url)('ws/package.json').ver
 const SEEN = Symbol('lastFrameMs');
 const PINGED = Symbol('pinged');
 const REASON = Symbol('closeReason');
+const DEADLINE = Symbol('handshakeDeadline');
+function clearDeadline(this: Socket & { [DEADLINE]?: NodeJS.Timeout }): void {
+  clearTimeout(this[DEADLINE]);
+  this[DEADLINE] = undefined;
+}
 type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseReason };
 
 /** ws's receiver error codes that mean the client broke the protocol; anything else is an I/O error. */
@@ -23,6 +28,7 @@ const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTE
 
 export const wsDesign: Design = {
   name: 'ws',
+  model: 'loop',
   summary: 'single event loop, the ws library on node:http',
   async start(o: ServeOptions): Promise<DesignHandle> {
     const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: true });
@@ -87,18 +93,20 @@ export const wsDesign: Design = {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wslab: WebSocket upgrade required\n');
     });
     /*
-     * Handshake timeout: the socket's inactivity timer runs from accept until ws takes the socket over (ws sets it
-     * to 0). It fires on a slowloris that dribbles bytes too, because we measure from accept, not from silence.
+     * Handshake timeout: a deadline from accept, not an inactivity timer, so a slowloris that dribbles a header
+     * line every few hundred ms is cut all the same. The timer exists only while the handshake is pending.
      */
-    server.on('connection', (s: Socket) => {
-      s.setTimeout(o.handshakeTimeoutMs);
+    server.on('connection', (s: Socket & { [DEADLINE]?: NodeJS.Timeout }) => {
+      s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
+      s.once('close', clearDeadline);
     });
-    server.on('timeout', (s: Socket) => {
+    const handshakeExpired = (s: Socket): void => {
       metrics.closed('handshake_timeout');
       s.destroy();
-    });
+    };
     server.on('upgrade', (req, socket, head) => {
       const t0 = performance.now();
+      clearDeadline.call(socket as Socket);
       wss.handleUpgrade(req, socket as Socket, head, (ws) => {
         const c = ws as Conn;
         metrics.handshake.observe((performance.now() - t0) / 1000);
