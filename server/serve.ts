@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import type { DesignHandle } from './design.js';
 import { listen, closeHttp } from './listen.js';
@@ -22,8 +23,10 @@ export async function startServer(o: ServeOptions): Promise<Running> {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('wslab: try GET /metrics\n');
       return;
     }
+    const t0 = performance.now();
     handle.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': handle.contentType }).end(body),
+      // The render time rides along in a header, so a scraper can check the cost of a scrape under load.
+      (body) => res.writeHead(200, { 'content-type': handle.contentType, 'x-wslab-render-ms': (performance.now() - t0).toFixed(3) }).end(body),
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`wslab: metrics failed: ${err.message}\n`),
     );
   });

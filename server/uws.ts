@@ -14,6 +14,7 @@ interface Conn {
 }
 type UwsSocket = import('@trufflesuite/uws-js-unofficial').WebSocket<Conn>;
 
+const SEND_BACKPRESSURE = 0;
 const SEND_DROPPED = 2;
 const decoder = new TextDecoder();
 
@@ -25,21 +26,29 @@ export const uwsDesign: Design = {
     const { uws, version } = loadUws();
     // uWS hands out no collection of its sockets; this set is what shutdown and the gauges walk.
     const open = new Set<UwsSocket>();
+    // Sockets that have had to buffer a send: the gauge and the slow-reader check walk these, not every socket.
+    const backlogged = new Set<UwsSocket>();
     const metrics = new ServerMetrics('uws', {
       open: () => open.size,
-      bufferedBytes: () => { let sum = 0; for (const s of open) sum += s.getBufferedAmount(); return sum; },
+      bufferedBytes: () => { let sum = 0; for (const s of backlogged) sum += s.getBufferedAmount(); return sum; },
     });
 
     const end = (s: UwsSocket, reason: CloseReason): void => {
       s.getUserData().reason ??= reason;
       s.close();
     };
+    /** Sends, or drops the reply and ends the connection when it is over --max-backpressure. */
+    const sent = (s: UwsSocket, data: string | ArrayBuffer, binary: boolean): boolean => {
+      const status = s.getBufferedAmount() > o.maxBackpressure ? SEND_DROPPED : s.send(data, binary);
+      if (status === SEND_BACKPRESSURE) backlogged.add(s);
+      if (status !== SEND_DROPPED) return true;
+      metrics.sendDropped.inc();
+      end(s, 'backpressure');
+      return false;
+    };
     const respond = (s: UwsSocket, reply: string, command: Command, started: number): void => {
       if (!open.has(s)) return; // a `wait` outlived its connection
-      if (s.getBufferedAmount() > o.maxBackpressure || s.send(reply, false) === SEND_DROPPED) {
-        metrics.sendDropped.inc();
-        return end(s, 'backpressure');
-      }
+      if (!sent(s, reply, false)) return;
       metrics.messagesSent.inc();
       metrics.bytesSent.inc(Buffer.byteLength(reply));
       metrics.command(command, started, performance.now());
@@ -76,18 +85,17 @@ export const uwsDesign: Design = {
         metrics.bytesReceived.inc(message.byteLength);
         if (!isBinary) return dispatch(s, decoder.decode(message), respond);
         const started = performance.now();
-        if (s.getBufferedAmount() > o.maxBackpressure || s.send(message, true) === SEND_DROPPED) {
-          metrics.sendDropped.inc();
-          return end(s, 'backpressure');
-        }
+        if (!sent(s, message, true)) return;
         metrics.messagesSent.inc();
         metrics.bytesSent.inc(message.byteLength);
         metrics.command('binary', started, performance.now());
       },
+      drain: (s) => { if (s.getBufferedAmount() === 0) backlogged.delete(s); },
       pong: (s) => { const c = s.getUserData(); c.seen = performance.now(); c.pinged = false; },
       ping: (s) => { s.getUserData().seen = performance.now(); },
       close: (s, code) => {
         open.delete(s);
+        backlogged.delete(s);
         metrics.closed(s.getUserData().reason ?? reasonOf(code));
       },
     }).any('/*', (res) => {
@@ -96,10 +104,10 @@ export const uwsDesign: Design = {
 
     const sweepMs = o.idleTimeoutMs > 0 ? Math.max(100, Math.min(1000, o.idleTimeoutMs / 4)) : 1000;
     const sweep = setInterval(() => {
+      for (const s of backlogged) if (s.getBufferedAmount() > o.maxBackpressure) end(s, 'backpressure');
+      if (o.idleTimeoutMs <= 0) return;
       const now = performance.now();
       for (const s of open) {
-        if (s.getBufferedAmount() > o.maxBackpressure) { end(s, 'backpressure'); continue; }
-        if (o.idleTimeoutMs <= 0) continue;
         const c = s.getUserData();
         const silent = now - c.seen;
         if (silent >= o.idleTimeoutMs) { c.reason ??= 'idle_timeout'; s.end(1001, 'idle timeout'); }
