@@ -5,12 +5,13 @@ import net from 'node:net';
  * A separate process that opens N idle WebSocket connections for bench/idle-memory and holds them until it is
  * told to stop (stdin closes or SIGTERM). Deliberately naive (a socket and a closure per connection): it measures
  * the server, and sits in its own process so its memory is not the server's. Prints one JSON line when done opening.
- * argv: url connections sourceAddressCount
+ * argv: url connections sourceAddressCount [firstSourceOffset]
  */
-const [url, nArg, ipArg] = process.argv.slice(2);
+const [url, nArg, ipArg, ipOffsetArg] = process.argv.slice(2);
 const { hostname, port } = new URL(url);
 const target = Number(nArg);
-const ips = Array.from({ length: Number(ipArg) || 1 }, (_, i) => `127.0.0.${i + 2}`);
+const ipOffset = Number(ipOffsetArg) || 0;
+const ips = Array.from({ length: Number(ipArg) || 1 }, (_, i) => `127.0.0.${((ipOffset + i) % 250) + 2}`);
 const sockets: net.Socket[] = [];
 let opened = 0;
 let failed = 0;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseExposition, sumOf } from '../metrics/exposition.js';
-import { readProcStatus } from '../metrics/proc-status.js';
+import { readTreeStatus } from '../metrics/proc-status.js';
 
 /**
  * bench/idle-memory: for each design, start `wslab serve`, open N idle connections from a separate process
@@ -42,12 +42,21 @@ async function measure(design: string): Promise<Record<string, unknown>> {
     const scrape = async () => parseExposition(await (await fetch(String(ready.metrics))).text());
     await scrape();
     await sleep(1000);
-    const before = readProcStatus(server.pid!);
-    const client = fork(CLIENT, [String(ready.url), String(N), values['source-ips']!], { stdio: ['pipe', 'pipe', 'inherit', 'ipc'] });
-    client.stdout!.setEncoding('utf8');
-    const opened = await readLine(client);
+    const before = readTreeStatus(server.pid!);
+    // One client process holds at most 19,000 sockets (the 20,000 open-files cap), so larger runs use several.
+    const shares = Math.ceil(N / 19_000);
+    const clients = Array.from({ length: shares }, (_, i) => fork(CLIENT,
+      [String(ready.url), String(Math.floor(N / shares) + (i < N % shares ? 1 : 0)), values['source-ips']!, String(i * 64)],
+      { stdio: ['pipe', 'pipe', 'inherit', 'ipc'] }));
+    for (const c of clients) c.stdout!.setEncoding('utf8');
+    const lines = await Promise.all(clients.map(readLine));
+    const opened = {
+      opened: lines.reduce((a, l) => a + Number(l.opened), 0),
+      failed: lines.reduce((a, l) => a + Number(l.failed), 0),
+      openSeconds: Math.max(...lines.map((l) => Number(l.openSeconds))),
+    };
     await sleep(2000);
-    const after = readProcStatus(server.pid!);
+    const after = readTreeStatus(server.pid!);
     const samples = await scrape();
     const renders: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -56,14 +65,14 @@ async function measure(design: string): Promise<Record<string, unknown>> {
       renders.push(Number(res.headers.get('x-wslab-render-ms')));
     }
     renders.sort((a, b) => a - b);
-    client.kill('SIGTERM');
-    await once(client, 'exit');
+    await Promise.all(clients.map((c) => { c.kill('SIGTERM'); return once(c, 'exit'); }));
     const held = Number(opened.opened);
     return {
       design: design + (extra.length ? ` ${extra.join(' ')}` : ''), target: N, opened: held, failed: opened.failed,
       openSeconds: Number(opened.openSeconds).toFixed(2),
       scrapedOpen: sumOf(samples, 'wslab_connections_open'),
       scrapedThreads: sumOf(samples, 'wslab_threads'),
+      processes: after.processes,
       processThreads: after.threads,
       rssBeforeBytes: before.rssBytes, rssAfterBytes: after.rssBytes,
       rssPerConnectionBytes: held ? Math.round((after.rssBytes - before.rssBytes) / held) : null,

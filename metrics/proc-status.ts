@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcStatus {
   rssBytes: number;
@@ -27,4 +27,36 @@ export function readProcStatus(pid: number | 'self' = 'self'): ProcStatus {
 export function openFilesLimit(): number {
   const line = readFileSync('/proc/self/limits', 'latin1').split('\n').find((l) => l.startsWith('Max open files'));
   return line ? Number.parseInt(line.slice(26), 10) || 0 : 0;
+}
+
+/** `pid` and all its descendants (read from each task's /proc children list), for whole-tree RSS and threads. */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const visit = (p: number): void => {
+    out.push(p);
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { return; }
+    for (const t of tasks) {
+      let kids = '';
+      try { kids = readFileSync(`/proc/${p}/task/${t}/children`, 'latin1'); } catch { continue; }
+      for (const k of kids.trim().split(/\s+/)) if (k) visit(Number(k));
+    }
+  };
+  visit(pid);
+  return out;
+}
+
+/** /proc status summed over a process tree; processes that exit while being read are skipped. */
+export function readTreeStatus(pid: number): ProcStatus & { processes: number } {
+  const sum = { rssBytes: 0, threads: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
+  for (const p of processTree(pid)) {
+    let s: ProcStatus;
+    try { s = readProcStatus(p); } catch { continue; }
+    sum.rssBytes += s.rssBytes;
+    sum.threads += s.threads;
+    sum.voluntarySwitches += s.voluntarySwitches;
+    sum.involuntarySwitches += s.involuntarySwitches;
+    sum.processes++;
+  }
+  return sum;
 }

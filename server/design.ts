@@ -26,11 +26,13 @@ export interface DesignHandle {
   /** Renders this design's metrics in the Prometheus text format (the cluster primary aggregates its workers). */
   metrics(): Promise<string>;
   readonly contentType: string;
+  /** The registry behind metrics(), when it is local to this process (a cluster worker hands it to the primary). */
+  readonly registry?: Registry;
   /** Closes every connection with 1001 `server shutting down`, stops listening, releases threads/workers. */
   close(): Promise<void>;
 }
 
 /** A design's registry plus the prom-client rendering, for the designs that render locally. */
-export function localMetrics(registry: Registry): Pick<DesignHandle, 'metrics' | 'contentType'> {
-  return { metrics: () => registry.metrics(), contentType: registry.contentType };
+export function localMetrics(registry: Registry): Pick<DesignHandle, 'metrics' | 'contentType' | 'registry'> {
+  return { metrics: () => registry.metrics(), contentType: registry.contentType, registry };
 }

@@ -28,7 +28,7 @@ export const uwsDesign: Design = {
     const open = new Set<UwsSocket>();
     // Sockets that have had to buffer a send: the gauge and the slow-reader check walk these, not every socket.
     const backlogged = new Set<UwsSocket>();
-    const metrics = new ServerMetrics('uws', {
+    const metrics = new ServerMetrics(o.design, {
       open: () => open.size,
       bufferedBytes: () => { let sum = 0; for (const s of backlogged) sum += s.getBufferedAmount(); return sum; },
     });

@@ -36,7 +36,7 @@ export const wsDesign: Design = {
     // Connections whose send had to buffer; the sweep prunes those that drained. Gauge and slow-reader checks walk
     // only these, so a scrape with 19.5k idle connections does not touch each one.
     const backlogged = new Set<Conn>();
-    const metrics = new ServerMetrics('ws', {
+    const metrics = new ServerMetrics(o.design, {
       open: () => clients.size,
       bufferedBytes: () => { let sum = 0; for (const c of backlogged) sum += c.bufferedAmount; return sum; },
     });

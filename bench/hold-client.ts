@@ -1,0 +1,112 @@
+/**
+ * The comparison clients of bench/swarm-vs-ws-client.ts: open N idle WebSocket connections (at most --max-pending
+ * in flight, round-robin over --url and --source-ips) and hold them until SIGTERM.
+ *
+ *   --kind ws   the `ws` library's client, as an application would use it (one WebSocket object per connection)
+ *   --kind net  a careful `net.Socket` client on the swarm's own codec: shared listeners, a shared read buffer
+ *               (`onread`), state on the socket — the best a public-API client does, to show what the swarm's bare
+ *               libuv handles save
+ *
+ * stdout: `{"event":"started"}` before the first connect, `{"event":"held",…}` once every attempt settled.
+ */
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { FrameReader, OP_PONG, UpgradeRequest, checkUpgrade, encodeFrame, newKey, UPGRADE_PARTIAL, type FrameSink } from '../client/codec.js';
+
+const { values: a } = parseArgs({
+  options: {
+    kind: { type: 'string', default: 'ws' },
+    url: { type: 'string', multiple: true },
+    connections: { type: 'string', default: '15000' },
+    'max-pending': { type: 'string', default: '1000' },
+    'source-ips': { type: 'string', default: '' },
+  },
+});
+const urls = (a.url ?? []).map((u) => new URL(u));
+const n = Number(a.connections);
+const maxPending = Number(a['max-pending']);
+const sources = a['source-ips'] ? expand(a['source-ips']) : [];
+
+function expand(spec: string): string[] {
+  const [lo, hi = lo] = spec.split('-');
+  const base = lo.split('.').slice(0, 3).join('.');
+  const out: string[] = [];
+  for (let i = Number(lo.split('.')[3]); i <= Number(hi.split('.')[3]); i++) out.push(`${base}.${i}`);
+  return out;
+}
+
+let next = 0, pending = 0, opened = 0, failed = 0;
+const t0 = performance.now();
+const held: unknown[] = [];
+
+function settle(ok: boolean): void {
+  pending--;
+  if (ok) opened++; else failed++;
+  if (opened + failed === n) {
+    const ms = performance.now() - t0;
+    process.stdout.write(`${JSON.stringify({ event: 'held', kind: a.kind, opened, failed, ms: Math.round(ms), ratePerSec: Math.round(opened / (ms / 1000)) })}\n`);
+  }
+  pump();
+}
+
+/* --- ws: the library client --- */
+function onWsOpen(this: WebSocket): void { settle(true); }
+function onWsError(this: WebSocket): void { if (this.readyState !== WebSocket.OPEN) settle(false); }
+function openWs(i: number): void {
+  const ws = new WebSocket(urls[i % urls.length], { perMessageDeflate: false, localAddress: sources.length ? sources[i % sources.length] : undefined });
+  ws.once('open', onWsOpen);
+  ws.once('error', onWsError);
+  held.push(ws);
+}
+
+/* --- net: net.Socket + the swarm codec, shared listeners, state on the socket --- */
+interface Sock extends net.Socket { slot: number; upgraded: boolean }
+const keys = new Uint8Array(n * 16);
+const requests = urls.map((u) => new UpgradeRequest(u.host, u.pathname));
+const sockets: (Sock | undefined)[] = [];
+const sink: FrameSink = {
+  message() {}, pong() {}, fail() {},
+  ping(slot, d, s, e) { sockets[slot]?.write(encodeFrame(OP_PONG, d, s, e)); },
+  close(slot) { sockets[slot]?.end(); },
+};
+const reader = new FrameReader(sink);
+const READ = Buffer.allocUnsafe(64 * 1024);
+function onNetRead(this: Sock, nread: number, buf: Buffer): boolean {
+  if (this.upgraded) { reader.feed(this.slot, buf, 0, nread); return true; }
+  const at = checkUpgrade(buf, 0, nread, keys, this.slot * 16); // a 101 arrives in one read on loopback
+  if (at === UPGRADE_PARTIAL) return true;
+  this.upgraded = at >= 0;
+  settle(at >= 0);
+  if (at < 0) this.destroy();
+  return true;
+}
+function onNetConnect(this: Sock): void {
+  newKey(keys, this.slot * 16);
+  this.write(requests[this.slot % requests.length].build(keys, this.slot * 16));
+}
+function onNetError(this: Sock): void { if (!this.upgraded) settle(false); }
+function openNet(i: number): void {
+  const u = urls[i % urls.length];
+  const s = net.connect({
+    host: u.hostname, port: Number(u.port), noDelay: true, localAddress: sources.length ? sources[i % sources.length] : undefined,
+    onread: { buffer: READ, callback: onNetRead as never },
+  }) as Sock;
+  s.slot = i;
+  s.upgraded = false;
+  s.on('connect', onNetConnect);
+  s.on('error', onNetError);
+  sockets[i] = s;
+}
+
+const open = a.kind === 'net' ? openNet : openWs;
+function pump(): void {
+  while (pending < maxPending && next < n) {
+    pending++;
+    open(next++);
+  }
+}
+
+process.on('SIGTERM', () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ event: 'started', kind: a.kind, pid: process.pid })}\n`);
+setTimeout(pump, 200); // the bench samples the baseline between the started line and the first connect

@@ -1,0 +1,93 @@
+import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { WORKER_RESTARTS } from '../metrics/index.js';
+import { counter } from '../metrics/prom.js';
+import type { Design, DesignHandle } from './design.js';
+import type { ServeOptions } from './options.js';
+
+/** Messages between the primary and its workers (besides prom-client's own metric requests). */
+export type WorkerMessage = { type: 'wslab:ready'; port: number } | { type: 'wslab:failed'; message: string; code?: string };
+export const SHUTDOWN = 'wslab:shutdown';
+export const OPTIONS_ENV = 'WSLAB_CLUSTER_OPTIONS';
+
+const WORKER_ENTRY = fileURLToPath(new URL('./cluster-worker.js', import.meta.url));
+
+/**
+ * One single-loop server per worker process on one port. `--inner ws` shares the listening socket through Node's
+ * cluster module (the primary accepts and hands connections round-robin); `--inner uws` has every worker bind the
+ * port itself with SO_REUSEPORT (uSockets' default on Linux), so the kernel spreads connections. The primary serves
+ * no WebSocket traffic: it owns the workers, restarts any that dies (counted), and aggregates their metrics with
+ * prom-client's AggregatorRegistry, each metric by the aggregator the contract declares (sum for counts).
+ */
+export const clusterDesign: Design = {
+  name: 'cluster',
+  model: 'processes',
+  summary: 'one single loop per worker process (--workers, --inner uws|ws), metrics aggregated by the primary',
+  async start(o: ServeOptions): Promise<DesignHandle> {
+    // uWS binds in each worker: with port 0 they would each get a different port, so the primary picks one first.
+    const port = o.port === 0 && o.inner === 'uws' ? await freePort(o.host) : o.port;
+    const options: ServeOptions = Object.freeze({ ...o, port });
+    const aggregator = new AggregatorRegistry();
+    const primary = new Registry();
+    const restarts = counter(WORKER_RESTARTS, primary).labels({ design: o.design });
+    restarts.inc(0);
+    let closing = false;
+
+    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
+    const spawnWorker = (): Promise<number> => new Promise((resolve, reject) => {
+      const worker = cluster.fork({ [OPTIONS_ENV]: JSON.stringify(options) });
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'wslab:ready') resolve(m.port);
+        else if (m.type === 'wslab:failed') reject(Object.assign(new Error(m.message), { code: m.code }));
+      });
+      worker.once('exit', (code, signal) => {
+        reject(new Error(`cluster worker exited (${signal ?? code}) before it was ready`));
+        if (closing) return;
+        restarts.inc();
+        process.stderr.write(`wslab cluster: worker ${worker.process.pid} died (${signal ?? `exit ${code}`}); restarting it\n`);
+        spawnWorker().catch((err: Error) => process.stderr.write(`wslab cluster: restart failed: ${err.message}\n`));
+      });
+    });
+
+    let ports: number[];
+    try {
+      ports = await Promise.all(Array.from({ length: o.workers }, spawnWorker));
+    } catch (err) {
+      closing = true;
+      await stopWorkers();
+      throw err;
+    }
+    return {
+      port: ports[0],
+      version: `cluster of ${o.workers} × ${o.inner}`,
+      contentType: aggregator.contentType,
+      metrics: async () => `${await aggregator.clusterMetrics()}\n${await primary.metrics()}`,
+      async close() {
+        closing = true;
+        await stopWorkers();
+      },
+    };
+  },
+};
+
+/** Asks every worker to close its connections with 1001 and exit; kills any that has not exited after 5 s. */
+async function stopWorkers(): Promise<void> {
+  const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+  await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
+    if (w.isDead()) return resolve();
+    const kill = setTimeout(() => w.process.kill('SIGKILL'), 5000);
+    w.once('exit', () => { clearTimeout(kill); resolve(); });
+    if (w.isConnected()) w.send(SHUTDOWN); else w.process.kill('SIGTERM');
+  })));
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().once('error', reject).listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
