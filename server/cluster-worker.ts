@@ -1,12 +1,12 @@
-import { AggregatorRegistry } from 'prom-client';
-import { OPTIONS_ENV, SHUTDOWN, type WorkerMessage } from './cluster.js';
+import type { Registry } from 'prom-client';
+import { METRICS_REQUEST, OPTIONS_ENV, SHUTDOWN, type WorkerMessage } from './cluster.js';
 import type { ServeOptions } from './options.js';
 import { uwsDesign } from './uws.js';
 import { wsDesign } from './ws.js';
 
 /**
  * A cluster worker: runs the inner single-loop design under the design label `cluster` and answers the primary's
- * metric requests with its own registry. Signals are the primary's business (a Ctrl-C reaches the whole process
+ * metric requests with its registry as JSON. Signals are the primary's business (a Ctrl-C reaches the whole process
  * group): the worker closes only when the primary says so, or when the primary is gone.
  */
 const options = JSON.parse(process.env[OPTIONS_ENV] ?? '{}') as ServeOptions;
@@ -15,10 +15,14 @@ const send = (m: WorkerMessage): void => { process.send?.(m); };
 
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
+let registry: Registry | undefined;
+process.on('message', (m: { type?: string; id?: number }) => {
+  if (m?.type !== METRICS_REQUEST || !registry) return;
+  registry.getMetricsAsJSON().then((metrics) => send({ type: 'wslab:metrics', id: m.id!, metrics }));
+});
 try {
   const handle = await inner.start(options);
-  new AggregatorRegistry(); // installs prom-client's worker-side listener for the primary's metric requests
-  if (handle.registry) AggregatorRegistry.setRegistries([handle.registry]);
+  registry = handle.registry;
   const stop = (): void => { handle.close().finally(() => process.exit(0)); };
   process.on('message', (m) => { if (m === SHUTDOWN) stop(); });
   process.on('disconnect', stop);

@@ -8,7 +8,12 @@ import type { Design, DesignHandle } from './design.js';
 import type { ServeOptions } from './options.js';
 
 /** Messages between the primary and its workers (besides prom-client's own metric requests). */
-export type WorkerMessage = { type: 'wslab:ready'; port: number } | { type: 'wslab:failed'; message: string; code?: string };
+export type WorkerMessage =
+  | { type: 'wslab:ready'; port: number }
+  | { type: 'wslab:failed'; message: string; code?: string }
+  | { type: 'wslab:metrics'; id: number; metrics: MetricJson[] };
+export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+export const METRICS_REQUEST = 'wslab:metrics?';
 export const SHUTDOWN = 'wslab:shutdown';
 export const OPTIONS_ENV = 'WSLAB_CLUSTER_OPTIONS';
 
@@ -18,8 +23,9 @@ const WORKER_ENTRY = fileURLToPath(new URL('./cluster-worker.js', import.meta.ur
  * One single-loop server per worker process on one port. `--inner ws` shares the listening socket through Node's
  * cluster module (the primary accepts and hands connections round-robin); `--inner uws` has every worker bind the
  * port itself with SO_REUSEPORT (uSockets' default on Linux), so the kernel spreads connections. The primary serves
- * no WebSocket traffic: it owns the workers, restarts any that dies (counted), and aggregates their metrics with
- * prom-client's AggregatorRegistry, each metric by the aggregator the contract declares (sum for counts).
+ * no WebSocket traffic: it owns the workers, restarts any that dies (counted), and aggregates their metrics and its
+ * own with prom-client's AggregatorRegistry.aggregate, each metric by the aggregator the contract declares (sum for
+ * counts, max for event-loop delay).
  */
 export const clusterDesign: Design = {
   name: 'cluster',
@@ -29,8 +35,34 @@ export const clusterDesign: Design = {
     // uWS binds in each worker: with port 0 they would each get a different port, so the primary picks one first.
     const port = o.port === 0 && o.inner === 'uws' ? await freePort(o.host) : o.port;
     const options: ServeOptions = Object.freeze({ ...o, port });
-    const aggregator = new AggregatorRegistry();
     const primary = new Registry();
+    /*
+     * Only workers that said ready are asked for metrics, and one that dies mid-scrape is skipped: prom-client's
+     * clusterMetrics() asks every connected worker and fails the whole scrape when a restarting one stays silent.
+     */
+    const ready = new Set<Worker>();
+    const pending = new Map<number, { want: Set<Worker>; got: MetricJson[][]; done: () => void }>();
+    let nextId = 0;
+    const scrape = async (): Promise<string> => {
+      const id = nextId++;
+      const want = new Set(ready);
+      const got: MetricJson[][] = [await primary.getMetricsAsJSON()];
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        const done = (): void => { clearTimeout(timer); resolve(); };
+        pending.set(id, { want, got, done });
+        for (const w of want) w.send({ type: METRICS_REQUEST, id });
+        if (want.size === 0) done();
+      });
+      pending.delete(id);
+      return AggregatorRegistry.aggregate(got).metrics();
+    };
+    const answered = (w: Worker, id: number, metrics?: MetricJson[]): void => {
+      const p = pending.get(id);
+      if (!p || !p.want.delete(w)) return;
+      if (metrics) p.got.push(metrics);
+      if (p.want.size === 0) p.done();
+    };
     const restarts = counter(WORKER_RESTARTS, primary).labels({ design: o.design });
     restarts.inc(0);
     let closing = false;
@@ -39,10 +71,13 @@ export const clusterDesign: Design = {
     const spawnWorker = (): Promise<number> => new Promise((resolve, reject) => {
       const worker = cluster.fork({ [OPTIONS_ENV]: JSON.stringify(options) });
       worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'wslab:ready') resolve(m.port);
+        if (m.type === 'wslab:ready') { ready.add(worker); resolve(m.port); }
+        else if (m.type === 'wslab:metrics') answered(worker, m.id, m.metrics);
         else if (m.type === 'wslab:failed') reject(Object.assign(new Error(m.message), { code: m.code }));
       });
       worker.once('exit', (code, signal) => {
+        ready.delete(worker);
+        for (const id of pending.keys()) answered(worker, id);
         reject(new Error(`cluster worker exited (${signal ?? code}) before it was ready`));
         if (closing) return;
         restarts.inc();
@@ -62,8 +97,8 @@ export const clusterDesign: Design = {
     return {
       port: ports[0],
       version: `cluster of ${o.workers} × ${o.inner}`,
-      contentType: aggregator.contentType,
-      metrics: async () => `${await aggregator.clusterMetrics()}\n${await primary.metrics()}`,
+      contentType: primary.contentType,
+      metrics: scrape,
       async close() {
         closing = true;
         await stopWorkers();

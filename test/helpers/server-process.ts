@@ -52,11 +52,11 @@ export async function spawnServer(design: string, flags: string[] = []): Promise
   };
 }
 
-/** Polls `check` until it returns true or `ms` pass; returns the last result. */
+/** Polls `check` until it returns true or `ms` pass (a check that throws counts as not yet). */
 export async function eventually(check: () => Promise<boolean> | boolean, ms = 5000): Promise<boolean> {
   const until = Date.now() + ms;
   for (;;) {
-    if (await check()) return true;
+    if (await Promise.resolve().then(check).catch(() => false)) return true;
     if (Date.now() > until) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
