@@ -10,9 +10,9 @@ export function counter(s: MetricSpec, registry: Registry, collect?: Collect<Cou
 export function gauge(s: MetricSpec, registry: Registry, collect?: Collect<Gauge<string>>): Gauge<string> {
   return new Gauge({ name: s.name, help: s.help, labelNames: [...s.labelNames], registers: [registry], aggregator: s.aggregator, collect });
 }
-export function histogram(s: MetricSpec, registry: Registry): Histogram<string> {
+export function histogram(s: MetricSpec, registry: Registry | undefined): Histogram<string> {
   return new Histogram({
-    name: s.name, help: s.help, labelNames: [...s.labelNames], buckets: [...(s.buckets ?? [])], registers: [registry],
+    name: s.name, help: s.help, labelNames: [...s.labelNames], buckets: [...(s.buckets ?? [])], registers: registry ? [registry] : [],
     aggregator: s.aggregator,
   });
 }

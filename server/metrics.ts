@@ -6,7 +6,27 @@ import {
   MESSAGES_SENT, PROCESS_THREADS, SEND_DROPPED, type CloseReason, type Command,
 } from '../metrics/index.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
+import type { MetricSpec } from '../metrics/spec.js';
 import { readProcStatus } from '../metrics/proc-status.js';
+
+/** A histogram snapshot kept outside JS: cumulative `le` buckets over LATENCY_BUCKETS plus +Inf, sum in seconds. */
+export interface HistogramTotals { buckets: number[]; sum: number; count: number }
+
+/**
+ * Totals a design keeps outside JS (the native thread design's atomics). With these, every counter and histogram
+ * of the contract reads its value at scrape time instead of being incremented on the hot path.
+ */
+export interface NativeTotals {
+  accepted: number;
+  closed: Record<CloseReason, number>;
+  messagesReceived: number;
+  messagesSent: number;
+  bytesReceived: number;
+  bytesSent: number;
+  sendDropped: number;
+  handshake: HistogramTotals;
+  commands: Record<Command, HistogramTotals>;
+}
 
 /** What a design knows about its live connections; read at scrape time, never pushed. */
 export interface LiveCounts {
@@ -44,25 +64,43 @@ export class ServerMetrics {
   private readonly commandBy: Record<Command, Histogram.Internal<string>>;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
-  constructor(readonly design: string, live: LiveCounts) {
+  constructor(readonly design: string, live: LiveCounts, native?: () => NativeTotals) {
     const r = this.registry;
     const labels = { design };
     collectDefaultMetrics({ register: r });
     for (const name of O_N_DEFAULTS) r.removeSingleMetric(name);
     this.loopDelay.enable();
-    this.accepted = counter(CONNECTIONS_ACCEPTED, r).labels(labels);
-    const closed = counter(CONNECTIONS_CLOSED, r);
+    // A counter mirrored from native totals: set to the total at scrape time.
+    const mirrored = (pick: (t: NativeTotals) => number) => native && function (this: Counter<string>) {
+      this.reset();
+      this.inc(labels, pick(native()));
+    };
+    this.accepted = counter(CONNECTIONS_ACCEPTED, r, mirrored((t) => t.accepted)).labels(labels);
+    const closed = counter(CONNECTIONS_CLOSED, r, native && function () {
+      const t = native();
+      this.reset();
+      for (const reason of CLOSE_REASONS) this.inc({ design, reason }, t.closed[reason]);
+    });
     this.closedBy = Object.fromEntries(CLOSE_REASONS.map((reason) => [reason, closed.labels(design, reason)])) as Record<CloseReason, Child>;
     for (const c of Object.values(this.closedBy)) c.inc(0);
-    this.handshake = histogram(HANDSHAKE_DURATION, r).labels(labels);
-    this.messagesReceived = counter(MESSAGES_RECEIVED, r).labels(labels);
-    this.messagesSent = counter(MESSAGES_SENT, r).labels(labels);
-    this.bytesReceived = counter(BYTES_RECEIVED, r).labels(labels);
-    this.bytesSent = counter(BYTES_SENT, r).labels(labels);
-    this.sendDropped = counter(SEND_DROPPED, r).labels(labels);
-    const commands = histogram(COMMAND_DURATION, r);
+    this.messagesReceived = counter(MESSAGES_RECEIVED, r, mirrored((t) => t.messagesReceived)).labels(labels);
+    this.messagesSent = counter(MESSAGES_SENT, r, mirrored((t) => t.messagesSent)).labels(labels);
+    this.bytesReceived = counter(BYTES_RECEIVED, r, mirrored((t) => t.bytesReceived)).labels(labels);
+    this.bytesSent = counter(BYTES_SENT, r, mirrored((t) => t.bytesSent)).labels(labels);
+    this.sendDropped = counter(SEND_DROPPED, r, mirrored((t) => t.sendDropped)).labels(labels);
+    if (native) {
+      r.registerMetric(new MirroredHistogram(HANDSHAKE_DURATION, () => [[labels, native().handshake]]) as never);
+      r.registerMetric(new MirroredHistogram(COMMAND_DURATION, () => {
+        const t = native();
+        return COMMANDS.map((command) => [{ design, command }, t.commands[command]]);
+      }) as never);
+    }
+    // With native totals these JS histograms stay unregistered and unused.
+    const own = native ? undefined : r;
+    this.handshake = histogram(HANDSHAKE_DURATION, own).labels(labels);
+    const commands = histogram(COMMAND_DURATION, own);
     this.commandBy = Object.fromEntries(COMMANDS.map((c) => [c, commands.labels(design, c)])) as Record<Command, Histogram.Internal<string>>;
-    for (const c of COMMANDS) commands.zero({ design, command: c });
+    if (own) for (const c of COMMANDS) commands.zero({ design, command: c });
     gauge(CONNECTIONS_OPEN, r, function () { this.set(labels, live.open()); });
     gauge(BUFFERED_BYTES, r, function () { this.set(labels, live.bufferedBytes()); });
     const loop = this.loopDelay;
@@ -96,4 +134,34 @@ export class ServerMetrics {
   close(): void {
     this.loopDelay.disable();
   }
+}
+
+/**
+ * A contract histogram whose buckets live outside JS, rendered by prom-client's registry at scrape time (prom-client
+ * has no way to set a Histogram's buckets, and observing each native event from JS is what the design must avoid).
+ */
+class MirroredHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator: string;
+  constructor(private readonly spec: MetricSpec, private readonly read: () => [Record<string, string>, HistogramTotals][]) {
+    this.name = spec.name;
+    this.help = spec.help;
+    this.aggregator = spec.aggregator;
+  }
+
+  get() {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    const bounds = this.spec.buckets ?? [];
+    for (const [labels, h] of this.read()) {
+      bounds.forEach((le, i) => values.push({ labels: { le, ...labels }, value: h.buckets[i] ?? 0, metricName: `${this.name}_bucket` }));
+      values.push({ labels: { le: '+Inf', ...labels }, value: h.count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: h.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: h.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {}
 }

@@ -16,6 +16,8 @@ export interface DesignCase {
    * end the TCP connection without a close frame, and an unmasked client frame is ignored rather than refused.
    */
   readonly uwsFrames: boolean;
+  /** Connections the design serves at once: a pool serves --pool of them, the rest wait in its queue. */
+  readonly capacity: number;
 }
 
 const VARIANTS: Record<string, readonly (readonly string[])[]> = {
@@ -31,5 +33,6 @@ export const DESIGN_CASES: readonly DesignCase[] = [...DESIGNS.values()].flatMap
     model: d.model,
     handshakeTimeoutFlag: d.name !== 'uws' && !(d.name === 'cluster' && flags.includes('uws')),
     uwsFrames: d.name === 'uws' || (d.name === 'cluster' && flags.includes('uws')),
+    capacity: flags.includes('--pool') ? Number(flags[flags.indexOf('--pool') + 1]) : Infinity,
   })),
 );
