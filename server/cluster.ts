@@ -51,7 +51,7 @@ export const clusterDesign: Design = {
         const timer = setTimeout(resolve, 2000);
         const done = (): void => { clearTimeout(timer); resolve(); };
         pending.set(id, { want, got, done });
-        for (const w of want) w.send({ type: METRICS_REQUEST, id });
+        for (const w of want) w.send({ type: METRICS_REQUEST, id }, undefined, (err) => { if (err) answered(w, id); });
         if (want.size === 0) done();
       });
       pending.delete(id);
@@ -70,6 +70,8 @@ export const clusterDesign: Design = {
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], silent: false });
     const spawnWorker = (): Promise<number> => new Promise((resolve, reject) => {
       const worker = cluster.fork({ [OPTIONS_ENV]: JSON.stringify(options) });
+      // A message to a worker that is dying fails with EPIPE; its 'exit' handles the death, so the error is moot.
+      worker.on('error', () => undefined);
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'wslab:ready') { ready.add(worker); resolve(m.port); }
         else if (m.type === 'wslab:metrics') answered(worker, m.id, m.metrics);

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { sumOf } from '../../metrics/exposition.js';
 import { processTree } from '../../metrics/proc-status.js';
-import { eventually, spawnServer } from '../helpers/server-process.js';
+import { eventually, spawnServer } from '../../lab/processes.js';
 
 describe('cluster', () => {
   for (const inner of ['uws', 'ws']) {
@@ -27,7 +27,8 @@ describe('cluster', () => {
         for (const c of clients) c.close();
         assert.match(server.stderr(), /worker \d+ died \(SIGKILL\); restarting it/);
       } finally {
-        assert.equal(await server.stop(), 0);
+        const code = await server.stop();
+        assert.equal(code, 0, server.stderr());
       }
     });
   }
