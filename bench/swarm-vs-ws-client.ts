@@ -123,17 +123,21 @@ async function measure(kind: string): Promise<Record<string, unknown>> {
   const held = await serverOpen(metrics);
   const rss = treeRss(pid);
   const cpu = treeCpu(pid) - cpu0;
-  // Servers first: their FIN makes every client the passive closer, so no client leaves TIME_WAIT on the shared
-  // source addresses to slow the next client's connects. (The swarm then reports the loss and exits 2: expected.)
+  // No client may leave TIME_WAIT on the shared source addresses (it slows the next client's connects): the swarm
+  // ends its sockets with RSTs on SIGINT; for the others the servers go first, so the clients close passively.
   const exited = once(client.child, 'exit');
-  for (const s of servers) s.child.kill('SIGKILL');
-  await new Promise((r) => setTimeout(r, 1000));
-  client.child.kill(kind === 'swarm' ? 'SIGINT' : 'SIGTERM');
+  if (kind === 'swarm') client.child.kill('SIGINT');
+  else {
+    for (const s of servers) s.child.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    client.child.kill('SIGTERM');
+  }
   await exited;
+  for (const s of servers) s.child.kill('SIGKILL');
   let self: unknown;
   if (kind === 'swarm') {
-    const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as { connectRatePerSec: number; client: { bytesPerConnection: number; workers: number } };
-    self = { connectRatePerSec: s.connectRatePerSec, bytesPerConnection: s.client.bytesPerConnection, workers: s.client.workers };
+    const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as { heldAtEnd: number; connectRatePerSec: number; client: { bytesPerConnection: number; workers: number } };
+    self = { heldAtEnd: s.heldAtEnd, serversCountedSame: s.heldAtEnd === held, connectRatePerSec: s.connectRatePerSec, bytesPerConnection: s.client.bytesPerConnection, workers: s.client.workers };
   } else {
     self = client.lines.find((l) => l.event === 'held');
   }
@@ -146,12 +150,13 @@ async function measure(kind: string): Promise<Record<string, unknown>> {
   };
 }
 
+const loadBefore = loadavg()[0];
 const results: Record<string, Record<string, unknown>> = {};
 for (const kind of a.clients!.split(',')) results[kind] = await measure(kind);
 const ratio = (x: unknown, y: unknown): number | null => (typeof x === 'number' && typeof y === 'number' && y > 0 ? Math.round((x / y) * 100) / 100 : null);
 const sw = results.swarm;
 process.stdout.write(`${JSON.stringify({
-  bench: 'swarm-vs-ws-client', connections: N, servers: Number(a.servers), sourceIps: a['source-ips'], loadavgBefore: loadavg()[0],
+  bench: 'swarm-vs-ws-client', connections: N, servers: Number(a.servers), sourceIps: a['source-ips'], loadavgBefore: loadBefore, loadavgAfter: loadavg()[0],
   node: process.version, results,
   ratios: sw ? Object.fromEntries(Object.keys(results).filter((k) => k !== 'swarm').map((k) => [k, {
     bytesPerConnection: ratio(results[k].bytesPerConnection, sw.bytesPerConnection),

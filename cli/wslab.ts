@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
 import { serveCommand } from './serve.js';
+import { swarmCommand } from './swarm.js';
 
 const debug = process.argv.includes('--debug');
 
@@ -22,6 +23,7 @@ try {
     .scriptName('wslab')
     .usage('$0 <command> [options]\n\nA WebSocket long-connection stress lab: single-loop vs thread-per-connection designs, measured.')
     .command(serveCommand)
+    .command(swarmCommand)
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces of unexpected errors' })
     .demandCommand(1, 'wslab: name a command (see wslab --help)')
     .strict()

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { WSLAB } from '../helpers/server-process.js';
+import { WSLAB } from '../../lab/processes.js';
 
 const run = (...args: string[]) => spawnSync(process.execPath, [WSLAB, ...args], { encoding: 'utf8', timeout: 15_000 });
 

@@ -1,0 +1,183 @@
+import { statSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import type { Argv } from 'yargs';
+import {
+  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type SwarmCommand, type SwarmOptions, type SwarmTarget,
+} from '../client/options.js';
+import { parseThreshold } from '../client/thresholds.js';
+import { LIMITS } from '../server/protocol.js';
+import { UsageError } from './errors.js';
+import { parseDuration, parseInteger } from './units.js';
+
+type Raw = Record<string, unknown>;
+
+const LOOPBACK_RULE = 'the swarm only loads loopback targets (127.0.0.0/8, ::1, localhost); pass --allow-remote-target to load a machine you own';
+const MAX_SOURCES = 65_536;
+
+/** `ws://host:port/path` → a target with an IP address; loopback only unless `allowRemote`. */
+export async function parseTarget(text: string, allowRemote: boolean): Promise<SwarmTarget> {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--url: "${text}" is not a URL (use e.g. ws://127.0.0.1:8080/)`);
+  }
+  if (url.protocol === 'wss:') throw new UsageError(`--url: "${text}": wss:// is not supported (the swarm speaks plain ws://)`);
+  if (url.protocol !== 'ws:') throw new UsageError(`--url: "${text}" must be a ws:// URL`);
+  if (url.username || url.password) throw new UsageError(`--url: "${text}": credentials in the URL are not supported`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  let ip = host === 'localhost' ? '127.0.0.1' : host;
+  const loopback = (isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1';
+  if (!loopback) {
+    if (!allowRemote) throw new UsageError(`--url: "${text}" is not a loopback target: ${LOOPBACK_RULE}`);
+    if (isIP(ip) === 0) {
+      try {
+        ip = (await lookup(host)).address;
+      } catch (err) {
+        throw new UsageError(`--url: "${text}": cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+  }
+  return Object.freeze({
+    url: text, ip, family: isIP(ip) === 6 ? 6 : 4, port: url.port ? Number(url.port) : 80,
+    path: `${url.pathname || '/'}${url.search}`, host: url.host,
+  });
+}
+
+const ipv4ToInt = (ip: string): number => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+const intToIpv4 = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+
+/** `127.0.0.2-127.0.0.60`, `127.0.0.2,127.0.0.3`, or a mix → the list of addresses. */
+export function parseSourceIps(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const dash = part.indexOf('-');
+    if (dash < 0) {
+      if (isIP(part) === 0) throw new UsageError(`--source-ips: "${part}" is not an IP address (use e.g. 127.0.0.2-127.0.0.60 or a comma list)`);
+      out.push(part);
+      continue;
+    }
+    const [a, b] = [part.slice(0, dash).trim(), part.slice(dash + 1).trim()];
+    if (isIP(a) !== 4 || isIP(b) !== 4) throw new UsageError(`--source-ips: "${part}" is not an IPv4 range (use e.g. 127.0.0.2-127.0.0.60)`);
+    const [lo, hi] = [ipv4ToInt(a), ipv4ToInt(b)];
+    if (hi < lo) throw new UsageError(`--source-ips: "${part}" ends before it starts`);
+    if (hi - lo + 1 + out.length > MAX_SOURCES) throw new UsageError(`--source-ips: more than ${MAX_SOURCES} addresses`);
+    for (let n = lo; n <= hi; n++) out.push(intToIpv4(n));
+  }
+  if (out.length === 0) throw new UsageError('--source-ips: no address given');
+  return [...new Set(out)];
+}
+
+const COMMAND_LIMITS: Record<SwarmCommand['verb'], number> = {
+  echo: 1024 * 1024, wait: LIMITS.waitMs, block: LIMITS.blockMs, cpu: LIMITS.cpuUnits, fill: LIMITS.fillBytes,
+};
+
+/** `echo 32` (echo a 32-byte payload), `wait 50`, `cpu 1000`, `block 10`, `fill 100`. */
+export function parseCommand(text: string): SwarmCommand {
+  const m = /^(echo|wait|cpu|block|fill)\s+(\d{1,9})$/.exec(text.trim());
+  if (!m) throw new UsageError(`--command: "${text}" is not "<verb> <n>" with verb echo|wait|cpu|block|fill (e.g. 'echo 32', 'wait 50')`);
+  const verb = m[1] as SwarmCommand['verb'];
+  const arg = Number(m[2]);
+  if (arg > COMMAND_LIMITS[verb]) throw new UsageError(`--command: "${text}": ${verb} takes 0 to ${COMMAND_LIMITS[verb]}`);
+  return Object.freeze({ verb, arg, wire: verb === 'echo' ? ` echo ${'x'.repeat(arg)}` : ` ${verb} ${arg}` });
+}
+
+const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
+const given = (a: Raw, flag: string): boolean => a[flag] !== undefined;
+
+/** Checks every swarm flag once and returns the frozen options the coordinator receives. */
+export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
+  const urls = list(a.url);
+  if (urls.length === 0) throw new UsageError('--url: give at least one ws:// URL (repeat --url to spread connections over servers)');
+  const allowRemote = a['allow-remote-target'] === true;
+  const targets = await Promise.all(urls.map((u) => parseTarget(u, allowRemote)));
+
+  const connections = parseInteger('connections', a.connections ?? D.connections, 1, 10_000_000);
+  const profileName = String(a.profile ?? D.profile);
+  if (!PROFILES.includes(profileName as ProfileName)) throw new UsageError(`--profile: "${profileName}" is not one of ${PROFILES.join(', ')}`);
+  const profile = profileName as ProfileName;
+  if (given(a, 'command') && profile !== 'chatty') throw new UsageError(`--command applies to --profile chatty only (this run is --profile ${profile})`);
+  if (given(a, 'interval') && profile === 'idle') throw new UsageError('--interval applies to --profile ping or chatty (idle connections send nothing)');
+  const intervalMs = parseDuration('interval', a.interval ?? D.interval);
+  if (intervalMs < 1) throw new UsageError('--interval: must be at least 1ms');
+  const holdMs = parseDuration('hold', a.hold ?? D.hold);
+  if (holdMs > 7 * 24 * 3_600_000) throw new UsageError('--hold: at most 7 days');
+  const handshakeTimeoutMs = parseDuration('handshake-timeout', a['handshake-timeout'] ?? D.handshakeTimeout);
+  if (handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
+
+  const workers = given(a, 'workers') ? parseInteger('workers', a.workers, 1, 256) : Math.ceil(connections / SOCKETS_PER_WORKER);
+  if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
+
+  const sourceIps = given(a, 'source-ips') ? parseSourceIps(String(a['source-ips'])) : [];
+  for (const src of sourceIps) {
+    const t = targets.find((x) => x.family !== isIP(src));
+    if (t) throw new UsageError(`--source-ips: ${src} is IPv${isIP(src)} but --url ${t.url} is IPv${t.family}: use addresses of the target's family`);
+  }
+
+  let summaryFile: string | undefined;
+  if (given(a, 'summary')) {
+    summaryFile = resolve(String(a.summary));
+    let dirOk = false;
+    try { dirOk = statSync(dirname(summaryFile)).isDirectory(); } catch { /* reported below */ }
+    if (!dirOk) throw new UsageError(`--summary: the directory of "${String(a.summary)}" does not exist`);
+  }
+
+  const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
+  if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new UsageError(`--metrics-host: "${metricsHost}" is not an IP address`);
+  if (given(a, 'metrics-host') && !given(a, 'metrics-port')) throw new UsageError('--metrics-host needs --metrics-port (the endpoint is off without it)');
+
+  return Object.freeze({
+    targets: Object.freeze(targets),
+    connections,
+    rate: parseInteger('rate', a.rate ?? D.rate, 0, 10_000_000),
+    maxPending: parseInteger('max-pending', a['max-pending'] ?? D.maxPending, 1, 1_000_000),
+    holdMs,
+    profile,
+    intervalMs,
+    command: parseCommand(String(a.command ?? D.command)),
+    workers,
+    sourceIps: Object.freeze(sourceIps),
+    summaryFile,
+    thresholds: Object.freeze(list(a.threshold).map(parseThreshold)),
+    metricsPort: given(a, 'metrics-port') ? parseInteger('metrics-port', a['metrics-port'], 0, 65535) : undefined,
+    metricsHost,
+    handshakeTimeoutMs,
+    closeTimeoutMs: D.closeTimeoutMs,
+  });
+}
+
+/*
+ * Flags carry no yargs defaults: the defaults live in SWARM_DEFAULTS and swarmOptions applies them, so it can tell
+ * a flag the user gave (and that conflicts with another) from one they did not.
+ */
+export const swarmCommand = {
+  command: 'swarm',
+  describe: 'Open, hold and close many WebSocket connections against wslab servers, measured (exit 0 ok, 1 usage, 2 run failed, 99 threshold failed, 130 interrupted)',
+  builder: (y: Argv) => y
+    .option('url', { type: 'string', array: true, describe: 'ws:// URL of a server (repeat to spread connections round-robin); loopback only' })
+    .option('connections', { type: 'string', describe: `connections to open and hold (default ${D.connections})` })
+    .option('rate', { type: 'string', describe: `new connections per second, whole swarm; 0 = only --max-pending limits (default ${D.rate})` })
+    .option('max-pending', { type: 'string', describe: `connection attempts (TCP + upgrade) in flight, whole swarm (default ${D.maxPending})` })
+    .option('hold', { type: 'string', describe: `how long to hold once every attempt settled, e.g. 30s, 2m (default ${D.hold})` })
+    .option('profile', { type: 'string', describe: `idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval) (default ${D.profile})` })
+    .option('interval', { type: 'string', describe: `ping/chatty: per-connection send interval (default ${D.interval})` })
+    .option('command', { type: 'string', describe: `chatty: protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default '${D.command}')` })
+    .option('workers', { type: 'string', describe: `worker processes (default: ceil(connections / ${SOCKETS_PER_WORKER}))` })
+    .option('source-ips', { type: 'string', describe: 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)' })
+    .option('summary', { type: 'string', describe: 'write the JSON summary (docs/swarm-summary.md) to this file' })
+    .option('threshold', { type: 'string', array: true, describe: "pass/fail check on the summary, e.g. 'heldAtEnd>=100000', 'rtt.p99<5ms', 'failed==0' (repeatable; a failure exits 99)" })
+    .option('metrics-port', { type: 'string', describe: "the swarm's own /metrics port; 0 = any free port (default: no endpoint)" })
+    .option('metrics-host', { type: 'string', describe: `address of the swarm's /metrics (default ${D.metricsHost})` })
+    .option('handshake-timeout', { type: 'string', describe: `time a connection has for TCP connect + upgrade (default ${D.handshakeTimeout})` })
+    .option('allow-remote-target', { type: 'boolean', describe: 'allow a --url that is not loopback (only for machines you own)' })
+    .example('$0 swarm --url ws://127.0.0.1:8080/ --connections 20000 --rate 15000 --hold 30s --source-ips 127.0.0.2-127.0.0.9', 'hold 20,000 idle connections for 30 s')
+    .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend'),
+  handler: async (a: Raw) => {
+    const o = await swarmOptions(a);
+    // loaded only to run: `wslab serve` and a rejected flag do not pay for the swarm's modules
+    const { runSwarm } = await import('../client/coordinator.js');
+    process.exit(await runSwarm(o));
+  },
+};

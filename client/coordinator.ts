@@ -1,0 +1,474 @@
+/**
+ * The swarm's parent process: forks `--workers K` worker processes (client/worker.ts), gives each a deterministic
+ * slice (connections first..first+count, every K-th source address, targets round-robin by global connection
+ * index), times the phases for all of them (ramp → hold → close), aggregates their counts, merges their HDR
+ * histograms (encoded, then added: percentiles of a merge, never an average of percentiles) and produces the
+ * summary, the exit code and the /metrics endpoint.
+ *
+ * Every wait here is bounded: workers must be ready within 15 s, the ramp ends by construction (one attempt per
+ * connection, each bounded by --handshake-timeout), the hold by --hold, the close by --close timeout + 10 s, after
+ * which a silent worker is killed and its last periodic figures are used.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
+import { SWARM_CAUSES, type SwarmCause } from '../metrics/swarm.js';
+import type { MetricsEndpoint, WorkerMetrics } from './metrics.js';
+import { SOCKETS_PER_WORKER, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName } from './options.js';
+import { latencyHistogram } from './profiles.js';
+import { LiveView, latencyMs, summaryTable, writeSummary, type Live, type Summary } from './recorder.js';
+import { describeVerdict, evaluate } from './thresholds.js';
+
+/* ---- the IPC messages between coordinator and workers ---- */
+
+export interface WorkerInit {
+  t: 'init';
+  index: number;
+  firstIndex: number;
+  count: number;
+  rate: number;
+  maxPending: number;
+  sources: readonly string[];
+  targets: readonly SwarmTarget[];
+  profile: ProfileName;
+  intervalMs: number;
+  command: SwarmCommand;
+  handshakeTimeoutMs: number;
+  closeTimeoutMs: number;
+  metrics: boolean;
+}
+export type ToWorker = WorkerInit | { t: 'start' } | { t: 'close'; graceful: boolean } | { t: 'metrics'; id: number };
+
+/** A worker's figures, sent every 500 ms and once more, final, after its close phase. */
+export interface WorkerStats {
+  attempted: number;
+  opened: number;
+  open: number;
+  connecting: number;
+  closing: number;
+  peakOpen: number;
+  closeTimeouts: number;
+  /** By index of SWARM_CAUSES. */
+  failed: number[];
+  lost: number[];
+  lostFirstAt: number;
+  lostLastAt: number;
+  /** By index of options.targets. */
+  openByTarget: number[];
+  lostByTarget: number[];
+  abruptByTarget: number[];
+  firstAttemptAt: number;
+  lastOpenedAt: number;
+  rampEndedAt: number;
+  sent: number;
+  received: number;
+  replyErrors: number;
+  pingsSent: number;
+  pongsReceived: number;
+  rttCount: number;
+  rttP99Us: number;
+  rssBytes: number;
+  cpuSeconds: number;
+  load: { delayMs: number; cpu: number; maxDelayMs: number; maxCpu: number; saturatedRamp: number; saturatedHold: number };
+}
+export interface WorkerFinal {
+  t: 'final';
+  s: WorkerStats;
+  /** Taken when the close order arrived, before anything closed. */
+  heldAtEnd: number;
+  rssAtEndBytes: number;
+  openByTargetAtEnd: number[];
+  connectHdr: string;
+  rttHdr: string;
+}
+export type FromWorker =
+  | { t: 'ready'; baselineRssBytes: number }
+  | { t: 'stats'; s: WorkerStats }
+  | { t: 'ramped' }
+  | { t: 'failure'; cause: SwarmCause; detail: string }
+  | WorkerFinal
+  | { t: 'metrics'; id: number; data: WorkerMetrics };
+
+/** Exit codes of `wslab swarm` (also in docs/swarm-summary.md). */
+export const EXIT = Object.freeze({ ok: 0, usage: 1, runFailed: 2, thresholds: 99, interrupted: 130 });
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+/*
+ * V8 flags for workers: a 1 MiB semi-space keeps the young generation small. The ramp allocates a few short-lived
+ * objects per connection (requests, write wraps, header strings) and a larger nursery only shows up as RSS: measured
+ * here at 20,000 idle connections, ≈1.1 KB per held connection with the flag against ≈1.8 KB without.
+ */
+const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+const READY_TIMEOUT_MS = 15_000;
+/** Per ephemeral-port range of one source address (32768–60999). */
+const PORTS_PER_SOURCE = 28_232;
+
+const FIXES: Partial<Record<SwarmCause, string>> = {
+  EMFILE: 'a worker ran out of file descriptors (20,000 per process here): add --workers (each holds at most ~19,000 sockets)',
+  EADDRNOTAVAIL: 'out of local ports or addresses (28,232 ephemeral ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60',
+};
+
+const epochMs = (): number => performance.timeOrigin + performance.now();
+
+class WorkerProcess {
+  readonly child: ChildProcess;
+  baselineRssBytes = 0;
+  stats: WorkerStats | undefined;
+  ramped = false;
+  final: WorkerFinal | undefined;
+  exited = false;
+  readonly ready: Promise<void>;
+  finalReceived!: () => void;
+  readonly finalOrExit: Promise<void>;
+
+  constructor(readonly init: WorkerInit, onMessage: (w: WorkerProcess, m: FromWorker) => void, onExit: (w: WorkerProcess, code: number | null, signal: string | null) => void) {
+    this.child = fork(WORKER, [], { execArgv: WORKER_EXEC_ARGV, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    this.ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
+    this.ready.catch(() => {}); // observed by runSwarm; a later exit must not surface as an unhandled rejection
+    this.finalOrExit = new Promise((res) => { this.finalReceived = res; });
+    const timer = setTimeout(() => readyReject(new Error(`swarm worker ${init.index} did not start within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+    this.child.on('message', (m: FromWorker) => {
+      if (m.t === 'ready') {
+        clearTimeout(timer);
+        this.baselineRssBytes = m.baselineRssBytes;
+        readyResolve();
+      } else if (m.t === 'final') {
+        this.final = m;
+        this.stats = m.s;
+        this.finalReceived();
+      }
+      onMessage(this, m);
+    });
+    this.child.on('exit', (code, signal) => {
+      this.exited = true;
+      clearTimeout(timer);
+      readyReject(new Error(`swarm worker ${init.index} exited during start (code ${code}, signal ${signal})`));
+      this.finalReceived();
+      onExit(this, code, signal);
+    });
+    this.child.on('error', () => {}); // a send to a dead worker: the exit handler reports it
+    this.child.send(init);
+  }
+
+  send(m: ToWorker): void {
+    if (!this.exited && this.child.connected) this.child.send(m);
+  }
+}
+
+/** Splits N connections over K workers: counts differ by at most one; sources dealt round-robin when there are enough. */
+export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
+  const k = o.workers;
+  let first = 0;
+  return Array.from({ length: k }, (_, i) => {
+    const count = Math.floor(o.connections / k) + (i < o.connections % k ? 1 : 0);
+    const s = {
+      index: i, firstIndex: first, count,
+      rate: o.rate / k, maxPending: Math.max(1, Math.ceil(o.maxPending / k)),
+      sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, j) => j % k === i) : o.sourceIps,
+      targets: o.targets, profile: o.profile, intervalMs: o.intervalMs, command: o.command,
+      handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
+    };
+    first += count;
+    return s;
+  });
+}
+
+export interface SwarmIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WriteStream;
+}
+
+/** Runs the whole swarm and resolves with its exit code ({@link EXIT}); never throws after the workers started. */
+export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const warnings: string[] = [];
+  const view = new LiveView(io.stderr, o.connections);
+  const warn = (w: string): void => {
+    if (warnings.includes(w)) return;
+    warnings.push(w);
+    view.log(`wslab swarm: ${w}`);
+  };
+  const perWorker = Math.ceil(o.connections / o.workers);
+  if (perWorker > SOCKETS_PER_WORKER) {
+    warn(`${perWorker} connections per worker exceed the ~${SOCKETS_PER_WORKER} sockets one process may hold here: expect EMFILE (add --workers)`);
+  }
+  if (o.sourceIps.length > 0 && o.connections / o.sourceIps.length > PORTS_PER_SOURCE) {
+    warn(`${Math.ceil(o.connections / o.sourceIps.length)} connections per source address exceed its ${PORTS_PER_SOURCE} ephemeral ports: expect EADDRNOTAVAIL (add --source-ips)`);
+  }
+
+  const seenFailure = new Set<SwarmCause>();
+  let sampledPeak = 0;
+  let crashed = false;
+  let endReason: string | undefined;
+  let endRun!: (why: string) => void;
+  const ended = new Promise<string>((resolve) => { endRun = (why) => { if (endReason === undefined) { endReason = why; resolve(why); } }; });
+  let rampedAt = 0;
+  let holdTimer: NodeJS.Timeout | undefined;
+  const metricRequests = new Map<number, (d: WorkerMetrics) => void>();
+  let nextMetricId = 0;
+
+  const latest = (w: WorkerProcess): WorkerStats | undefined => w.final?.s ?? w.stats;
+  const sum = (f: (s: WorkerStats) => number): number => workers.reduce((a, w) => a + (latest(w) ? f(latest(w)!) : 0), 0);
+
+  const onMessage = (w: WorkerProcess, m: FromWorker): void => {
+    switch (m.t) {
+      case 'stats': {
+        w.stats = m.s;
+        sampledPeak = Math.max(sampledPeak, sum((s) => s.open));
+        if (rampedAt > 0 && endReason === undefined && workers.every((x) => x.stats && x.stats.rampEndedAt > 0) && sum((s) => s.open) === 0) {
+          endRun('nothing left open');
+        }
+        break;
+      }
+      case 'ramped':
+        w.ramped = true;
+        if (workers.every((x) => x.ramped || x.exited) && rampedAt === 0) {
+          rampedAt = epochMs();
+          holdTimer = setTimeout(() => endRun('held'), o.holdMs);
+        }
+        break;
+      case 'failure':
+        if (seenFailure.has(m.cause)) break;
+        seenFailure.add(m.cause);
+        warn(`first ${m.cause}: ${m.detail}${FIXES[m.cause] ? ` — ${FIXES[m.cause]}` : ''}`);
+        break;
+      case 'metrics':
+        metricRequests.get(m.id)?.(m.data);
+        break;
+    }
+  };
+  const onExit = (w: WorkerProcess, code: number | null, signal: string | null): void => {
+    if (w.final) return;
+    crashed = true;
+    warn(`worker ${w.init.index} exited (code ${code}, signal ${signal}) before reporting; its last figures (≤ 0.5 s old) are used`);
+    endRun('a worker died');
+  };
+
+  const workers = slices(o).map((s) => new WorkerProcess({ t: 'init', ...s, metrics: o.metricsPort !== undefined }, onMessage, onExit));
+  try {
+    await Promise.all(workers.map((w) => w.ready));
+  } catch (err) {
+    for (const w of workers) w.child.kill('SIGKILL');
+    view.stop();
+    io.stderr.write(`wslab swarm: ${(err as Error).message}\n`);
+    return EXIT.runFailed;
+  }
+  const coordinatorBaseline = process.memoryUsage.rss();
+  const coordinatorCpu = process.cpuUsage();
+
+  let endpoint: MetricsEndpoint | undefined;
+  if (o.metricsPort !== undefined) {
+    const gather = (): Promise<WorkerMetrics[]> => Promise.all(workers.filter((w) => !w.exited && !w.final).map((w) => new Promise<WorkerMetrics>((resolve) => {
+      const id = nextMetricId++;
+      const timer = setTimeout(() => { metricRequests.delete(id); resolve([]); }, 2000);
+      metricRequests.set(id, (d) => { clearTimeout(timer); metricRequests.delete(id); resolve(d); });
+      w.send({ t: 'metrics', id });
+    })));
+    try {
+      const { serveSwarmMetrics } = await import('./metrics.js'); // prom-client only when asked for
+      endpoint = await serveSwarmMetrics(o.metricsHost, o.metricsPort, gather);
+    } catch (err) {
+      for (const w of workers) w.child.kill('SIGKILL');
+      view.stop();
+      io.stderr.write(`wslab swarm: ${(err as Error).message}\n`);
+      return EXIT.runFailed;
+    }
+  }
+  io.stdout.write(`${JSON.stringify({ event: 'started', pid: process.pid, workers: o.workers, target: o.connections, metrics: endpoint?.url ?? null })}\n`);
+
+  let interrupted = false;
+  const onSignal = (signal: string): void => {
+    if (interrupted) {
+      io.stderr.write(`wslab swarm: second ${signal}, exiting without a summary\n`);
+      for (const w of workers) w.child.kill('SIGKILL');
+      process.exit(EXIT.interrupted);
+    }
+    interrupted = true;
+    view.log(`wslab swarm: ${signal}: dropping every connection and writing what was measured`);
+    endRun(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startedAt = epochMs();
+  for (const w of workers) w.send({ t: 'start' });
+
+  // Live view: 4 times a second; the open rate over the last second.
+  const history: [number, number][] = [];
+  const live = (): Live => {
+    const now = epochMs();
+    const opened = sum((s) => s.opened);
+    history.push([now, opened]);
+    while (history.length > 2 && now - history[0][0] > 1000) history.shift();
+    const [t0, o0] = history[0];
+    const saturated = workers.map((w) => [w.init.index, latest(w)?.load] as const)
+      .filter(([, l]) => l && (l.delayMs > 100 || l.cpu >= 0.9))
+      .map(([i, l]) => `worker ${i} loop p99 ${Math.round(l!.delayMs)} ms, CPU ${Math.round(l!.cpu * 100)}%`).join('; ');
+    const p99 = Math.max(0, ...workers.map((w) => latest(w)?.rttP99Us ?? 0));
+    return {
+      elapsedSec: (now - startedAt) / 1000, phase: endReason !== undefined ? 'closing' : rampedAt > 0 ? 'hold' : 'ramp',
+      open: sum((s) => s.open), connecting: sum((s) => s.connecting), target: o.connections,
+      ratePerSec: now > t0 ? (opened - o0) * 1000 / (now - t0) : 0,
+      errors: sum((s) => s.failed.reduce((a, b) => a + b, 0) + s.lost.reduce((a, b) => a + b, 0)),
+      rttP99Ms: sum((s) => s.rttCount) > 0 ? p99 / 1000 : null, saturated: saturated || null,
+    };
+  };
+  const viewTimer = setInterval(() => view.update(live()), 250);
+
+  await ended;
+  clearTimeout(holdTimer);
+  const graceful = !interrupted;
+  const coordinatorRssAtEnd = process.memoryUsage.rss();
+  for (const w of workers) w.send({ t: 'close', graceful });
+  const closeBudget = graceful ? o.closeTimeoutMs + 10_000 : 3000;
+  let closeTimer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(workers.map((w) => w.finalOrExit)),
+    new Promise((r) => { closeTimer = setTimeout(r, closeBudget); }),
+  ]);
+  clearTimeout(closeTimer);
+  for (const w of workers) {
+    if (w.final || w.exited) continue;
+    warn(`worker ${w.init.index} did not report within ${closeBudget / 1000} s of the close order: killed; its last figures are used`);
+    crashed = true;
+    w.child.kill('SIGKILL');
+  }
+  const endedAt = epochMs();
+  clearInterval(viewTimer);
+  view.update(live());
+  view.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await endpoint?.close();
+
+  const cpu = process.cpuUsage(coordinatorCpu);
+  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, baseline: w.baselineRssBytes })), {
+    startedAt, endedAt, sampledPeak, interrupted, warnings,
+    coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
+  });
+  io.stderr.write(summaryTable(summary));
+  if (o.summaryFile !== undefined) {
+    try {
+      writeSummary(o.summaryFile, summary);
+    } catch (err) {
+      io.stderr.write(`wslab swarm: cannot write the summary to ${o.summaryFile}: ${(err as Error).message}\n`);
+      crashed = true;
+    }
+  }
+  const verdicts = evaluate(o.thresholds, summary);
+  for (const v of verdicts) io.stderr.write(`wslab swarm: threshold ${v.ok ? 'passed' : 'FAILED'}: ${describeVerdict(v)}\n`);
+
+  if (interrupted) return EXIT.interrupted;
+  const failures = [
+    crashed ? 'a worker failed' : '',
+    summary.opened === 0 ? 'no connection opened' : '',
+    summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
+  ].filter(Boolean);
+  if (failures.length > 0) {
+    io.stderr.write(`wslab swarm: run failed: ${failures.join('; ')} (exit ${EXIT.runFailed})\n`);
+    return EXIT.runFailed;
+  }
+  const failed = verdicts.filter((v) => !v.ok);
+  if (failed.length > 0) {
+    io.stderr.write(`wslab swarm: ${failed.length} threshold${failed.length === 1 ? '' : 's'} failed: ${failed.map(describeVerdict).join('; ')} (exit ${EXIT.thresholds})\n`);
+    return EXIT.thresholds;
+  }
+  return EXIT.ok;
+}
+
+interface RunFacts {
+  startedAt: number;
+  endedAt: number;
+  sampledPeak: number;
+  interrupted: boolean;
+  warnings: string[];
+  coordinator: { baselineRssBytes: number; rssAtEndBytes: number; cpuSeconds: number };
+}
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+const causes = (values: number[]): Record<SwarmCause, number> =>
+  Object.fromEntries(SWARM_CAUSES.map((c, i) => [c, values[i] ?? 0])) as Record<SwarmCause, number>;
+const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
+
+/** The summary of docs/swarm-summary.md from every worker's last figures. */
+export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined; final: WorkerFinal | undefined; baseline: number }[], run: RunFacts): Summary {
+  const zeroC = SWARM_CAUSES.map(() => 0);
+  const zeroT = o.targets.map(() => 0);
+  const stats = ws.map((w) => w.stats).filter((s): s is WorkerStats => s !== undefined);
+  const total = (f: (s: WorkerStats) => number): number => stats.reduce((a, s) => a + f(s), 0);
+  const failed = stats.reduce((a, s) => add(a, s.failed), zeroC);
+  const lost = stats.reduce((a, s) => add(a, s.lost), zeroC);
+  const lostByTarget = stats.reduce((a, s) => add(a, s.lostByTarget), zeroT);
+  const abruptByTarget = stats.reduce((a, s) => add(a, s.abruptByTarget), zeroT);
+  const openAtEnd = ws.reduce((a, w) => add(a, w.final?.openByTargetAtEnd ?? w.stats?.openByTarget ?? zeroT), zeroT);
+  const heldAtEnd = ws.reduce((a, w) => a + (w.final?.heldAtEnd ?? w.stats?.open ?? 0), 0);
+  const connect = latencyHistogram();
+  const rtt = latencyHistogram();
+  for (const w of ws) {
+    if (!w.final) continue;
+    connect.add(hdr.decodeFromCompressedBase64(w.final.connectHdr));
+    rtt.add(hdr.decodeFromCompressedBase64(w.final.rttHdr));
+  }
+  const nonzero = (xs: number[]): number[] => xs.filter((x) => x > 0);
+  const firstAttempt = Math.min(...nonzero(stats.map((s) => s.firstAttemptAt)), Infinity);
+  const lastOpened = Math.max(...nonzero(stats.map((s) => s.lastOpenedAt)), 0);
+  const opened = total((s) => s.opened);
+  const lostFirst = Math.min(...nonzero(stats.map((s) => s.lostFirstAt)), Infinity);
+  const lostLast = Math.max(...nonzero(stats.map((s) => s.lostLastAt)), 0);
+  const since = (t: number): number | null => (Number.isFinite(t) && t > 0 ? round3((t - run.startedAt) / 1000) : null);
+  const byUrl: Record<string, number> = {};
+  o.targets.forEach((t, i) => { byUrl[t.url] = (byUrl[t.url] ?? 0) + lostByTarget[i]; });
+
+  const warnings = [...run.warnings];
+  // A target that lost every connection it held: died (no close frames) or closed them all (close frames).
+  const emptied = (i: number): boolean => lostByTarget[i] > 0 && openAtEnd[i] === 0;
+  const deadUrls = [...new Set(o.targets.filter((_, i) => emptied(i) && abruptByTarget[i] * 2 >= lostByTarget[i]).map((t) => t.url))];
+  const closedUrls = [...new Set(o.targets.filter((_, i) => emptied(i) && abruptByTarget[i] * 2 < lostByTarget[i]).map((t) => t.url))];
+  for (const url of deadUrls) warnings.push(`every connection held to ${url} was lost (${byUrl[url]}), most without a close frame: the server died`);
+  for (const url of closedUrls) warnings.push(`the server at ${url} closed every connection held to it (${byUrl[url]}) with close frames`);
+  const lostTotal = lost.reduce((a, b) => a + b, 0);
+  if (lostTotal > 0) warnings.push(`${lostTotal} connection${lostTotal === 1 ? '' : 's'} lost after opening, first at ${since(lostFirst)} s, last at ${since(lostLast)} s`);
+  const closeTimeouts = total((s) => s.closeTimeouts);
+  if (closeTimeouts > 0) warnings.push(`${closeTimeouts} close handshake${closeTimeouts === 1 ? '' : 's'} did not finish within ${o.closeTimeoutMs} ms (socket dropped)`);
+  ws.forEach((w, i) => {
+    const l = w.stats?.load;
+    if (!l) return;
+    const how = `event-loop p99 delay up to ${Math.round(l.maxDelayMs)} ms, CPU up to ${Math.round(l.maxCpu * 100)}% of a core`;
+    if (l.saturatedRamp > 0) warnings.push(`client is the bottleneck: worker ${i} was saturated for ${l.saturatedRamp} s of the ramp (${how}): the open rate measures the client; add --workers or lower --rate`);
+    if (l.saturatedHold > 0) warnings.push(`client is the bottleneck: worker ${i} was saturated for ${l.saturatedHold} s of the hold (${how}): round trips include the client's own delay; add --workers or lower the load`);
+  });
+
+  const rssWorkers = ws.reduce((a, w) => a + (w.final?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
+  const rssBytes = rssWorkers + run.coordinator.rssAtEndBytes;
+  const baselineRssBytes = ws.reduce((a, w) => a + w.baseline, 0) + run.coordinator.baselineRssBytes;
+  const rampSec = (lastOpened - firstAttempt) / 1000;
+  return {
+    target: o.connections,
+    opened,
+    failed: { ...causes(failed), total: failed.reduce((a, b) => a + b, 0) },
+    lost: { total: lostTotal, byCause: causes(lost), byUrl, firstAtSec: since(lostFirst), lastAtSec: since(lostLast) },
+    peakOpen: Math.max(run.sampledPeak, heldAtEnd, ...stats.map((s) => s.peakOpen)),
+    heldAtEnd,
+    connectRatePerSec: opened > 0 && rampSec > 0 ? Math.round(opened / rampSec) : null,
+    connectLatencyMs: latencyMs(connect),
+    rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    messages: {
+      sent: total((s) => s.sent), received: total((s) => s.received), errors: total((s) => s.replyErrors),
+      pingsSent: total((s) => s.pingsSent), pongsReceived: total((s) => s.pongsReceived),
+    },
+    client: {
+      rssBytes, baselineRssBytes,
+      bytesPerConnection: heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / heldAtEnd) : null,
+      cpuSeconds: round3(total((s) => s.cpuSeconds) + run.coordinator.cpuSeconds),
+      workers: ws.length,
+      maxEventLoopDelayMs: Math.round(Math.max(0, ...stats.map((s) => s.load.maxDelayMs)) * 10) / 10,
+      maxCpuPercent: Math.round(Math.max(0, ...stats.map((s) => s.load.maxCpu)) * 100),
+    },
+    durationSec: round3((run.endedAt - run.startedAt) / 1000),
+    warnings,
+    interrupted: run.interrupted,
+    serverDied: deadUrls.length > 0,
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * The swarm's own /metrics (`--metrics-port`; off unless given, 0 = any free port, loopback by default), with the
+ * `wslab_swarm_*` series of metrics/swarm.ts. Each worker keeps a prom-client registry; the coordinator asks every
+ * worker for it on a scrape and combines them with prom-client's AggregatorRegistry, each metric by the aggregator
+ * its spec names (sum for counts, max for event-loop delay), as the cluster server design does.
+ */
+import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { AggregatorRegistry, Registry, type Histogram, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import {
+  SWARM_CAUSES, SWARM_CONNECTING, SWARM_CONNECT_DURATION, SWARM_ERRORS, SWARM_EVENT_LOOP_DELAY, SWARM_MESSAGES_RECEIVED,
+  SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
+} from '../metrics/swarm.js';
+import { counter, gauge, histogram } from '../metrics/prom.js';
+import { listen, closeHttp } from '../server/listen.js';
+import type { PoolCounts } from './pool.js';
+import type { Traffic } from './profiles.js';
+
+export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * One worker's series. Gauges and counters read the pool's plain counts at scrape time (a counter adds what happened
+ * since the previous scrape); only the two histograms are fed as events happen.
+ */
+export class SwarmMetrics {
+  readonly registry = new Registry();
+  private readonly connectSeconds: Histogram.Internal<string>;
+  private readonly rttSeconds: Histogram.Internal<string>;
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
+
+  constructor(counts: PoolCounts, traffic: Traffic, target: number) {
+    const r = this.registry;
+    this.loopDelay.enable();
+    gauge(SWARM_OPEN, r, function () { this.set(counts.open); });
+    gauge(SWARM_CONNECTING, r, function () { this.set(counts.connecting); });
+    gauge(SWARM_TARGET, r, function () { this.set(target); });
+    const reported = new Float64Array(SWARM_CAUSES.length);
+    counter(SWARM_ERRORS, r, function () {
+      SWARM_CAUSES.forEach((cause, i) => {
+        const total = counts.failed[i] + counts.lost[i];
+        this.inc({ cause }, total - reported[i]);
+        reported[i] = total;
+      });
+    });
+    const seen = { sent: 0, received: 0 };
+    counter(SWARM_MESSAGES_SENT, r, function () { this.inc(traffic.sent - seen.sent); seen.sent = traffic.sent; });
+    counter(SWARM_MESSAGES_RECEIVED, r, function () { this.inc(traffic.received - seen.received); seen.received = traffic.received; });
+    this.connectSeconds = histogram(SWARM_CONNECT_DURATION, r).labels();
+    this.rttSeconds = histogram(SWARM_RTT, r).labels();
+    const loop = this.loopDelay;
+    gauge(SWARM_EVENT_LOOP_DELAY, r, function () {
+      this.set({ quantile: '0.5' }, loop.percentile(50) / 1e9);
+      this.set({ quantile: '0.99' }, loop.percentile(99) / 1e9);
+      this.set({ quantile: '1' }, loop.count ? loop.max / 1e9 : 0);
+      loop.reset();
+    });
+  }
+
+  connect(seconds: number): void { this.connectSeconds.observe(seconds); }
+  rtt(seconds: number): void { this.rttSeconds.observe(seconds); }
+  json(): Promise<WorkerMetrics> { return this.registry.getMetricsAsJSON() as Promise<WorkerMetrics>; }
+  close(): void { this.loopDelay.disable(); }
+}
+
+export interface MetricsEndpoint {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serves GET /metrics on host:port, rendering what `gather` collects from the workers, aggregated. */
+export async function serveSwarmMetrics(host: string, port: number, gather: () => Promise<WorkerMetrics[]>): Promise<MetricsEndpoint> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('wslab swarm: try GET /metrics\n');
+      return;
+    }
+    const aggregated = gather().then((all) => AggregatorRegistry.aggregate(all));
+    aggregated.then(async (r) => [await r.metrics(), r.contentType]).then(
+      ([body, type]) => res.writeHead(200, { 'content-type': type }).end(body),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`wslab swarm: metrics failed: ${err.message}\n`),
+    );
+  });
+  let bound: number;
+  try {
+    bound = await listen(server, host, port);
+  } catch (err) {
+    throw Object.assign(new Error(`cannot serve swarm metrics on ${host}:${port}: ${(err as Error).message} (use --metrics-port 0 for any free port)`),
+      { code: (err as NodeJS.ErrnoException).code });
+  }
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/metrics`,
+    close: () => closeHttp(server, () => server.closeAllConnections()),
+  };
+}

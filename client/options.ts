@@ -1,0 +1,84 @@
+/**
+ * `wslab swarm` options: defaults in one frozen object, checked once at the CLI edge (cli/swarm.ts) and passed inward
+ * as a frozen {@link SwarmOptions}. Inner modules (coordinator, workers) never read argv or env.
+ */
+import type { Threshold } from './thresholds.js';
+
+export type ProfileName = 'idle' | 'ping' | 'chatty';
+export const PROFILES: readonly ProfileName[] = Object.freeze(['idle', 'ping', 'chatty']);
+
+/** One `--url`, resolved to an IP address so that a worker connects without DNS. */
+export interface SwarmTarget {
+  /** The URL as given (for reports). */
+  readonly url: string;
+  readonly ip: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  /** Path and query of the upgrade request. */
+  readonly path: string;
+  /** `Host:` header value. */
+  readonly host: string;
+}
+
+/** A `--command` of docs/protocol.md, checked at the edge: `echo 32` = echo a 32-byte payload. */
+export interface SwarmCommand {
+  readonly verb: 'echo' | 'wait' | 'cpu' | 'block' | 'fill';
+  readonly arg: number;
+  /** What follows the request id on the wire, e.g. ` echo xxxx…` or ` wait 50`. */
+  readonly wire: string;
+}
+
+export interface SwarmOptions {
+  /** Servers, round-robin by connection index. Required. */
+  readonly targets: readonly SwarmTarget[];
+  /** Connections to open and hold. Default 1000. */
+  readonly connections: number;
+  /** New connections per second over the whole swarm (token bucket); 0 = as fast as `maxPending` allows. Default 20,000. */
+  readonly rate: number;
+  /**
+   * Connection attempts in flight (TCP connect + upgrade) over the whole swarm. Default 300: measured here, 100 to
+   * 1000 in flight open equally fast (≈17–18k/s against two uws servers); more only queues in the servers' backlogs
+   * and inflates connect latency (p50 ≈3.5 ms at 100, ≈10 ms at 300, ≈34 ms at 1000).
+   */
+  readonly maxPending: number;
+  /** How long to hold the connections once every attempt has settled, ms. Default 30 s. */
+  readonly holdMs: number;
+  /** What each held connection does. Default `idle`. */
+  readonly profile: ProfileName;
+  /** ping: a ping per connection every interval; chatty: a command per connection every interval, ms. Default 1 s. */
+  readonly intervalMs: number;
+  /** chatty: the command sent. Default `echo 32`. */
+  readonly command: SwarmCommand;
+  /** Worker processes. Default: ceil(connections / 19,000), the most sockets one process may hold here. */
+  readonly workers: number;
+  /** Local addresses connections bind to before connecting (rotated); empty = let the kernel choose. Default empty. */
+  readonly sourceIps: readonly string[];
+  /** Where the JSON summary goes (docs/swarm-summary.md); undefined = nowhere. */
+  readonly summaryFile: string | undefined;
+  /** Pass/fail expressions over the summary; one failing = exit 99. */
+  readonly thresholds: readonly Threshold[];
+  /** Port of the swarm's own /metrics; undefined = no endpoint, 0 = any free port. Default undefined. */
+  readonly metricsPort: number | undefined;
+  /** Address of the swarm's /metrics. Default `127.0.0.1`. */
+  readonly metricsHost: string;
+  /** Time a connection has for TCP connect + HTTP upgrade, ms. Default 10 s. */
+  readonly handshakeTimeoutMs: number;
+  /** Time a close handshake may take before the socket is dropped, ms. Default 2 s. */
+  readonly closeTimeoutMs: number;
+}
+
+/** The most sockets one worker process is given: the per-process open-files cap here is 20,000 (../shared/MACHINE.md). */
+export const SOCKETS_PER_WORKER = 19_000;
+
+export const SWARM_DEFAULTS = Object.freeze({
+  connections: 1000,
+  rate: 20_000,
+  maxPending: 300,
+  hold: '30s',
+  profile: 'idle' as ProfileName,
+  interval: '1s',
+  command: 'echo 32',
+  metricsHost: '127.0.0.1',
+  handshakeTimeout: '10s',
+  closeTimeoutMs: 2000,
+});

@@ -1,0 +1,146 @@
+/**
+ * What the swarm tells its user: a live view while it runs (a cli-progress bar on a TTY, a plain status line every
+ * ~2 s otherwise, both on stderr), a summary table on stderr at the end, and the JSON summary of
+ * docs/swarm-summary.md for `--summary FILE`.
+ */
+import { writeFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import type { Histogram } from 'hdr-histogram-js';
+import type { SwarmCause } from '../metrics/swarm.js';
+
+export interface LatencyMs {
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  p999: number | null;
+  max: number | null;
+}
+
+/** The JSON summary; field by field in docs/swarm-summary.md. Top-level keys are stable for scripts. */
+export interface Summary {
+  target: number;
+  opened: number;
+  failed: Record<SwarmCause, number> & { total: number };
+  lost: { total: number; byCause: Record<SwarmCause, number>; byUrl: Record<string, number>; firstAtSec: number | null; lastAtSec: number | null };
+  peakOpen: number;
+  heldAtEnd: number;
+  connectRatePerSec: number | null;
+  connectLatencyMs: LatencyMs;
+  rttMs: LatencyMs & { count: number };
+  messages: { sent: number; received: number; errors: number; pingsSent: number; pongsReceived: number };
+  client: {
+    rssBytes: number;
+    baselineRssBytes: number;
+    bytesPerConnection: number | null;
+    cpuSeconds: number;
+    workers: number;
+    maxEventLoopDelayMs: number;
+    maxCpuPercent: number;
+  };
+  durationSec: number;
+  warnings: string[];
+  interrupted: boolean;
+  serverDied: boolean;
+}
+
+const ms = (us: number): number => Math.round(us) / 1000;
+
+/** Percentiles of a microsecond histogram, in ms; nulls when nothing was recorded. */
+export function latencyMs(h: Histogram): LatencyMs {
+  if (h.totalCount === 0) return { p50: null, p90: null, p99: null, p999: null, max: null };
+  return {
+    p50: ms(h.getValueAtPercentile(50)), p90: ms(h.getValueAtPercentile(90)), p99: ms(h.getValueAtPercentile(99)),
+    p999: ms(h.getValueAtPercentile(99.9)), max: ms(h.maxValue),
+  };
+}
+
+/** A snapshot for the live view. */
+export interface Live {
+  elapsedSec: number;
+  phase: 'ramp' | 'hold' | 'closing';
+  open: number;
+  connecting: number;
+  target: number;
+  ratePerSec: number;
+  errors: number;
+  rttP99Ms: number | null;
+  /** Set when a worker's event loop or CPU says the client is the bottleneck. */
+  saturated: string | null;
+}
+
+export class LiveView {
+  private readonly bars: cliProgress.MultiBar | undefined;
+  private readonly bar: cliProgress.SingleBar | undefined;
+  private lastLine = Date.now(); // the first line after lineEveryMs, once workers have reported
+
+  constructor(private readonly out: NodeJS.WriteStream, target: number, private readonly lineEveryMs = 2000) {
+    if (!out.isTTY) return;
+    this.bars = new cliProgress.MultiBar({
+      stream: out,
+      format: 'wslab swarm {phase} [{bar}] {value}/{total} open | {rate}/s | connecting {connecting} | errors {errors} | rtt p99 {rtt}{note}',
+      hideCursor: true, clearOnComplete: false, stopOnComplete: false, barsize: 20, fps: 5, forceRedraw: true,
+    }, cliProgress.Presets.shades_classic);
+    this.bar = this.bars.create(target, 0, { phase: 'ramp', rate: 0, connecting: 0, errors: 0, rtt: '-', note: '' });
+  }
+
+  update(s: Live): void {
+    const rtt = s.rttP99Ms === null ? '-' : `${s.rttP99Ms.toFixed(1)}ms`;
+    if (this.bar) {
+      this.bar.update(s.open, {
+        phase: s.phase, rate: Math.round(s.ratePerSec), connecting: s.connecting, errors: s.errors, rtt,
+        note: s.saturated ? ` | CLIENT IS THE BOTTLENECK: ${s.saturated}` : '',
+      });
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastLine < this.lineEveryMs) return;
+    this.lastLine = now;
+    this.out.write(`wslab swarm: ${s.elapsedSec.toFixed(1)}s ${s.phase} open ${s.open}/${s.target} (${Math.round(s.ratePerSec)}/s) ` +
+      `connecting ${s.connecting} errors ${s.errors} rtt p99 ${rtt}${s.saturated ? ` [client is the bottleneck: ${s.saturated}]` : ''}\n`);
+  }
+
+  /** A line above the bar (or just a line). */
+  log(line: string): void {
+    if (this.bars) this.bars.log(`${line}\n`);
+    else this.out.write(`${line}\n`);
+  }
+
+  stop(): void {
+    this.bars?.stop();
+  }
+}
+
+const fmt = (v: number | null, unit = ''): string => (v === null ? '-' : `${Math.round(v * 100) / 100}${unit}`);
+const lat = (l: LatencyMs): string =>
+  l.p50 === null ? 'none' : `p50 ${fmt(l.p50)}  p90 ${fmt(l.p90)}  p99 ${fmt(l.p99)}  p99.9 ${fmt(l.p999)}  max ${fmt(l.max)} ms`;
+const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+
+/** The end-of-run table, on stderr. */
+export function summaryTable(s: Summary): string {
+  const failed = Object.entries(s.failed).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+  const lost = Object.entries(s.lost.byCause).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+  const rows: [string, string][] = [
+    ['target', String(s.target)],
+    ['opened', `${s.opened}${s.connectRatePerSec === null ? '' : ` (${Math.round(s.connectRatePerSec)}/s over the ramp)`}`],
+    ['failed', `${s.failed.total}${failed ? ` (${failed})` : ''}`],
+    ['lost', `${s.lost.total}${lost ? ` (${lost}; first at ${fmt(s.lost.firstAtSec, 's')}, last at ${fmt(s.lost.lastAtSec, 's')})` : ''}`],
+    ['peak open', String(s.peakOpen)],
+    ['held at end', String(s.heldAtEnd)],
+    ['connect latency', lat(s.connectLatencyMs)],
+    ['round trip', s.rttMs.count === 0 ? 'none' : `${lat(s.rttMs)} (${s.rttMs.count})`],
+    ['messages', `sent ${s.messages.sent}, received ${s.messages.received}, error replies ${s.messages.errors}, pings ${s.messages.pingsSent}, pongs ${s.messages.pongsReceived}`],
+    ['client', `${mb(s.client.rssBytes)} RSS (${mb(s.client.baselineRssBytes)} before connecting; ` +
+      `${s.client.bytesPerConnection === null ? '-' : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
+      `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
+    ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = ['wslab swarm summary', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
+  for (const w of s.warnings) lines.push(`  warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes the JSON summary (pretty, one trailing newline). */
+export function writeSummary(file: string, s: Summary): void {
+  writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`);
+}

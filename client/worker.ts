@@ -1,0 +1,160 @@
+/**
+ * A swarm worker process (forked by client/coordinator.ts): one pool of at most ~19,000 connections, one profile,
+ * one ramp. It speaks to the coordinator over the IPC channel only (messages in coordinator.ts) and never decides
+ * when the run ends: SIGINT reaches it from the terminal too, and is ignored here so that the coordinator can
+ * collect every worker's figures before anything closes.
+ */
+import { openSync, readSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import * as hdr from 'hdr-histogram-js';
+import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './coordinator.js';
+import type { SwarmMetrics } from './metrics.js';
+import { Pool } from './pool.js';
+import { createProfile, latencyHistogram, type Profile } from './profiles.js';
+import { Ramp, closeAll } from './scheduler.js';
+
+/** A sample says "the client is the bottleneck" above these (MACHINE.md: 2 vCPU shared with the servers). */
+const SATURATED_DELAY_MS = 100;
+const SATURATED_CPU = 0.9;
+const STATS_EVERY_MS = 500;
+const SAMPLE_EVERY_MS = 1000;
+
+const send = (m: FromWorker, then?: () => void): void => { process.send!(m, undefined, undefined, then); };
+/*
+ * RSS through a file descriptor opened once: process.memoryUsage() opens /proc/self/stat on every call, which fails
+ * with EMFILE exactly when a worker has used up its descriptors — the moment its figures matter most.
+ */
+const STATUS_FD = openSync('/proc/self/status', 'r');
+const STATUS = Buffer.alloc(4096);
+function rss(): number {
+  const text = STATUS.toString('latin1', 0, readSync(STATUS_FD, STATUS, 0, STATUS.length, 0));
+  const at = text.indexOf('VmRSS:');
+  return at < 0 ? 0 : Number.parseInt(text.slice(at + 6, text.indexOf('\n', at)), 10) * 1024;
+}
+
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+process.on('disconnect', () => process.exit(3)); // the coordinator is gone: nothing to report to
+
+let run: WorkerRun | undefined;
+process.on('message', (m: ToWorker) => {
+  if (m.t === 'init') {
+    // prom-client and http load only when /metrics is on: a worker without them starts lighter.
+    const metrics = m.metrics ? import('./metrics.js').then((mod) => mod.SwarmMetrics) : Promise.resolve(undefined);
+    void metrics.then((Metrics) => {
+      const baseline = rss(); // code loaded, no per-connection array allocated yet
+      run = new WorkerRun(m, Metrics);
+      send({ t: 'ready', baselineRssBytes: baseline });
+    });
+  } else if (m.t === 'start') run?.start();
+  else if (m.t === 'close') void run?.close(m.graceful);
+  else if (m.t === 'metrics') {
+    if (run?.metrics) run.metrics.json().then((data) => send({ t: 'metrics', id: m.id, data }), () => send({ t: 'metrics', id: m.id, data: [] }));
+    else send({ t: 'metrics', id: m.id, data: [] });
+  }
+});
+
+class WorkerRun {
+  readonly pool: Pool;
+  readonly profile: Profile;
+  readonly ramp: Ramp;
+  readonly metrics: SwarmMetrics | undefined;
+  private readonly connect = latencyHistogram();
+  private readonly loop = monitorEventLoopDelay({ resolution: 10 });
+  private statsTimer: NodeJS.Timeout | undefined;
+  private sampleTimer: NodeJS.Timeout | undefined;
+  private cpuAt = process.cpuUsage();
+  private sampledAt = performance.now();
+  private readonly load = { delayMs: 0, cpu: 0, maxDelayMs: 0, maxCpu: 0, saturatedRamp: 0, saturatedHold: 0 };
+  private closing = false;
+
+  constructor(private readonly o: WorkerInit, Metrics: typeof SwarmMetrics | undefined) {
+    let metrics: SwarmMetrics | undefined;
+    let profile: Profile | undefined;
+    this.pool = new Pool({
+      capacity: o.count, firstIndex: o.firstIndex, targets: o.targets, sources: o.sources,
+      handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
+    }, {
+      opened: (slot, connectMs) => {
+        this.connect.recordValue(Math.max(1, Math.round(connectMs * 1000)));
+        metrics?.connect(connectMs / 1000);
+        profile!.opened(slot);
+      },
+      settled: () => this.ramp.settled(),
+      message: (slot, op, data, s, e) => profile!.message(slot, op, data, s, e),
+      pong: (slot, data, s, e) => profile!.pong(slot, data, s, e),
+      firstFailure: (cause, detail) => send({ t: 'failure', cause, detail }),
+    });
+    profile = this.profile = createProfile(o, this.pool, o.count, (sec) => metrics?.rtt(sec));
+    metrics = this.metrics = Metrics ? new Metrics(this.pool.counts, this.profile.traffic, o.count) : undefined;
+    this.ramp = new Ramp(o.count, o.rate, o.maxPending, (slot) => this.pool.open(slot), () => {
+      send({ t: 'ramped' });
+    });
+  }
+
+  start(): void {
+    this.loop.enable();
+    this.cpuAt = process.cpuUsage();
+    this.sampledAt = performance.now();
+    this.statsTimer = setInterval(() => send({ t: 'stats', s: this.stats() }), STATS_EVERY_MS);
+    this.sampleTimer = setInterval(() => this.sample(), SAMPLE_EVERY_MS);
+    this.ramp.start();
+  }
+
+  /** The end of the hold: note what is held, then close gracefully (1000) or drop everything (SIGINT). */
+  async close(graceful: boolean): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.sampleTimer); // saturation is judged over ramp and hold, not over the close
+    const c = this.pool.counts;
+    const atEnd = { heldAtEnd: c.open, rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget) };
+    this.ramp.stop();
+    this.profile.stop();
+    if (graceful) await closeAll(this.pool, this.o.closeTimeoutMs);
+    else this.pool.destroyAll();
+    clearInterval(this.statsTimer);
+    this.loop.disable();
+    this.metrics?.close();
+    send({
+      t: 'final', s: this.stats(), ...atEnd,
+      connectHdr: hdr.encodeIntoCompressedBase64(this.connect),
+      rttHdr: hdr.encodeIntoCompressedBase64(this.profile.traffic.rtt),
+    }, () => process.exit(0));
+  }
+
+  /** One self-saturation sample: event-loop delay p99 and CPU share of one core over the last second. */
+  private sample(): void {
+    const now = performance.now();
+    const cpu = process.cpuUsage(this.cpuAt);
+    const l = this.load;
+    l.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.sampledAt);
+    l.delayMs = this.loop.count > 0 ? this.loop.percentile(99) / 1e6 : 0;
+    this.loop.reset();
+    this.cpuAt = process.cpuUsage();
+    l.maxDelayMs = Math.max(l.maxDelayMs, l.delayMs);
+    l.maxCpu = Math.max(l.maxCpu, l.cpu);
+    if (l.delayMs > SATURATED_DELAY_MS || l.cpu >= SATURATED_CPU) {
+      // a sample that saw any of the ramp belongs to the ramp
+      const rampEnd = this.ramp.endedAt === 0 ? Infinity : this.ramp.endedAt - performance.timeOrigin;
+      if (rampEnd > this.sampledAt) l.saturatedRamp++;
+      else l.saturatedHold++;
+    }
+    this.sampledAt = now;
+  }
+
+  private stats(): WorkerStats {
+    const c = this.pool.counts;
+    const t = this.profile.traffic;
+    const cpu = process.cpuUsage();
+    return {
+      attempted: c.attempted, opened: c.opened, open: c.open, connecting: c.connecting, closing: c.closing,
+      peakOpen: c.peakOpen, closeTimeouts: c.closeTimeouts,
+      failed: Array.from(c.failed), lost: Array.from(c.lost), lostFirstAt: c.lostFirstAt, lostLastAt: c.lostLastAt,
+      openByTarget: Array.from(c.openByTarget), lostByTarget: Array.from(c.lostByTarget), abruptByTarget: Array.from(c.abruptByTarget),
+      firstAttemptAt: c.firstAttemptAt, lastOpenedAt: c.lastOpenedAt, rampEndedAt: this.ramp.endedAt,
+      sent: t.sent, received: t.received, replyErrors: t.replyErrors, pingsSent: t.pingsSent, pongsReceived: t.pongsReceived,
+      rttCount: t.rtt.totalCount, rttP99Us: t.rtt.totalCount > 0 ? t.rtt.getValueAtPercentile(99) : 0,
+      rssBytes: rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, load: { ...this.load },
+    };
+  }
+}
