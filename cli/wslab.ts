@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
+import { labCommand } from './lab.js';
 import { serveCommand } from './serve.js';
 import { swarmCommand } from './swarm.js';
 
@@ -24,6 +25,7 @@ try {
     .usage('$0 <command> [options]\n\nA WebSocket long-connection stress lab: single-loop vs thread-per-connection designs, measured.')
     .command(serveCommand)
     .command(swarmCommand)
+    .command(labCommand)
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces of unexpected errors' })
     .demandCommand(1, 'wslab: name a command (see wslab --help)')
     .strict()

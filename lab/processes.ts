@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parseExposition, type Sample } from '../../metrics/exposition.js';
+import { parseExposition, type Sample } from '../metrics/exposition.js';
 
 /** The built CLI, as a user runs it. */
-export const WSLAB = fileURLToPath(new URL('../../cli/wslab.js', import.meta.url));
+export const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -17,6 +18,11 @@ export interface ServerProcess {
   /** SIGTERM, then the exit code (SIGKILL after 10 s so a test never hangs). */
   stop(): Promise<number | null>;
 }
+
+/**
+ * Child processes of the lab (and the tests): a server started through the real CLI, reporting through its
+ * ready line and /metrics, exactly as a user would run it.
+ */
 
 /** Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits for its ready line. */
 export async function spawnServer(design: string, flags: string[] = []): Promise<ServerProcess> {
@@ -60,4 +66,56 @@ export async function eventually(check: () => Promise<boolean> | boolean, ms = 5
     if (Date.now() > until) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface SwarmRun {
+  readonly child: ChildProcess;
+  /** The swarm's own /metrics URL (it is started with --metrics-port 0). */
+  readonly metricsUrl: string | null;
+  /** Resolves with the exit code and the parsed --summary file once the swarm has exited. */
+  readonly done: Promise<{ code: number | null; summary: SwarmSummary | null; stderr: string }>;
+}
+
+/** The parts of docs/swarm-summary.md the lab reads. */
+export interface SwarmSummary {
+  target: number;
+  opened: number;
+  failed: Record<string, number> & { total: number };
+  peakOpen: number;
+  heldAtEnd: number;
+  connectRatePerSec: number | null;
+  connectLatencyMs: Percentiles;
+  rttMs: Percentiles & { count: number };
+  messages: { sent: number; received: number; errors: number };
+  client: { rssBytes: number; bytesPerConnection: number | null; cpuSeconds: number; workers: number };
+  durationSec: number;
+  warnings: string[];
+}
+export interface Percentiles { p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null }
+
+/** Spawns `wslab swarm <args> --summary <tmp> --metrics-port 0` and waits for its start line. */
+export async function startSwarm(args: string[], summaryFile: string): Promise<SwarmRun> {
+  const child = spawn(process.execPath, [WSLAB, 'swarm', ...args, '--summary', summaryFile, '--metrics-port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const exited = once(child, 'exit');
+  const done = exited.then(async ([code]) => {
+    let summary: SwarmSummary | null = null;
+    try { summary = JSON.parse(await readFile(summaryFile, 'utf8')) as SwarmSummary; } catch { /* no summary: reported by the caller */ }
+    return { code: code as number | null, summary, stderr: err };
+  });
+  let out = '';
+  const started = await Promise.race([
+    new Promise<Record<string, unknown>>((resolve) => {
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        const nl = out.indexOf('\n');
+        if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)));
+      });
+    }),
+    exited.then(() => ({}) as Record<string, unknown>),
+  ]);
+  return { child, metricsUrl: typeof started.metrics === 'string' ? started.metrics : null, done };
 }

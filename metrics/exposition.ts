@@ -36,17 +36,27 @@ export function sumOf(samples: readonly Sample[], name: string, match: Record<st
   return sum;
 }
 
-/** Estimates a quantile from cumulative `<name>_bucket` samples, as Prometheus' histogram_quantile does. */
-export function histogramQuantile(samples: readonly Sample[], name: string, q: number, match: Record<string, string> = {}): number {
+/** Cumulative `<name>_bucket` counts by upper bound (summed over matching series), sorted by bound. */
+export function histogramBuckets(samples: readonly Sample[], name: string, match: Record<string, string> = {}): [number, number][] {
   const byLe = new Map<number, number>();
   for (const s of samples) {
     if (s.name !== `${name}_bucket` || !Object.entries(match).every(([k, v]) => s.labels[k] === v)) continue;
     const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
     byLe.set(le, (byLe.get(le) ?? 0) + s.value);
   }
-  const buckets = [...byLe].sort((a, b) => a[0] - b[0]);
+  return [...byLe].sort((a, b) => a[0] - b[0]);
+}
+
+/** The increase of each cumulative bucket between two scrapes (what Prometheus' rate() feeds histogram_quantile). */
+export function bucketDelta(now: [number, number][], before: [number, number][]): [number, number][] {
+  const prev = new Map(before);
+  return now.map(([le, c]) => [le, c - (prev.get(le) ?? 0)]);
+}
+
+/** Estimates a quantile from cumulative buckets by linear interpolation, as Prometheus' histogram_quantile does. */
+export function bucketQuantile(buckets: readonly [number, number][], q: number): number {
   const total = buckets.at(-1)?.[1] ?? 0;
-  if (total === 0) return NaN;
+  if (total <= 0) return NaN;
   const rank = q * total;
   let prevLe = 0;
   let prevCount = 0;
@@ -60,3 +70,6 @@ export function histogramQuantile(samples: readonly Sample[], name: string, q: n
   }
   return prevLe;
 }
+
+export const histogramQuantile = (samples: readonly Sample[], name: string, q: number, match: Record<string, string> = {}): number =>
+  bucketQuantile(histogramBuckets(samples, name, match), q);

@@ -32,11 +32,12 @@ export interface ThreadsStartOptions {
   /** No byte from the client for half of this: ping; for all of it: close 1001 `idle timeout`. 0 = never. */
   idleTimeoutMs: number;
   /**
-   * Send budget per connection, bytes: the socket's kernel send queue is sized to hold about this much (SO_SNDBUF is
-   * set to half of it; Linux doubles it). A write that then cannot make progress for the send timeout — half of
-   * idleTimeoutMs within 100 ms..5 s, or 5 s when idleTimeoutMs is 0 — ends the connection as `backpressure` and
-   * counts the reply in `sendDropped`: with a 1008 `backpressure` close frame when the stall is between frames, by
-   * ending the TCP connection when it is mid-frame (no close frame could be parsed there). 0 = kernel default buffer.
+   * Send budget per connection, bytes, set as the socket's TCP_NOTSENT_LOWAT: the thread blocks while about this
+   * much is queued and not yet sent (a small SO_SNDBUF was measured to cap bytes in flight too: an 8 MiB reply took
+   * 4 s on loopback). A write that then cannot make progress for the send timeout — half of idleTimeoutMs within
+   * 100 ms..2 s, or 2 s when idleTimeoutMs is 0 — ends the connection as `backpressure` and counts the reply in
+   * `sendDropped`: with a 1008 `backpressure` close frame when the stall is between frames, by ending the TCP
+   * connection when it is mid-frame (no close frame could be parsed there). 0 = kernel default.
    */
   maxBackpressure: number;
   /**

@@ -1,0 +1,62 @@
+import cliProgress from 'cli-progress';
+import type { Argv } from 'yargs';
+import { CLAIM_IDS } from '../lab/results.js';
+import { runLab, type LabOptions, type Progress } from '../lab/run.js';
+import { summaryLines } from '../lab/report.js';
+import { SCENARIOS } from '../lab/scenarios/index.js';
+import { DESIGNS } from '../server/registry.js';
+import { UsageError } from './errors.js';
+
+const SCALES = ['quick', 'default', 'full'] as const;
+
+const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean);
+
+/** Checks the lab flags once; unknown names are errors that list what is known. */
+export function labOptions(a: Record<string, unknown>): LabOptions {
+  const designs = list(a.designs);
+  for (const d of designs) if (!DESIGNS.has(d)) throw new UsageError(`--designs: unknown design "${d}" (known: ${[...DESIGNS.keys()].join(', ')})`);
+  const scenarios = list(a.scenarios);
+  for (const s of scenarios) if (!SCENARIOS.has(s)) throw new UsageError(`--scenarios: unknown scenario "${s}" (known: ${[...SCENARIOS.keys()].join(', ')})`);
+  const scale = String(a.scale ?? 'default');
+  if (!(SCALES as readonly string[]).includes(scale)) throw new UsageError(`--scale: "${scale}" is not one of ${SCALES.join(', ')}`);
+  return Object.freeze({
+    designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
+  });
+}
+
+/** A bar over the whole plan on a TTY; a line per step otherwise. Both on stderr, so stdout stays the summary. */
+function progressView(): Progress {
+  if (!process.stderr.isTTY) {
+    let total = 0;
+    return {
+      start: (n, sec) => { total = n; process.stderr.write(`wslab lab: ${n} runs, about ${Math.round(sec)} s\n`); },
+      step: (i, label, sec) => process.stderr.write(`wslab lab: [${Math.min(i + 1, total)}/${total}] ${label}${sec ? ` (≈${Math.round(sec)} s left)` : ''}\n`),
+      stop: () => undefined,
+    };
+  }
+  const bar = new cliProgress.SingleBar({ format: 'wslab lab [{bar}] {value}/{total} {label} ETA {left}s', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  return {
+    start: (n, sec) => bar.start(n, 0, { label: '', left: Math.round(sec) }),
+    step: (i, label, sec) => bar.update(i, { label, left: Math.round(sec) }),
+    stop: () => bar.stop(),
+  };
+}
+
+export const labCommand = {
+  command: 'lab',
+  describe: 'Run every design through the seed scenarios and write a report with verdicts (npm start)',
+  builder: (y: Argv) => y
+    .option('designs', { type: 'string', array: true, describe: `designs to include, comma-separated (default: all: ${[...DESIGNS.keys()].join(', ')})` })
+    .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: all: ${[...SCENARIOS.keys()].join(', ')})` })
+    .option('scale', { type: 'string', default: 'default', describe: 'quick (≤ 60 s), default (≤ 5 min), full (as far as the machine allows)' })
+    .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
+    .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims'),
+  handler: async (a: Record<string, unknown>) => {
+    const o = labOptions(a);
+    const { results, dir } = await runLab(o, progressView());
+    process.stdout.write(`${summaryLines(results).join('\n')}\n`);
+    const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));
+    for (const f of failed) process.stdout.write(`! ${f}\n`);
+    process.stdout.write(`report: ${dir}/index.html (also report.md, results.json; ${results.claims.length}/${CLAIM_IDS.length} claims judged in ${results.durationSec} s)\n`);
+  },
+};

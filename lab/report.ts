@@ -1,0 +1,293 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { SERIES_KEYS, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
+
+type SeriesKey = (typeof SERIES_KEYS)[number];
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** How each sampled series is charted: its title, the y-axis title with the unit, and stored unit → axis unit. */
+const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: number }> = {
+  open: { title: 'Open connections', axis: 'open connections', factor: 1 },
+  rssBytes: { title: 'Server RSS', axis: 'RSS (MiB)', factor: 1 / MiB },
+  threads: { title: 'Server threads', axis: 'threads', factor: 1 },
+  loopDelayMs: { title: 'Event-loop delay', axis: 'loop delay (ms)', factor: 1 },
+  cpuCores: { title: 'Server CPU', axis: 'CPU (cores)', factor: 1 },
+  rttP50Ms: { title: 'Client RTT p50', axis: 'RTT p50 (ms)', factor: 1 },
+  rttP99Ms: { title: 'Client RTT p99', axis: 'RTT p99 (ms)', factor: 1 },
+};
+
+const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };
+
+/** Tableau 10: one colour per design label, the same in every chart of the report. */
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+
+/** Units whose cells carry their own (scaled) unit; every other unit goes once into the column header. */
+const SELF_UNITS = new Set(['bytes', 'ratio', '']);
+
+function plain(v: number): string {
+  const a = Math.abs(v);
+  if (Number.isInteger(v) || a >= 1000) return Math.round(v).toLocaleString('en-US');
+  return v.toFixed(a >= 10 ? 1 : a >= 1 ? 2 : 3);
+}
+
+function bytes(v: number): string {
+  const a = Math.abs(v);
+  if (a < KiB) return `${Math.round(v)} B`;
+  if (a < MiB) return `${(v / KiB).toFixed(1)} KiB`;
+  if (a < GiB) return `${(v / MiB).toFixed(1)} MiB`;
+  return `${(v / GiB).toFixed(2)} GiB`;
+}
+
+/**
+ * One figure as a table shows it: bytes scaled to B/KiB/MiB/GiB, a ratio as a percentage, integers grouped
+ * (`10,000`), anything else (ms, cores, …) to about three significant digits with 1–3 decimals; null is `—`.
+ */
+export function formatFigure(value: number | null | undefined, unit: string): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '—';
+  if (unit === 'bytes') return bytes(value);
+  if (unit === 'ratio') return `${(value * 100).toFixed(1)} %`;
+  return plain(value);
+}
+
+const header = (c: Column): string => (SELF_UNITS.has(c.unit) || c.label.includes(c.unit) ? c.label : `${c.label} (${c.unit})`);
+
+function duration(sec: number): string {
+  if (sec < 60) return `${plain(sec)} s`;
+  const m = Math.floor(sec / 60);
+  return m < 60 ? `${m} min ${Math.round(sec % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function machineRows(r: LabResults): [string, string][] {
+  const m = r.machine;
+  return [
+    ['cores', `${m.cpus} × ${m.cpuModel}`],
+    ['memory', bytes(m.memoryBytes)],
+    ['fd limit', plain(m.fdLimit)],
+    ['Node', m.node],
+    ['kernel', m.kernel],
+    ['designs', Object.entries(m.designs).map(([d, v]) => `${d} ${v}`).join(', ') || '—'],
+  ];
+}
+
+/** Terminal summary, one line per claim: `✔ id: evidence` (✘ refuted, ? inconclusive). */
+export function summaryLines(results: LabResults): string[] {
+  return results.claims.map((c) => `${VERDICT_MARK[c.verdict]} ${c.id}: ${c.evidence}`);
+}
+
+// ---- Markdown
+
+const mdCell = (s: string): string => s.trim().replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ');
+
+function mdTable(head: string[], rows: string[][], right: boolean[]): string {
+  const line = (cells: string[]): string => `| ${cells.map(mdCell).join(' | ')} |`;
+  return [line(head), `|${right.map((r) => (r ? '---:' : '---')).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function mdScenario(s: ScenarioResult): string {
+  const head = ['design', ...s.columns.map(header), 'status'];
+  const rows = s.cells.map((c) => [c.design, ...s.columns.map((col) => formatFigure(c.figures[col.key], col.unit)),
+    c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`]);
+  return [
+    `## ${s.title} (\`${s.id}\`)`,
+    `**Question.** ${s.question}`,
+    `**Method.** ${s.method}`,
+    rows.length ? mdTable(head, rows, [false, ...s.columns.map(() => true), false]) : '_No cells ran._',
+  ].join('\n\n');
+}
+
+function markdown(r: LabResults): string {
+  return [
+    '# wslab lab report',
+    `Run ${r.startedAt} → ${r.finishedAt} (${duration(r.durationSec)}), scale \`${r.scale}\`, schema \`${r.schema}\`.`,
+    '## Machine',
+    mdTable(['', ''], machineRows(r), [false, false]),
+    '## Verdicts',
+    r.claims.map((c) => `- ${VERDICT_MARK[c.verdict]} **${c.verdict}** \`${c.id}\`: ${c.claim} — ${c.evidence}`).join('\n'),
+    ...r.scenarios.map(mdScenario),
+  ].join('\n\n') + '\n';
+}
+
+// ---- HTML
+
+const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Escaped prose, with markdown's `code` spans kept as code. */
+const prose = (s: string): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
+
+interface ChartSpec {
+  /** `<scenario id>/<series key>`, also the canvas's `data-chart`. */
+  id: string;
+  title: string;
+  yTitle: string;
+  datasets: { label: string; color: string; failed: boolean; data: { x: number; y: number | null }[] }[];
+}
+
+/** One chart per series key with any value in any cell; a cell that measured nothing for it gets no line. */
+function chartSpecs(s: ScenarioResult, colorOf: (design: string) => string): ChartSpec[] {
+  return SERIES_KEYS.filter((key) => s.cells.some((c) => c.series[key].some((v) => v !== null))).map((key) => {
+    const { title, axis, factor } = SERIES_CHARTS[key];
+    return {
+      id: `${s.id}/${key}`,
+      title,
+      yTitle: axis,
+      datasets: s.cells.filter((c) => c.series[key].some((v) => v !== null)).map((c) => ({
+        label: c.status === 'ok' ? c.design : `${c.design} (${c.status})`,
+        color: colorOf(c.design),
+        failed: c.status !== 'ok',
+        data: c.series.t.map((x, i) => {
+          const y = c.series[key][i] ?? null;
+          return { x, y: y === null ? null : +(y * factor).toPrecision(6) };
+        }),
+      })),
+    };
+  });
+}
+
+function htmlTable(head: string[] | null, rows: { cells: string[]; cls?: string }[], numeric: boolean[]): string {
+  const td = (tag: string, cells: string[]): string =>
+    cells.map((c, i) => `<${tag}${numeric[i] ? ' class="num"' : ''}>${c}</${tag}>`).join('');
+  return `<table>${head ? `<thead><tr>${td('th', head.map(esc))}</tr></thead>` : ''}<tbody>` +
+    rows.map((r) => `<tr${r.cls ? ` class="${r.cls}"` : ''}>${td('td', r.cells)}</tr>`).join('') + '</tbody></table>';
+}
+
+function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
+  const rows = s.cells.map((c) => ({
+    cls: c.status === 'ok' ? undefined : c.status,
+    cells: [esc(c.design), ...s.columns.map((col) => esc(formatFigure(c.figures[col.key], col.unit))),
+      c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`],
+  }));
+  const table = rows.length
+    ? htmlTable(['design', ...s.columns.map(header), 'status'], rows, [false, ...s.columns.map(() => true), false])
+    : '<p><em>No cells ran.</em></p>';
+  return `<section id="${esc(s.id)}">
+<h2>${esc(s.title)} <code>${esc(s.id)}</code></h2>
+<p><strong>Question.</strong> ${prose(s.question)}</p>
+<p><strong>Method.</strong> ${prose(s.method)}</p>
+${table}
+<div class="charts">${charts.map((c) => `<figure class="chart"><canvas data-chart="${esc(c.id)}" role="img" aria-label="${esc(`${s.title}: ${c.title}`)}"></canvas></figure>`).join('\n')}</div>
+</section>`;
+}
+
+/*
+ * Runs in the page. Animations are off so a chart is drawn when `new Chart` returns and screenshots are
+ * deterministic; `chartsReady` is set once every canvas has been handed to Chart.js, and a chart that throws is
+ * logged (not counted) so a test sees both the error and the shortfall.
+ */
+const CLIENT = `(() => {
+  const { charts } = JSON.parse(document.getElementById('wslab-charts').textContent);
+  const byId = new Map(charts.map((c) => [c.id, c]));
+  let drawn = 0;
+  for (const canvas of document.querySelectorAll('canvas[data-chart]')) {
+    const spec = byId.get(canvas.dataset.chart);
+    try {
+      new Chart(canvas, {
+        type: 'line',
+        data: { datasets: spec.datasets.map((d) => ({
+          label: d.label, data: d.data, borderColor: d.color, backgroundColor: d.color, borderWidth: 2,
+          borderDash: d.failed ? [6, 4] : [], pointRadius: d.data.length > 60 ? 0 : 2, spanGaps: false,
+        })) },
+        options: {
+          animation: false, responsive: true, maintainAspectRatio: false,
+          interaction: { mode: 'nearest', axis: 'x', intersect: false },
+          plugins: { title: { display: true, text: spec.title }, legend: { position: 'bottom' } },
+          scales: {
+            x: { type: 'linear', title: { display: true, text: 'seconds since the cell started' } },
+            y: { beginAtZero: true, title: { display: true, text: spec.yTitle } },
+          },
+        },
+      });
+      drawn++;
+    } catch (err) {
+      console.error('chart ' + canvas.dataset.chart + ': ' + (err && err.message || err));
+    }
+  }
+  document.body.dataset.chartsReady = String(drawn);
+})();`;
+
+const CSS = `
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0 auto; padding: 1.5rem; max-width: 1280px; }
+h1 { margin-top: 0; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
+h2 code { font-size: .7em; color: #57606a; font-weight: normal; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: 14px; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: left; vertical-align: top; }
+td:first-child { white-space: nowrap; }
+th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #ffebe9; } tr.skipped td { background: #f6f8fa; color: #57606a; }
+ul.verdicts { list-style: none; padding: 0; } ul.verdicts li { margin: .45rem 0; }
+.verdict { display: inline-block; min-width: 7.5em; padding: .05rem .5rem; border-radius: 1em; color: #fff; font-weight: 600; font-size: 13px; text-align: center; }
+.verdict.confirmed { background: #1a7f37; } .verdict.refuted { background: #cf222e; } .verdict.inconclusive { background: #6e7781; }
+.evidence { color: #57606a; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(400px, 1fr)); gap: 1rem; }
+figure.chart { position: relative; height: 280px; margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: .4rem; }
+`;
+
+function html(r: LabResults, chartJs: string): string {
+  const designs = [...new Set(r.scenarios.flatMap((s) => s.cells.map((c) => c.design)))];
+  const colorOf = (d: string): string => PALETTE[designs.indexOf(d) % PALETTE.length];
+  const charts = r.scenarios.map((s) => chartSpecs(s, colorOf));
+  // `<` escaped: neither the data nor Chart.js may end their <script> early.
+  const data = JSON.stringify({ charts: charts.flat() }).replace(/</g, '\\u003c');
+  const verdicts = r.claims.map((c) => `<li class="${esc(c.verdict)}"><span class="verdict ${esc(c.verdict)}">` +
+    `${VERDICT_MARK[c.verdict]} ${esc(c.verdict)}</span> <code>${esc(c.id)}</code> ${prose(c.claim)}<br>` +
+    `<span class="evidence">${prose(c.evidence)}</span></li>`).join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wslab lab report ${esc(r.startedAt)}</title>
+<link rel="icon" href="data:,">
+<style>${CSS}</style>
+</head>
+<body>
+<h1>wslab lab report</h1>
+<p>Run ${esc(r.startedAt)} → ${esc(r.finishedAt)} (${esc(duration(r.durationSec))}), scale <code>${esc(r.scale)}</code>, schema <code>${esc(r.schema)}</code>.</p>
+<h2>Machine</h2>
+${htmlTable(null, machineRows(r).map(([k, v]) => ({ cells: [`<strong>${esc(k)}</strong>`, esc(v)] })), [false, false])}
+<h2>Verdicts</h2>
+<ul class="verdicts">
+${verdicts}
+</ul>
+${r.scenarios.map((s, i) => htmlScenario(s, charts[i])).join('\n')}
+<script type="application/json" id="wslab-charts">${data}</script>
+<script>${chartJs.replace(/<\/(script)/gi, '<\\/$1')}</script>
+<script>${CLIENT}</script>
+</body>
+</html>
+`;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Chart.js's UMD bundle (registers every chart type as `window.Chart`), read at report time: the page is offline. */
+async function chartJsSource(): Promise<string> {
+  // The package's exports map hides dist/*: resolve its main file and look beside it.
+  const dist = path.dirname(require.resolve('chart.js'));
+  for (const name of ['chart.umd.js', 'chart.umd.min.js']) {
+    try {
+      return await readFile(path.join(dist, name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  throw new Error(`Chart.js UMD bundle not found in ${dist}: run npm install`);
+}
+
+/**
+ * Writes `results.json`, `report.md` and a self-contained `index.html` (Chart.js inlined, no network) into `dir`,
+ * creating it, and returns their paths.
+ */
+export async function writeReport(results: LabResults, dir: string): Promise<{ html: string; markdown: string; json: string }> {
+  await mkdir(dir, { recursive: true });
+  const out = { html: path.resolve(dir, 'index.html'), markdown: path.resolve(dir, 'report.md'), json: path.resolve(dir, 'results.json') };
+  await Promise.all([
+    writeFile(out.json, `${JSON.stringify(results, null, 2)}\n`),
+    writeFile(out.markdown, markdown(results)),
+    chartJsSource().then((js) => writeFile(out.html, html(results, js))),
+  ]);
+  return out;
+}

@@ -1,0 +1,90 @@
+/**
+ * The lab's results, as written to reports/<timestamp>/results.json (schema `wslab-lab-results/1`, documented in
+ * docs/lab-results.md). Every number comes from a sampler scrape of a server's /metrics, /proc, or a swarm summary.
+ */
+export const RESULTS_SCHEMA = 'wslab-lab-results/1';
+
+export type Verdict = 'confirmed' | 'refuted' | 'inconclusive';
+
+export const CLAIM_IDS = [
+  'thread-per-connection-memory', 'loop-unlimited-connections', 'slow-client-dos', 'blocking-call',
+  'slow-backend-queueing', 'mixed-sizes', 'context-switch', 'cpu-bound-processes', 'tasks-vs-threads-scale',
+] as const;
+export type ClaimId = (typeof CLAIM_IDS)[number];
+
+export interface Claim {
+  id: ClaimId;
+  /** The seed article's claim, in one sentence. */
+  claim: string;
+  verdict: Verdict;
+  /** The measured numbers behind the verdict, e.g. "threads: 39.8 KiB per connection vs uws 0.9 KiB: ×44". */
+  evidence: string;
+}
+
+/** Time series sampled every 500 ms while a cell runs; all arrays have the length of `t`. null = not measured. */
+export interface Series {
+  /** Seconds since the cell started. */
+  t: number[];
+  /** wslab_connections_open summed over the server. */
+  open: (number | null)[];
+  /** RSS of the server's whole process tree, bytes. */
+  rssBytes: (number | null)[];
+  /** OS threads of the server's process tree. */
+  threads: (number | null)[];
+  /** Server event-loop delay, max over the last interval, ms (null for a design without a loop doing the work). */
+  loopDelayMs: (number | null)[];
+  /** Server CPU use over the last interval, in cores (1.0 = one core busy). */
+  cpuCores: (number | null)[];
+  /** Client round-trip time over the last interval from the swarm's histogram, ms. */
+  rttP50Ms: (number | null)[];
+  rttP99Ms: (number | null)[];
+}
+export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms'] as const;
+
+export interface Cell {
+  /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */
+  design: string;
+  status: 'ok' | 'failed' | 'skipped';
+  /** Why the cell failed or was skipped (a design crashed, the machine ran out of something, addon not built). */
+  cause?: string;
+  /** Scenario-specific figures, named with their unit (see each scenario's `columns`). */
+  figures: Record<string, number | null>;
+  series: Series;
+}
+
+export interface Column {
+  key: string;
+  label: string;
+  unit: string;
+}
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  question: string;
+  /** What the scenario ran, in one paragraph (counts, rates, durations at this scale). */
+  method: string;
+  columns: Column[];
+  cells: Cell[];
+}
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryBytes: number;
+  fdLimit: number;
+  node: string;
+  kernel: string;
+  designs: Record<string, string>;
+}
+
+export interface LabResults {
+  schema: typeof RESULTS_SCHEMA;
+  startedAt: string;
+  finishedAt: string;
+  durationSec: number;
+  scale: 'quick' | 'default' | 'full';
+  machine: Machine;
+  scenarios: ScenarioResult[];
+  claims: Claim[];
+}

@@ -1,0 +1,149 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, release, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openFilesLimit } from '../metrics/proc-status.js';
+import { judge } from './claims.js';
+import { LAB_DESIGNS, type LabDesign } from './designs.js';
+import { spawnServer, startSwarm, type ServerProcess, type SwarmRun } from './processes.js';
+import { writeReport } from './report.js';
+import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
+import { RESULTS_SCHEMA } from './results.js';
+import { Sampler } from './sampler.js';
+import type { CellContext, Scale, Scenario } from './scenario.js';
+import { SCENARIOS } from './scenarios/index.js';
+
+export interface LabOptions {
+  /** Design names to include (all registered when empty). */
+  readonly designs: readonly string[];
+  readonly scenarios: readonly string[];
+  readonly scale: Scale;
+  /** Folder under which reports/<timestamp>/ is written. */
+  readonly out: string;
+}
+
+const QUICK_DESIGNS = ['uws', 'threads', 'cluster'];
+
+export interface PlanStep {
+  readonly scenario: Scenario;
+  readonly design: LabDesign;
+}
+
+export interface Progress {
+  start(total: number, seconds: number): void;
+  step(done: number, label: string, remainingSec: number): void;
+  stop(): void;
+}
+
+/** Every (scenario, design) cell the options ask for, in run order. */
+export function plan(o: LabOptions): PlanStep[] {
+  // quick keeps one loop (uws), a thread per connection, and cluster where it is the question (cpu-bound).
+  const quick = o.scale === 'quick' && o.designs.length === 0;
+  const available = LAB_DESIGNS.filter((d) => quick
+    ? QUICK_DESIGNS.includes(d.label.split(' ')[0]) && !d.flags.includes('--pool')
+    : o.designs.length === 0 || o.designs.includes(d.design));
+  return o.scenarios.flatMap((id) => {
+    const scenario = SCENARIOS.get(id)!;
+    return scenario.designs(available, o.scale).map((design) => ({ scenario, design }));
+  });
+}
+
+/**
+ * Runs the plan cell by cell: start the design as a child process, sample it, drive it with swarms, stop it.
+ * A cell that fails (the design does not start, crashes, a swarm fails) is recorded with its cause and the lab
+ * goes on; the report is always written.
+ */
+export async function runLab(o: LabOptions, progress: Progress): Promise<{ results: LabResults; dir: string }> {
+  const steps = plan(o);
+  const started = new Date();
+  const versions: Record<string, string> = {};
+  const byScenario = new Map<string, ScenarioResult>();
+  const tmp = await mkdtemp(join(tmpdir(), 'wslab-lab-'));
+  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale) + 1.5, 0);
+  progress.start(steps.length, eta(0));
+  try {
+    for (const [i, { scenario, design }] of steps.entries()) {
+      progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
+      const result = byScenario.get(scenario.id) ?? {
+        id: scenario.id, title: scenario.title, question: scenario.question, method: scenario.method(o.scale),
+        columns: [...scenario.columns], cells: [],
+      };
+      byScenario.set(scenario.id, result);
+      result.cells.push(await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions));
+    }
+    progress.step(steps.length, 'writing the report', 0);
+  } finally {
+    progress.stop();
+    await rm(tmp, { recursive: true, force: true });
+  }
+  const machine: Machine = {
+    cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), fdLimit: openFilesLimit(),
+    node: process.version, kernel: release(), designs: versions,
+  };
+  const scenarios = [...byScenario.values()];
+  const finished = new Date();
+  const results: LabResults = {
+    schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),
+    durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
+    claims: judge(scenarios, machine),
+  };
+  const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
+  await mkdir(dir, { recursive: true });
+  await writeReport(results, dir);
+  return { results, dir };
+}
+
+async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>): Promise<Cell> {
+  const cell: Cell = { design: design.label, status: 'ok', figures: {}, series: { t: [], open: [], rssBytes: [], threads: [], loopDelayMs: [], cpuCores: [], rttP50Ms: [], rttP99Ms: [] } };
+  let server: ServerProcess | undefined;
+  let sampler: Sampler | undefined;
+  const swarms: SwarmRun[] = [];
+  let started = 0;
+  try {
+    await mkdir(tmp, { recursive: true });
+    server = await spawnServer(design.design, [...design.flags, ...(scenario.serverFlags ?? [])]);
+    versions[design.design] = String(server.ready.version ?? 'unknown');
+    sampler = new Sampler(server.pid, server.metricsUrl).start();
+    const s = sampler;
+    const srv = server;
+    const ctx: CellContext = {
+      design, scale, server: srv, sampler: s,
+      async swarm(args) {
+        const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
+        const run = await startSwarm(['--url', srv.url, ...args], file);
+        swarms.push(run);
+        s.watchSwarm(run.metricsUrl);
+        return run;
+      },
+      async finish(run) {
+        const { code, summary, stderr } = await run.done;
+        if (!summary) throw new Error(`swarm exited ${code} without a summary: ${lastLine(stderr)}`);
+        return summary;
+      },
+    };
+    const limit = (scenario.seconds(scale) * 3 + 30) * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const crashed = new Promise<never>((_, reject) => srv.child.once('exit', (code, signal) =>
+      reject(new Error(`server exited during the run (${signal ?? `exit ${code}`}): ${lastLine(srv.stderr())}`))));
+    cell.figures = await Promise.race([
+      scenario.run(ctx),
+      crashed,
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`cell took longer than ${limit / 1000} s`)), limit); }),
+    ]).finally(() => clearTimeout(timer));
+  } catch (err) {
+    cell.status = 'failed';
+    cell.cause = (err as Error).message;
+  } finally {
+    for (const w of swarms) if (w.child.exitCode === null) w.child.kill('SIGINT');
+    await Promise.all(swarms.map((w) => w.done.catch(() => undefined)));
+    await sampler?.stop();
+    if (sampler) cell.series = sampler.series;
+    await server?.stop();
+  }
+  return cell;
+}
+
+/** The line of a child's stderr that says what went wrong: the last error line, else the last line. */
+const lastLine = (text: string): string => {
+  const lines = text.trim().split('\n');
+  return (lines.findLast((l) => /\b\w*Error\b|^wslab[^:]*: /.test(l)) ?? lines.at(-1) ?? '').trim().slice(0, 300);
+};

@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
+import { processTree, readTreeStatus } from '../metrics/proc-status.js';
+import type { Series } from './results.js';
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime of a process tree, in seconds (from /proc/<pid>/stat fields 14 and 15). */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* exited between listing and reading */ }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+async function scrape(url: string): Promise<Sample[] | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? parseExposition(await res.text()) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples a server (its /metrics and its process tree in /proc) and the swarms driving it every `intervalMs`,
+ * into the time series of a report cell. Windowed values (CPU, RTT quantiles) are computed from the change since
+ * the previous sample, as Prometheus' rate() would.
+ */
+export class Sampler {
+  readonly series: Series = { t: [], open: [], rssBytes: [], threads: [], loopDelayMs: [], cpuCores: [], rttP50Ms: [], rttP99Ms: [] };
+  private readonly swarmUrls = new Set<string>();
+  private readonly prevRtt = new Map<string, [number, number][]>();
+  private readonly t0 = performance.now();
+  private prevCpu: number;
+  private prevAt = performance.now();
+  private timer: NodeJS.Timeout | undefined;
+  private busy: Promise<void> | undefined;
+
+  constructor(private readonly pid: number, private readonly metricsUrl: string, private readonly intervalMs = 500) {
+    this.prevCpu = treeCpuSeconds(pid);
+  }
+
+  /** A swarm whose RTT histogram joins the series from now on. */
+  watchSwarm(url: string | null): void {
+    if (url) this.swarmUrls.add(url);
+  }
+
+  start(): this {
+    void this.tick();
+    this.timer = setInterval(() => { if (!this.busy) this.busy = this.tick().finally(() => { this.busy = undefined; }); }, this.intervalMs);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.busy;
+    await this.tick();
+  }
+
+  /** The latest value of a series (skipping nulls), or null. */
+  last(key: keyof Omit<Series, 't'>): number | null {
+    const v = this.series[key];
+    for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null) return v[i];
+    return null;
+  }
+
+  /** Max of a series over samples whose time is within [from, to] seconds (all when omitted). */
+  max(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): number | null {
+    let m: number | null = null;
+    this.series[key].forEach((v, i) => {
+      const t = this.series.t[i];
+      if (v !== null && t >= from && t <= to && (m === null || v > m)) m = v;
+    });
+    return m;
+  }
+
+  elapsedSec(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+
+  private async tick(): Promise<void> {
+    const now = performance.now();
+    const [server, ...swarms] = await Promise.all([scrape(this.metricsUrl), ...[...this.swarmUrls].map(scrape)]);
+    let status: ReturnType<typeof readTreeStatus> | null = null;
+    try { status = readTreeStatus(this.pid); } catch { /* the server is gone: the cell records nulls */ }
+    const cpu = treeCpuSeconds(this.pid);
+    const dt = (now - this.prevAt) / 1000;
+    const s = this.series;
+    s.t.push(+((now - this.t0) / 1000).toFixed(2));
+    s.open.push(server ? sumOf(server, 'wslab_connections_open') : null);
+    s.rssBytes.push(status?.processes ? status.rssBytes : null);
+    s.threads.push(status?.processes ? status.threads : null);
+    s.loopDelayMs.push(server ? loopDelay(server) : null);
+    s.cpuCores.push(status?.processes && dt > 0.05 ? +((cpu - this.prevCpu) / dt).toFixed(3) : null);
+    const window = this.rttWindow(swarms);
+    s.rttP50Ms.push(window ? round(bucketQuantile(window, 0.5) * 1000) : null);
+    s.rttP99Ms.push(window ? round(bucketQuantile(window, 0.99) * 1000) : null);
+    this.prevAt = now;
+    if (status?.processes) this.prevCpu = cpu;
+  }
+
+  /** RTT buckets added since the previous sample, summed over the swarms; null when no reply arrived. */
+  private rttWindow(swarms: (Sample[] | null)[]): [number, number][] | null {
+    let sum: [number, number][] | null = null;
+    [...this.swarmUrls].forEach((url, i) => {
+      const samples = swarms[i];
+      if (!samples) return;
+      const now = histogramBuckets(samples, 'wslab_swarm_rtt_seconds');
+      const delta = bucketDelta(now, this.prevRtt.get(url) ?? []);
+      this.prevRtt.set(url, now);
+      sum = sum ? sum.map(([le, c], j) => [le, c + (delta[j]?.[1] ?? 0)]) : delta;
+    });
+    const total = (sum as [number, number][] | null)?.at(-1)?.[1] ?? 0;
+    return total > 0 ? sum : null;
+  }
+}
+
+function loopDelay(samples: Sample[]): number | null {
+  let max: number | null = null;
+  for (const s of samples) {
+    if (s.name === 'wslab_event_loop_delay_seconds' && s.labels.quantile === '1' && (max === null || s.value > max)) max = s.value;
+  }
+  return max === null ? null : round(max * 1000);
+}
+
+const round = (v: number): number | null => (Number.isFinite(v) ? +v.toFixed(2) : null);

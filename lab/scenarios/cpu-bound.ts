@@ -1,0 +1,45 @@
+import { CORES, variant } from '../designs.js';
+import { treeCpuSeconds } from '../sampler.js';
+import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
+
+const CLIENTS = { quick: 16, default: 32, full: 64 } as const;
+const HOLD_S = { quick: 2, default: 4, full: 10 } as const;
+const UNITS = 2000;
+
+/** CPU-bound work: one loop vs one loop per process (1, cores, cores + 1) vs native threads. */
+export const cpuBound: Scenario = {
+  id: 'cpu-bound',
+  title: 'CPU-bound work',
+  question: 'Does CPU-bound work want processes, with about cores (+1) workers as the knee?',
+  claims: ['cpu-bound-processes'],
+  serverFlags: ['--idle-timeout', '0'],
+  columns: [
+    { key: 'requestsPerSec', label: `cpu ${UNITS} done`, unit: 'req/s' },
+    { key: 'serverCpuCores', label: 'server CPU', unit: 'cores' },
+    { key: 'rttP50Ms', label: 'RTT p50', unit: 'ms' },
+  ],
+  designs: (all, scale) => [
+    ...all.filter((d) => d.design === 'uws' || (d.design === 'threads' && d.flags.length === 0)),
+    ...(all.some((d) => d.design === 'cluster')
+      ? (scale === 'quick' ? [CORES] : [1, CORES, CORES + 1]).map((n) => variant('cluster', ['--workers', String(n), '--inner', 'uws'])) : []),
+  ],
+  method: (s) => `${at(s, CLIENTS)} clients each send \`cpu ${UNITS}\` every 20 ms (more than the machine can do) for ` +
+    `${at(s, HOLD_S)} s; throughput = replies the swarm received ÷ its run time; server CPU from /proc. ` +
+    `This machine has ${CORES} cores, shared with the swarm.`,
+  seconds: (s) => at(s, HOLD_S) + 3,
+  async run(ctx) {
+    /*
+     * Throughput is counted by the swarm (replies received over the run), not by scraping the server: a single
+     * loop saturated with CPU work answers its /metrics late or not at all, which is part of what is measured.
+     */
+    const [t0, cpu0] = [performance.now(), treeCpuSeconds(ctx.server.pid)];
+    const summary = await ctx.finish(await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '1000',
+      '--hold', `${at(ctx.scale, HOLD_S)}s`, '--profile', 'chatty', '--command', `cpu ${UNITS}`, '--interval', '20ms', '--source-ips', SOURCE_IPS]));
+    const sec = (performance.now() - t0) / 1000;
+    return {
+      requestsPerSec: +(summary.messages.received / summary.durationSec).toFixed(1),
+      serverCpuCores: +((treeCpuSeconds(ctx.server.pid) - cpu0) / sec).toFixed(2),
+      rttP50Ms: summary.rttMs.p50,
+    };
+  },
+};

@@ -1,0 +1,12 @@
+import type { Scenario } from '../scenario.js';
+import { blockingCall } from './blocking-call.js';
+import { cpuBound } from './cpu-bound.js';
+import { cpuFanout } from './cpu-fanout.js';
+import { idleHold } from './idle-hold.js';
+import { mixedSizes } from './mixed-sizes.js';
+import { slowBackend } from './slow-backend.js';
+
+/** Every scenario, in the order the lab runs them. A scenario joins the lab by one line here. */
+export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
+  [idleHold, blockingCall, slowBackend, mixedSizes, cpuBound, cpuFanout].map((s) => [s.id, s]),
+);

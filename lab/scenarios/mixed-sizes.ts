@@ -1,0 +1,36 @@
+import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
+
+const SMALL = { quick: 30, default: 100, full: 300 } as const;
+const LARGE = { quick: 2, default: 4, full: 8 } as const;
+const HOLD_S = { quick: 2, default: 4, full: 10 } as const;
+export const LARGE_COMMAND = 'cpu 20000';
+
+/** The bank queue vs the fast-food counter: do small requests wait behind large ones? */
+export const mixedSizes: Scenario = {
+  id: 'mixed-sizes',
+  title: 'Mixed task sizes',
+  question: 'Do small requests wait behind large ones (head-of-line blocking)?',
+  claims: ['mixed-sizes'],
+  serverFlags: ['--idle-timeout', '0'],
+  columns: [
+    { key: 'smallP50Ms', label: 'small: RTT p50', unit: 'ms' },
+    { key: 'smallP99Ms', label: 'small: RTT p99', unit: 'ms' },
+    { key: 'largeP50Ms', label: 'large: RTT p50', unit: 'ms' },
+    { key: 'largeP99Ms', label: 'large: RTT p99', unit: 'ms' },
+  ],
+  designs: (all) => all.filter((d) => d.model !== 'processes'),
+  method: (s) => `${at(s, SMALL)} clients send \`echo 16\` every 100 ms while ${at(s, LARGE)} clients send ` +
+    `\`${LARGE_COMMAND}\` every 250 ms, for ${at(s, HOLD_S)} s. RTT of each kind from its own swarm.`,
+  seconds: (s) => at(s, HOLD_S) + 3,
+  async run(ctx) {
+    const hold = `${at(ctx.scale, HOLD_S)}s`;
+    const [small, large] = await Promise.all([
+      ctx.swarm(['--connections', String(at(ctx.scale, SMALL)), '--rate', '1000', '--hold', hold, '--profile', 'chatty',
+        '--command', 'echo 16', '--interval', '100ms', '--source-ips', SOURCE_IPS]),
+      ctx.swarm(['--connections', String(at(ctx.scale, LARGE)), '--rate', '100', '--hold', hold, '--profile', 'chatty',
+        '--command', LARGE_COMMAND, '--interval', '250ms']),
+    ]);
+    const [s, l] = await Promise.all([ctx.finish(small), ctx.finish(large)]);
+    return { smallP50Ms: s.rttMs.p50, smallP99Ms: s.rttMs.p99, largeP50Ms: l.rttMs.p50, largeP99Ms: l.rttMs.p99 };
+  },
+};
