@@ -101,7 +101,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
   try {
     await mkdir(tmp, { recursive: true });
     server = await spawnServer(design.design, [...design.flags, ...(scenario.serverFlags ?? [])]);
-    versions[design.design] = String(server.ready.version ?? 'unknown');
+    versions[design.label] = String(server.ready.version ?? 'unknown');
     sampler = new Sampler(server.pid, server.metricsUrl).start();
     const s = sampler;
     const srv = server;

@@ -262,7 +262,9 @@ for (const dc of DESIGN_CASES) {
       const server = await spawnServer(dc.design, [...dc.flags]);
       const clients = await Promise.all([open(server.url), open(server.url), open(server.url)]);
       const codes = Promise.all(clients.map(closeCodeOf));
-      assert.equal(await server.stop(), 0);
+      const t0 = Date.now();
+      const code = await server.stop();
+      assert.equal(code, 0, `exit ${code} (${server.child.signalCode}) after ${Date.now() - t0} ms: ${server.stderr()}`);
       assert.deepEqual(await codes, [1001, 1001, 1001]);
     });
   });
