@@ -50,20 +50,31 @@ const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
 /** `wslab serve`: start, print the ready line, and shut down cleanly (1001 to every client, exit 0) on a signal. */
 export async function serve(o: ServeOptions): Promise<void> {
-  const running = await startServer(o);
-  process.stdout.write(`${JSON.stringify({
-    event: 'listening', design: o.design, url: running.url, metrics: running.metricsUrl, pid: process.pid,
-    version: running.handle.version, fdLimit: openFilesLimit(),
-  })}\n`);
-  process.stderr.write(`wslab serve: ${o.design} (${running.handle.version}) on ${running.url}, metrics ${running.metricsUrl}; ` +
-    `open-files limit ${openFilesLimit()} (≈ the most connections this process can hold)\n`);
-  const stop = (signal: string): void => {
+  // Handlers go in before the ready line: a client may act on that line at once (a thread design accepts without
+  // the JS loop), and a signal that arrived before the handler would kill the process with its default action.
+  let running: Running | undefined;
+  let signalled: string | undefined;
+  const shutdown = (r: Running, signal: string): void => {
     process.stderr.write(`wslab serve: ${signal}, closing connections with 1001\n`);
-    running.close().then(() => process.exit(0), (err: Error) => {
+    r.close().then(() => process.exit(0), (err: Error) => {
       process.stderr.write(`wslab serve: shutdown failed: ${err.message}\n`);
       process.exit(1);
     });
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stop = (signal: string): void => {
+    if (signalled) return;
+    signalled = signal;
+    if (running) shutdown(running, signal); // else still starting: shut down as soon as it is up
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  running = await startServer(o);
+  const fdLimit = openFilesLimit();
+  process.stdout.write(`${JSON.stringify({
+    event: 'listening', design: o.design, url: running.url, metrics: running.metricsUrl, pid: process.pid,
+    version: running.handle.version, fdLimit,
+  })}\n`);
+  process.stderr.write(`wslab serve: ${o.design} (${running.handle.version}) on ${running.url}, metrics ${running.metricsUrl}; ` +
+    `open-files limit ${fdLimit} (≈ the most connections this process can hold)\n`);
+  if (signalled) shutdown(running, signalled);
 }
