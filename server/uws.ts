@@ -46,11 +46,13 @@ export const uwsDesign: Design = {
       end(s, 'backpressure');
       return false;
     };
-    const respond = (s: UwsSocket, reply: string, command: Command, started: number): void => {
+    /** Sends a protocol reply (text) or an echo (binary), and accounts for it. */
+    const respond = (s: UwsSocket, reply: string | ArrayBuffer, command: Command, started: number): void => {
       if (!open.has(s)) return; // a `wait` outlived its connection
-      if (!sent(s, reply, false)) return;
+      const binary = typeof reply !== 'string';
+      if (!sent(s, reply, binary)) return;
       metrics.messagesSent.inc();
-      metrics.bytesSent.inc(Buffer.byteLength(reply));
+      metrics.bytesSent.inc(binary ? reply.byteLength : Buffer.byteLength(reply));
       metrics.command(command, started, performance.now());
     };
 
@@ -84,11 +86,7 @@ export const uwsDesign: Design = {
         metrics.messagesReceived.inc();
         metrics.bytesReceived.inc(message.byteLength);
         if (!isBinary) return dispatch(s, decoder.decode(message), respond);
-        const started = performance.now();
-        if (!sent(s, message, true)) return;
-        metrics.messagesSent.inc();
-        metrics.bytesSent.inc(message.byteLength);
-        metrics.command('binary', started, performance.now());
+        respond(s, message, 'binary', performance.now());
       },
       drain: (s) => { if (s.getBufferedAmount() === 0) backlogged.delete(s); },
       pong: (s) => { const c = s.getUserData(); c.seen = performance.now(); c.pinged = false; },

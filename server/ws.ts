@@ -50,16 +50,18 @@ export const wsDesign: Design = {
      * ours. Past --max-backpressure the reply is dropped and the connection ends as a slow reader: the 1008 frame is
      * queued, then the socket is destroyed, since a client that does not read would never see it anyway.
      */
-    const respond = (c: Conn, reply: string, command: Command, started: number): void => {
+    /** Sends a reply (text) or an echo (binary); `respond` for the protocol, the binary path for echoes. */
+    const respond = (c: Conn, reply: string | Buffer, command: Command, started: number): void => {
       if (c.readyState !== WebSocket.OPEN) return;
       if (c.bufferedAmount > o.maxBackpressure) {
         metrics.sendDropped.inc();
         return slowReader(c);
       }
-      c.send(reply);
+      const binary = typeof reply !== 'string';
+      c.send(reply, { binary });
       if (c.bufferedAmount > 0) backlogged.add(c);
       metrics.messagesSent.inc();
-      metrics.bytesSent.inc(Buffer.byteLength(reply));
+      metrics.bytesSent.inc(binary ? reply.length : Buffer.byteLength(reply));
       metrics.command(command, started, performance.now());
     };
     const slowReader = (c: Conn): void => {
@@ -74,13 +76,7 @@ export const wsDesign: Design = {
       metrics.messagesReceived.inc();
       metrics.bytesReceived.inc(buf.length);
       if (!isBinary) return dispatch(c, buf.toString(), respond);
-      const started = performance.now();
-      if (c.bufferedAmount > o.maxBackpressure) return metrics.sendDropped.inc(), slowReader(c);
-      c.send(buf, { binary: true });
-      if (c.bufferedAmount > 0) backlogged.add(c);
-      metrics.messagesSent.inc();
-      metrics.bytesSent.inc(buf.length);
-      metrics.command('binary', started, performance.now());
+      respond(c, buf, 'binary', performance.now());
     }
     function onAlive(this: WebSocket): void {
       (this as Conn)[SEEN] = performance.now();
