@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
 import { labCommand } from './lab.js';
 import { serveCommand } from './serve.js';
+import { stackCommand } from './stack.js';
 import { swarmCommand } from './swarm.js';
 
 const debug = process.argv.includes('--debug');
@@ -26,6 +27,7 @@ try {
     .command(serveCommand)
     .command(swarmCommand)
     .command(labCommand)
+    .command(stackCommand)
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces of unexpected errors' })
     .demandCommand(1, 'wslab: name a command (see wslab --help)')
     .strict()

@@ -88,6 +88,7 @@ export class ServerMetrics {
     this.bytesReceived = counter(BYTES_RECEIVED, r, mirrored((t) => t.bytesReceived)).labels(labels);
     this.bytesSent = counter(BYTES_SENT, r, mirrored((t) => t.bytesSent)).labels(labels);
     this.sendDropped = counter(SEND_DROPPED, r, mirrored((t) => t.sendDropped)).labels(labels);
+    this.sendDropped.inc(0);
     if (native) {
       r.registerMetric(new MirroredHistogram(HANDSHAKE_DURATION, () => [[labels, native().handshake]]) as never);
       r.registerMetric(new MirroredHistogram(COMMAND_DURATION, () => {
