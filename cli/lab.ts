@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
+import { ClinicUnavailableError, clinicBin, PROFILE_TOOLS, type ProfileTool } from '../lab/profile.js';
 import { CLAIM_IDS } from '../lab/results.js';
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
@@ -19,8 +20,14 @@ export function labOptions(a: Record<string, unknown>): LabOptions {
   for (const s of scenarios) if (!SCENARIOS.has(s)) throw new UsageError(`--scenarios: unknown scenario "${s}" (known: ${[...SCENARIOS.keys()].join(', ')})`);
   const scale = String(a.scale ?? 'default');
   if (!(SCALES as readonly string[]).includes(scale)) throw new UsageError(`--scale: "${scale}" is not one of ${SCALES.join(', ')}`);
+  const profile = a.profile === undefined ? undefined : String(a.profile);
+  if (profile !== undefined && !(PROFILE_TOOLS as readonly string[]).includes(profile)) throw new UsageError(`--profile: "${profile}" is not one of ${PROFILE_TOOLS.join(', ')}`);
+  if (profile !== undefined) {
+    try { clinicBin(); } catch (err) { throw err instanceof ClinicUnavailableError ? new UsageError(`--profile: ${err.message}`) : err; }
+  }
   return Object.freeze({
     designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
+    profile: profile as ProfileTool | undefined,
   });
 }
 
@@ -50,6 +57,7 @@ export const labCommand = {
     .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: all: ${[...SCENARIOS.keys()].join(', ')})` })
     .option('scale', { type: 'string', default: 'default', describe: 'quick (≤ 60 s), default (≤ 5 min), full (as far as the machine allows)' })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
+    .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
     .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims'),
   handler: async (a: Record<string, unknown>) => {
     const o = labOptions(a);

@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
 import { labCommand } from './lab.js';
+import { profileCommand } from './profile.js';
 import { serveCommand } from './serve.js';
 import { stackCommand } from './stack.js';
 import { swarmCommand } from './swarm.js';
@@ -27,6 +28,7 @@ try {
     .command(serveCommand)
     .command(swarmCommand)
     .command(labCommand)
+    .command(profileCommand)
     .command(stackCommand)
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces of unexpected errors' })
     .demandCommand(1, 'wslab: name a command (see wslab --help)')

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { SERIES_KEYS, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
+import { SERIES_KEYS, type Cell, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
 
 type SeriesKey = (typeof SERIES_KEYS)[number];
 
@@ -90,7 +90,7 @@ function mdTable(head: string[], rows: string[][], right: boolean[]): string {
 function mdScenario(s: ScenarioResult): string {
   const head = ['design', ...s.columns.map(header), 'status'];
   const rows = s.cells.map((c) => [c.design, ...s.columns.map((col) => formatFigure(c.figures[col.key], col.unit)),
-    c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`]);
+    (c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`) + (c.profile ? ` · [clinic profile](${c.profile} "${(c.profileNote ?? '').replace(/"/g, "'")}")` : c.profileNote ? ` · ${c.profileNote}` : '')]);
   return [
     `## ${s.title} (\`${s.id}\`)`,
     `**Question.** ${s.question}`,
@@ -153,11 +153,14 @@ function htmlTable(head: string[] | null, rows: { cells: string[]; cls?: string 
     rows.map((r) => `<tr${r.cls ? ` class="${r.cls}"` : ''}>${td('td', r.cells)}</tr>`).join('') + '</tbody></table>';
 }
 
+/** `lab --profile`: a link to the cell's clinic report with its findings as the title, or why there is none. */
+const profileLink = (c: Cell): string => (c.profile ? ` · <a href="${esc(c.profile)}" title="${esc(c.profileNote ?? '')}">clinic profile</a>` : c.profileNote ? ` · <span title="${esc(c.profileNote)}">no profile</span>` : '');
+
 function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
   const rows = s.cells.map((c) => ({
     cls: c.status === 'ok' ? undefined : c.status,
     cells: [esc(c.design), ...s.columns.map((col) => esc(formatFigure(c.figures[col.key], col.unit))),
-      c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`],
+      (c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`) + profileLink(c)],
   }));
   const table = rows.length
     ? htmlTable(['design', ...s.columns.map(header), 'status'], rows, [false, ...s.columns.map(() => true), false])

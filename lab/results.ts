@@ -50,6 +50,10 @@ export interface Cell {
   /** Scenario-specific figures, named with their unit (see each scenario's `columns`). */
   figures: Record<string, number | null>;
   series: Series;
+  /** `lab --profile <tool>`: the clinic report of this design under this scenario, relative to the report folder. */
+  profile?: string;
+  /** What clinic's analysis found in that profile (one line), or why there is none. */
+  profileNote?: string;
 }
 
 export interface Column {

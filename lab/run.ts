@@ -1,10 +1,11 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
 import { LAB_DESIGNS, type LabDesign } from './designs.js';
 import { spawnServer, startSwarm, type ServerProcess, type SwarmRun } from './processes.js';
+import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
 import { RESULTS_SCHEMA } from './results.js';
@@ -19,7 +20,12 @@ export interface LabOptions {
   readonly scale: Scale;
   /** Folder under which reports/<timestamp>/ is written. */
   readonly out: string;
+  /** `--profile`: after each cell, a clinic profile of that design under that scenario, linked from the report. */
+  readonly profile?: ProfileTool;
 }
+
+/** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
+const PROFILE_SEC = 5;
 
 const QUICK_DESIGNS = ['uws', 'threads', 'cluster'];
 
@@ -58,7 +64,8 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   const versions: Record<string, string> = {};
   const byScenario = new Map<string, ScenarioResult>();
   const tmp = await mkdtemp(join(tmpdir(), 'wslab-lab-'));
-  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale) + 1.5, 0);
+  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale) + 1.5 + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
+  const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   progress.start(steps.length, eta(0));
   try {
     for (const [i, { scenario, design }] of steps.entries()) {
@@ -68,7 +75,12 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
         columns: [...scenario.columns], cells: [],
       };
       byScenario.set(scenario.id, result);
-      result.cells.push(await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions));
+      const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions);
+      result.cells.push(cell);
+      if (o.profile) {
+        progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale));
+        await profileCell(o.profile, scenario, design, dir, cell);
+      }
     }
     progress.step(steps.length, 'writing the report', 0);
   } finally {
@@ -86,7 +98,6 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
     claims: judge(scenarios, machine),
   };
-  const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   await mkdir(dir, { recursive: true });
   await writeReport(results, dir);
   return { results, dir };
@@ -140,6 +151,22 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     await server?.stop();
   }
   return cell;
+}
+
+/** Profiles the design as its own run after the cell (clinic slows what it profiles, so never during the cell). */
+async function profileCell(tool: ProfileTool, scenario: Scenario, design: LabDesign, dir: string, cell: Cell): Promise<void> {
+  try {
+    const r = await profile({
+      tool, design: design.design, serverFlags: design.flags, scenario: scenario.id, durationMs: PROFILE_SEC * 1000,
+      out: join(dir, 'profiles'), name: `${scenario.id}-${design.label}`,
+    });
+    // Ctrl+C went to clinic (which still reported); end the lab as that signal would have.
+    if (r.interrupted) process.kill(process.pid, 'SIGINT');
+    cell.profile = relative(dir, r.html);
+    cell.profileNote = [...r.findings, ...(r.caveat ? [`Note: ${r.caveat}`] : [])].join(' ');
+  } catch (err) {
+    cell.profileNote = `no ${tool} profile: ${(err as Error).message}`;
+  }
 }
 
 /** The line of a child's stderr that says what went wrong: the last error line, else the last line. */
