@@ -1,7 +1,7 @@
 import { at, SOURCE_IPS, sleep, type Scenario } from '../scenario.js';
 
 const CLIENTS = { quick: 100, default: 500, full: 1000 } as const;
-const HOLD_S = { quick: 5, default: 6, full: 8 } as const;
+const HOLD_S = { quick: 7, default: 8, full: 10 } as const;
 export const BLOCK_MS = 2000;
 
 /** The time.sleep() mistake: one client's blocking call, everyone else's latency. */
