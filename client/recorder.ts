@@ -41,6 +41,17 @@ export interface Summary {
   warnings: string[];
   interrupted: boolean;
   serverDied: boolean;
+  /** `--shard i/N` of a run of `totalTarget` connections; null when not sharded. */
+  shard: { index: number; of: number; totalTarget: number } | null;
+  /** Wall-clock instants (epoch ms), so that summaries of swarms run side by side can be merged onto one time line. */
+  clock: { startedAtMs: number; firstAttemptAtMs: number | null; lastOpenedAtMs: number | null };
+  /**
+   * The latency histograms themselves (HDR, microseconds, hdr-histogram-js `encodeIntoCompressedBase64`), so that
+   * `wslab swarm merge` adds counts and recomputes percentiles instead of averaging them.
+   */
+  histograms: { connectUs: string; rttUs: string };
+  /** Set by `wslab swarm merge`: how many summaries, and which shards, this one combines; null for a single run. */
+  merged: { summaries: number; shards: string[] } | null;
 }
 
 const ms = (us: number): number => Math.round(us) / 1000;
