@@ -1,10 +1,10 @@
-import { readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { checkSummary, mergeSummaries, type Source } from '../client/merge.js';
 import { summaryTable, writeSummary } from '../client/recorder.js';
 import { describeVerdict, evaluate, parseThreshold } from '../client/thresholds.js';
 import { UsageError } from './errors.js';
+import { outputFile } from './units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -38,13 +38,7 @@ export const swarmMergeCommand = {
   handler: (a: Raw) => {
     const files = (a.summaries as unknown[]).map(String);
     const thresholds = (a.threshold === undefined ? [] : [a.threshold].flat()).map((t) => parseThreshold(String(t)));
-    let out: string | undefined;
-    if (a.out !== undefined) {
-      out = resolve(String(a.out));
-      let dirOk = false;
-      try { dirOk = statSync(dirname(out)).isDirectory(); } catch { /* reported below */ }
-      if (!dirOk) throw new UsageError(`--out: the directory of "${String(a.out)}" does not exist`);
-    }
+    const out = a.out === undefined ? undefined : outputFile('out', a.out);
     const merged = mergeSummaries(files.map(readSummary));
     process.stderr.write(summaryTable(merged).replace('wslab swarm summary', `wslab swarm merge: ${files.length} summaries`));
     if (out === undefined) process.stdout.write(`${JSON.stringify(merged, null, 2)}\n`);

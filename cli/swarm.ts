@@ -1,6 +1,4 @@
-import { statSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
-import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
@@ -11,7 +9,7 @@ import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from './errors.js';
 import { withMergeCommand } from './swarm-merge.js';
-import { parseDuration, parseInteger } from './units.js';
+import { outputFile, parseDuration, parseInteger } from './units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -122,13 +120,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     if (t) throw new UsageError(`--source-ips: ${src} is IPv${isIP(src)} but --url ${t.url} is IPv${t.family}: use addresses of the target's family`);
   }
 
-  let summaryFile: string | undefined;
-  if (given(a, 'summary')) {
-    summaryFile = resolve(String(a.summary));
-    let dirOk = false;
-    try { dirOk = statSync(dirname(summaryFile)).isDirectory(); } catch { /* reported below */ }
-    if (!dirOk) throw new UsageError(`--summary: the directory of "${String(a.summary)}" does not exist`);
-  }
+  const summaryFile = given(a, 'summary') ? outputFile('summary', a.summary) : undefined;
 
   const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
   if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new UsageError(`--metrics-host: "${metricsHost}" is not an IP address`);

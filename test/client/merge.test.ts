@@ -134,6 +134,7 @@ describe('wslab swarm merge (the CLI)', () => {
       [[join(dir, 'missing.json')], /missing\.json: cannot read it \(ENOENT\)/],
       [[files[0], files[0]], /are both shard 0\/3/],
       [[files[0], '--url', 'ws://127.0.0.1:1/'], /Unknown argument: url/],
+      [[files[0], '--out', join(dir, 'no', 'such', 'dir', 'm.json')], /--out: the directory of ".*m\.json" does not exist/],
     ] as [string[], RegExp][]) {
       const r = merge(args);
       assert.equal(r.status, 1, r.stderr);
