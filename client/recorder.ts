@@ -131,7 +131,7 @@ export function summaryTable(s: Summary): string {
   const failed = Object.entries(s.failed).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
   const lost = Object.entries(s.lost.byCause).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
   const rows: [string, string][] = [
-    ['target', String(s.target)],
+    ['target', `${s.target}${s.shard ? ` (shard ${s.shard.index}/${s.shard.of} of a ${s.shard.totalTarget}-connection run)` : ''}`],
     ['opened', `${s.opened}${s.connectRatePerSec === null ? '' : ` (${Math.round(s.connectRatePerSec)}/s over the ramp)`}`],
     ['failed', `${s.failed.total}${failed ? ` (${failed})` : ''}`],
     ['lost', `${s.lost.total}${lost ? ` (${lost}; first at ${fmt(s.lost.firstAtSec, 's')}, last at ${fmt(s.lost.lastAtSec, 's')})` : ''}`],

@@ -29,7 +29,10 @@ const tag = `${PREFIX}-${process.pid}-${randomBytes(2).toString('hex')}`;
 const NS = { sw: `${tag}-sw`, srv: `${tag}-srv`, shards: [0, 1, 2].map((i) => `${tag}-c${i}`) };
 const SERVER_IP = '198.18.0.1';
 const SUBNET = '198.18.0.0/24';
-const SHARD_IP = (i: number): string => `198.18.0.${11 + i}`;
+/** Each shard's host has two addresses, 198.18.0.(11+i) and .(14+i): `--source-ips 198.18.0.11-198.18.0.16` dealt
+ * out by --shard gives shard i exactly those two (j mod 3 = i); any other would fail to bind (EADDRNOTAVAIL). */
+const SHARD_IPS = (i: number): string[] => [`198.18.0.${11 + i}`, `198.18.0.${14 + i}`];
+const SOURCE_IPS = '198.18.0.11-198.18.0.16';
 const CONNECTIONS = 3001; // not a multiple of 3: the shards open 1001, 1000, 1000
 const PORT = 8080;
 const METRICS = `http://${SERVER_IP}:9100/metrics`;
@@ -85,14 +88,14 @@ function canCreateNamespaces(): string | undefined {
 function buildNetwork(): void {
   ip('-n', NS.sw, 'link', 'add', 'br0', 'type', 'bridge');
   ip('-n', NS.sw, 'link', 'set', 'br0', 'up');
-  const hosts: [string, string][] = [[NS.srv, SERVER_IP], ...NS.shards.map((n, i) => [n, SHARD_IP(i)] as [string, string])];
-  hosts.forEach(([ns, addr], i) => {
+  const hosts: [string, string[]][] = [[NS.srv, [SERVER_IP]], ...NS.shards.map((n, i) => [n, SHARD_IPS(i)] as [string, string[]])];
+  hosts.forEach(([ns, addrs], i) => {
     ip('netns', 'add', ns);
     created.push(ns);
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', `port${i}`, 'netns', NS.sw);
     ip('-n', NS.sw, 'link', 'set', `port${i}`, 'master', 'br0', 'up');
-    ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
+    for (const addr of addrs) ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
     ip('-n', ns, 'link', 'set', 'eth0', 'up');
   });
 }
@@ -139,7 +142,7 @@ describe('swarm shards on three simulated hosts (network namespaces) against a s
     const summaries = NS.shards.map((_, i) => join(dir, `shard-${i}.json`));
     const shards = NS.shards.map((ns, i) => wslabIn(ns, [
       'swarm', '--url', `ws://${SERVER_IP}:${PORT}/`, '--allow-remote-target', '--connections', String(CONNECTIONS),
-      '--shard', `${i}/3`, '--hold', '8s', '--summary', summaries[i],
+      '--shard', `${i}/3`, '--source-ips', SOURCE_IPS, '--hold', '8s', '--summary', summaries[i],
     ]));
 
     // During the hold: the server's view, scraped across the bridge.
@@ -165,7 +168,7 @@ describe('swarm shards on three simulated hosts (network namespaces) against a s
     assert.equal(merged.target, CONNECTIONS);
     assert.equal(merged.heldAtEnd, open, 'merged heldAtEnd = the server\'s wslab_connections_open during the hold');
     assert.equal(merged.opened, accepted, 'merged opened = the server\'s wslab_connections_accepted_total');
-    assert.equal(merged.failed.total, 0);
+    assert.equal(merged.failed.total, 0, 'no EADDRNOTAVAIL: every shard bound only its own two addresses');
     assert.equal(merged.lost.total, 0);
     assert.equal(merged.connectLatencyMs.p50 !== null, true);
 
