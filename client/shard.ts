@@ -23,7 +23,7 @@ export interface Shard {
   readonly of: number;
 }
 
-/** The most shards: as many as an Indexed Job may have completions is far more than any lab needs. */
+/** The most shards accepted: an Indexed Job allows up to 100,000 completions, far more than a lab needs. */
 export const MAX_SHARDS = 10_000;
 
 const INDEX_RE = /^\d{1,9}$/;
