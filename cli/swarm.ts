@@ -1,15 +1,15 @@
-import { statSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
-import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
   PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type SwarmCommand, type SwarmOptions, type SwarmTarget,
 } from '../client/options.js';
+import { parseShard, shardSlice } from '../client/shard.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from './errors.js';
-import { parseDuration, parseInteger } from './units.js';
+import { withMergeCommand } from './swarm-merge.js';
+import { outputFile, parseDuration, parseInteger } from './units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -92,9 +92,14 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const urls = list(a.url);
   if (urls.length === 0) throw new UsageError('--url: give at least one ws:// URL (repeat --url to spread connections over servers)');
   const allowRemote = a['allow-remote-target'] === true;
-  const targets = await Promise.all(urls.map((u) => parseTarget(u, allowRemote)));
+  const allTargets = await Promise.all(urls.map((u) => parseTarget(u, allowRemote)));
+  const totalConnections = parseInteger('connections', a.connections ?? D.connections, 1, 10_000_000);
+  const allSources = given(a, 'source-ips') ? parseSourceIps(String(a['source-ips'])) : [];
+  // The environment is read here and nowhere else: an Indexed Job's pod learns its shard index from it.
+  const shard = parseShard(a.shard, a.shards, process.env.JOB_COMPLETION_INDEX);
+  const part = shard ? shardSlice({ connections: totalConnections, sources: allSources, targets: allTargets }, shard) : undefined;
+  const [connections, sourceIps, targets] = part ? [part.connections, part.sources, part.targets] : [totalConnections, allSources, allTargets];
 
-  const connections = parseInteger('connections', a.connections ?? D.connections, 1, 10_000_000);
   const profileName = String(a.profile ?? D.profile);
   if (!PROFILES.includes(profileName as ProfileName)) throw new UsageError(`--profile: "${profileName}" is not one of ${PROFILES.join(', ')}`);
   const profile = profileName as ProfileName;
@@ -110,19 +115,12 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const workers = given(a, 'workers') ? parseInteger('workers', a.workers, 1, 256) : Math.ceil(connections / SOCKETS_PER_WORKER);
   if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
 
-  const sourceIps = given(a, 'source-ips') ? parseSourceIps(String(a['source-ips'])) : [];
   for (const src of sourceIps) {
     const t = targets.find((x) => x.family !== isIP(src));
     if (t) throw new UsageError(`--source-ips: ${src} is IPv${isIP(src)} but --url ${t.url} is IPv${t.family}: use addresses of the target's family`);
   }
 
-  let summaryFile: string | undefined;
-  if (given(a, 'summary')) {
-    summaryFile = resolve(String(a.summary));
-    let dirOk = false;
-    try { dirOk = statSync(dirname(summaryFile)).isDirectory(); } catch { /* reported below */ }
-    if (!dirOk) throw new UsageError(`--summary: the directory of "${String(a.summary)}" does not exist`);
-  }
+  const summaryFile = given(a, 'summary') ? outputFile('summary', a.summary) : undefined;
 
   const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
   if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new UsageError(`--metrics-host: "${metricsHost}" is not an IP address`);
@@ -131,8 +129,9 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   return Object.freeze({
     targets: Object.freeze(targets),
     connections,
-    rate: parseInteger('rate', a.rate ?? D.rate, 0, 10_000_000),
-    maxPending: parseInteger('max-pending', a['max-pending'] ?? D.maxPending, 1, 1_000_000),
+    // whole-run figures, as for workers: each shard takes its share, so N shards together ramp at --rate
+    rate: parseInteger('rate', a.rate ?? D.rate, 0, 10_000_000) / (shard?.of ?? 1),
+    maxPending: Math.ceil(parseInteger('max-pending', a['max-pending'] ?? D.maxPending, 1, 1_000_000) / (shard?.of ?? 1)),
     holdMs,
     profile,
     intervalMs,
@@ -145,6 +144,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     metricsHost,
     handshakeTimeoutMs,
     closeTimeoutMs: D.closeTimeoutMs,
+    shard: shard && Object.freeze({ ...shard, totalTarget: totalConnections }),
   });
 }
 
@@ -155,7 +155,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
 export const swarmCommand = {
   command: 'swarm',
   describe: 'Open, hold and close many WebSocket connections against wslab servers, measured (exit 0 ok, 1 usage, 2 run failed, 99 threshold failed, 130 interrupted)',
-  builder: (y: Argv) => y
+  builder: (y: Argv) => withMergeCommand(y
     .option('url', { type: 'string', array: true, describe: 'ws:// URL of a server (repeat to spread connections round-robin); loopback only' })
     .option('connections', { type: 'string', describe: `connections to open and hold (default ${D.connections})` })
     .option('rate', { type: 'string', describe: `new connections per second, whole swarm; 0 = only --max-pending limits (default ${D.rate})` })
@@ -172,8 +172,10 @@ export const swarmCommand = {
     .option('metrics-host', { type: 'string', describe: `address of the swarm's /metrics (default ${D.metricsHost})` })
     .option('handshake-timeout', { type: 'string', describe: `time a connection has for TCP connect + upgrade (default ${D.handshakeTimeout})` })
     .option('allow-remote-target', { type: 'boolean', describe: 'allow a --url that is not loopback (only for machines you own)' })
+    .option('shard', { type: 'string', describe: 'i/N: be shard i (0-based) of N swarms, taking a deterministic slice of --connections, --source-ips and --url (see "Beyond one machine" in README.md)' })
+    .option('shards', { type: 'string', describe: 'N: as --shard, with i from the JOB_COMPLETION_INDEX environment variable (a Kubernetes Indexed Job sets it)' })
     .example('$0 swarm --url ws://127.0.0.1:8080/ --connections 20000 --rate 15000 --hold 30s --source-ips 127.0.0.2-127.0.0.9', 'hold 20,000 idle connections for 30 s')
-    .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend'),
+    .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend')),
   handler: async (a: Raw) => {
     const o = await swarmOptions(a);
     // loaded only to run: `wslab serve` and a rejected flag do not pay for the swarm's modules

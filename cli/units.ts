@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { UsageError } from './errors.js';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
@@ -31,4 +33,13 @@ export function parseInteger(flag: string, value: unknown, min: number, max: num
     throw new UsageError(`--${flag}: "${String(value)}" must be a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+/** A file the command will write: its absolute path, once its directory is known to exist. */
+export function outputFile(flag: string, value: unknown): string {
+  const file = resolve(String(value));
+  let dirOk = false;
+  try { dirOk = statSync(dirname(file)).isDirectory(); } catch { /* reported below */ }
+  if (!dirOk) throw new UsageError(`--${flag}: the directory of "${String(value)}" does not exist`);
+  return file;
 }

@@ -470,5 +470,13 @@ export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined;
     warnings,
     interrupted: run.interrupted,
     serverDied: deadUrls.length > 0,
+    shard: o.shard ? { index: o.shard.index, of: o.shard.of, totalTarget: o.shard.totalTarget } : null,
+    clock: {
+      startedAtMs: Math.round(run.startedAt),
+      firstAttemptAtMs: Number.isFinite(firstAttempt) ? Math.round(firstAttempt) : null,
+      lastOpenedAtMs: lastOpened > 0 ? Math.round(lastOpened) : null,
+    },
+    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
+    merged: null,
   };
 }

@@ -2,6 +2,7 @@
  * `wslab swarm` options: defaults in one frozen object, checked once at the CLI edge (cli/swarm.ts) and passed inward
  * as a frozen {@link SwarmOptions}. Inner modules (coordinator, workers) never read argv or env.
  */
+import type { Shard } from './shard.js';
 import type { Threshold } from './thresholds.js';
 
 export type ProfileName = 'idle' | 'ping' | 'chatty';
@@ -65,6 +66,11 @@ export interface SwarmOptions {
   readonly handshakeTimeoutMs: number;
   /** Time a close handshake may take before the socket is dropped, ms. Default 2 s. */
   readonly closeTimeoutMs: number;
+  /**
+   * `--shard i/N`: this swarm is one of N (client/shard.ts); `connections`, `sourceIps` and `targets` above are
+   * already this shard's slice, `totalTarget` is the whole run's `--connections`. Undefined = not sharded (default).
+   */
+  readonly shard: (Shard & { readonly totalTarget: number }) | undefined;
 }
 
 /** The most sockets one worker process is given: the per-process open-files cap here is 20,000 (../shared/MACHINE.md). */

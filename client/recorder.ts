@@ -41,6 +41,17 @@ export interface Summary {
   warnings: string[];
   interrupted: boolean;
   serverDied: boolean;
+  /** `--shard i/N` of a run of `totalTarget` connections; null when not sharded. */
+  shard: { index: number; of: number; totalTarget: number } | null;
+  /** Wall-clock instants (epoch ms), so that summaries of swarms run side by side can be merged onto one time line. */
+  clock: { startedAtMs: number; firstAttemptAtMs: number | null; lastOpenedAtMs: number | null };
+  /**
+   * The latency histograms themselves (HDR, microseconds, hdr-histogram-js `encodeIntoCompressedBase64`), so that
+   * `wslab swarm merge` adds counts and recomputes percentiles instead of averaging them.
+   */
+  histograms: { connectUs: string; rttUs: string };
+  /** Set by `wslab swarm merge`: how many summaries, and which shards, this one combines; null for a single run. */
+  merged: { summaries: number; shards: string[] } | null;
 }
 
 const ms = (us: number): number => Math.round(us) / 1000;
@@ -120,7 +131,7 @@ export function summaryTable(s: Summary): string {
   const failed = Object.entries(s.failed).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
   const lost = Object.entries(s.lost.byCause).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
   const rows: [string, string][] = [
-    ['target', String(s.target)],
+    ['target', `${s.target}${s.shard ? ` (shard ${s.shard.index}/${s.shard.of} of a ${s.shard.totalTarget}-connection run)` : ''}`],
     ['opened', `${s.opened}${s.connectRatePerSec === null ? '' : ` (${Math.round(s.connectRatePerSec)}/s over the ramp)`}`],
     ['failed', `${s.failed.total}${failed ? ` (${failed})` : ''}`],
     ['lost', `${s.lost.total}${lost ? ` (${lost}; first at ${fmt(s.lost.firstAtSec, 's')}, last at ${fmt(s.lost.lastAtSec, 's')})` : ''}`],

@@ -1,0 +1,138 @@
+/**
+ * `wslab swarm merge`: the summaries of several swarms (the shards of one run, on as many pods or hosts) combined
+ * into one summary of the same shape (docs/swarm-summary.md). Counts add; latency percentiles are recomputed from
+ * the added HDR histograms each summary carries (`histograms`), never averaged; instants are put on one wall-clock
+ * time line through each summary's `clock` (machines' clocks are assumed in sync to within what the reader needs).
+ */
+import * as hdr from 'hdr-histogram-js';
+import { UsageError } from '../cli/errors.js';
+import { latencyHistogram } from './profiles.js';
+import { latencyMs, type Summary } from './recorder.js';
+
+/** One summary and where it came from (named in errors and warnings). */
+export interface Source {
+  readonly name: string;
+  readonly summary: Summary;
+}
+
+/** Throws a one-line UsageError naming the file when `value` is not a summary this version can merge. */
+export function checkSummary(name: string, value: unknown): Summary {
+  const s = value as Partial<Summary> | null;
+  if (typeof s !== 'object' || s === null || typeof s.target !== 'number' || typeof s.opened !== 'number') {
+    throw new UsageError(`${name}: not a wslab swarm summary (write one with wslab swarm --summary FILE)`);
+  }
+  if (typeof s.histograms?.connectUs !== 'string' || typeof s.histograms?.rttUs !== 'string' || typeof s.clock?.startedAtMs !== 'number') {
+    throw new UsageError(`${name}: has no histograms or clock (written by an older wslab): its percentiles cannot be merged exactly; rerun the swarm`);
+  }
+  return s as Summary;
+}
+
+const sumKeys = (records: Record<string, number>[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+const total = (xs: Source[], f: (s: Summary) => number): number => xs.reduce((a, x) => a + f(x.summary), 0);
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+const nonNull = (xs: (number | null)[]): number[] => xs.filter((x): x is number => x !== null);
+
+/** Checks that sharded summaries belong to one run: same N and total, no index twice; lists missing shards. */
+function shardSet(xs: Source[]): { labels: string[]; warnings: string[] } {
+  const sharded = xs.filter((x) => x.summary.shard !== null);
+  if (sharded.length === 0) return { labels: [], warnings: [] };
+  if (sharded.length !== xs.length) {
+    const plain = xs.find((x) => x.summary.shard === null)!;
+    throw new UsageError(`${plain.name} is not a shard but ${sharded[0].name} is (--shard): merge the shards of one run together`);
+  }
+  const first = sharded[0];
+  const { of, totalTarget } = first.summary.shard!;
+  const seen = new Map<number, string>();
+  for (const x of sharded) {
+    const s = x.summary.shard!;
+    if (s.of !== of || s.totalTarget !== totalTarget) {
+      throw new UsageError(`${x.name} is shard ${s.index}/${s.of} of ${s.totalTarget} connections but ${first.name} is of ${of} shards of ${totalTarget}: not the same run`);
+    }
+    if (seen.has(s.index)) throw new UsageError(`${x.name} and ${seen.get(s.index)} are both shard ${s.index}/${of}: give each shard once`);
+    seen.set(s.index, x.name);
+  }
+  const missing = Array.from({ length: of }, (_, i) => i).filter((i) => !seen.has(i));
+  const warnings = missing.length === 0 ? [] : [
+    `shard${missing.length === 1 ? '' : 's'} ${missing.join(', ')} of ${of} missing: this merge covers ${total(xs, (s) => s.target)} of the run's ${totalTarget} connections`,
+  ];
+  return { labels: [...seen.keys()].sort((a, b) => a - b).map((i) => `${i}/${of}`), warnings };
+}
+
+/** One summary of them all: counts added, histograms added, peaks and instants on one time line. */
+export function mergeSummaries(xs: Source[]): Summary {
+  if (xs.length === 0) throw new UsageError('wslab swarm merge: give at least one summary file');
+  const { labels, warnings: setWarnings } = shardSet(xs);
+  const connect = latencyHistogram();
+  const rtt = latencyHistogram();
+  for (const x of xs) {
+    try {
+      connect.add(hdr.decodeFromCompressedBase64(x.summary.histograms.connectUs));
+      rtt.add(hdr.decodeFromCompressedBase64(x.summary.histograms.rttUs));
+    } catch (err) {
+      throw new UsageError(`${x.name}: its histograms do not decode (${(err as Error).message})`);
+    }
+  }
+  const started = Math.min(...xs.map((x) => x.summary.clock.startedAtMs));
+  const ended = Math.max(...xs.map((x) => x.summary.clock.startedAtMs + x.summary.durationSec * 1000));
+  const firstAttempt = nonNull(xs.map((x) => x.summary.clock.firstAttemptAtMs));
+  const lastOpened = nonNull(xs.map((x) => x.summary.clock.lastOpenedAtMs));
+  // A shard's lost.firstAtSec is seconds since its own start: moved onto the merged time line.
+  const lostAt = (f: (s: Summary) => number | null, pick: (...v: number[]) => number): number | null => {
+    const at = nonNull(xs.map((x) => { const v = f(x.summary); return v === null ? null : x.summary.clock.startedAtMs + v * 1000; }));
+    return at.length === 0 ? null : round3((pick(...at) - started) / 1000);
+  };
+
+  const opened = total(xs, (s) => s.opened);
+  const heldAtEnd = total(xs, (s) => s.heldAtEnd);
+  const rampSec = firstAttempt.length > 0 && lastOpened.length > 0 ? (Math.max(...lastOpened) - Math.min(...firstAttempt)) / 1000 : 0;
+  const rssBytes = total(xs, (s) => s.client.rssBytes);
+  const baselineRssBytes = total(xs, (s) => s.client.baselineRssBytes);
+  const label = (x: Source): string => (x.summary.shard ? `shard ${x.summary.shard.index}/${x.summary.shard.of}` : x.name);
+  return {
+    target: total(xs, (s) => s.target),
+    opened,
+    failed: sumKeys(xs.map((x) => x.summary.failed)) as Summary['failed'],
+    lost: {
+      total: total(xs, (s) => s.lost.total),
+      byCause: sumKeys(xs.map((x) => x.summary.lost.byCause)) as Summary['lost']['byCause'],
+      byUrl: sumKeys(xs.map((x) => x.summary.lost.byUrl)),
+      firstAtSec: lostAt((s) => s.lost.firstAtSec, Math.min),
+      lastAtSec: lostAt((s) => s.lost.lastAtSec, Math.max),
+    },
+    // Each shard's own peak, added: an upper bound of the true peak when shards peaked at different moments.
+    peakOpen: total(xs, (s) => s.peakOpen),
+    heldAtEnd,
+    connectRatePerSec: opened > 0 && rampSec > 0 ? Math.round(opened / rampSec) : null,
+    connectLatencyMs: latencyMs(connect),
+    rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    messages: {
+      sent: total(xs, (s) => s.messages.sent), received: total(xs, (s) => s.messages.received),
+      errors: total(xs, (s) => s.messages.errors), pingsSent: total(xs, (s) => s.messages.pingsSent),
+      pongsReceived: total(xs, (s) => s.messages.pongsReceived),
+    },
+    client: {
+      rssBytes, baselineRssBytes,
+      bytesPerConnection: heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / heldAtEnd) : null,
+      cpuSeconds: round3(total(xs, (s) => s.client.cpuSeconds)),
+      workers: total(xs, (s) => s.client.workers),
+      maxEventLoopDelayMs: Math.max(...xs.map((x) => x.summary.client.maxEventLoopDelayMs)),
+      maxCpuPercent: Math.max(...xs.map((x) => x.summary.client.maxCpuPercent)),
+    },
+    durationSec: round3((ended - started) / 1000),
+    warnings: [...setWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
+    interrupted: xs.some((x) => x.summary.interrupted),
+    serverDied: xs.some((x) => x.summary.serverDied),
+    shard: null,
+    clock: {
+      startedAtMs: started,
+      firstAttemptAtMs: firstAttempt.length > 0 ? Math.min(...firstAttempt) : null,
+      lastOpenedAtMs: lastOpened.length > 0 ? Math.max(...lastOpened) : null,
+    },
+    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
+    merged: { summaries: xs.length, shards: labels },
+  };
+}
