@@ -350,15 +350,16 @@ export class Pool implements FrameSink {
 
   /* ---- FrameSink: what the reader found on a slot ---- */
 
+  /* Replies that arrive while our close handshake runs still count: the last requests are due right at the close. */
   message(slot: number, opcode: number, data: Buffer, start: number, end: number): void {
-    if (this.state[slot] === OPEN) this.hooks.message(slot, opcode, data, start, end);
+    if (this.state[slot] === OPEN || this.state[slot] === CLOSING) this.hooks.message(slot, opcode, data, start, end);
   }
   ping(slot: number, data: Buffer, start: number, end: number): void {
     const h = this.handles[slot];
     if (h !== undefined && this.state[slot] === OPEN && this.o.answerPings !== false) this.write(slot, h, encodeFrame(OP_PONG, data, start, end));
   }
   pong(slot: number, data: Buffer, start: number, end: number): void {
-    if (this.state[slot] === OPEN) this.hooks.pong(slot, data, start, end);
+    if (this.state[slot] === OPEN || this.state[slot] === CLOSING) this.hooks.pong(slot, data, start, end);
   }
   close(slot: number, code: number): void {
     const h = this.handles[slot];

@@ -150,6 +150,7 @@ class WorkerRun {
       rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget),
     };
     this.ramp.stop();
+    this.profile.flush?.();
     this.profile.stop();
     if (graceful) await closeAll(this.pool, this.o.closeTimeoutMs);
     else this.pool.destroyAll();
