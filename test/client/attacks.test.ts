@@ -35,8 +35,11 @@ const COUNTS: Record<(typeof ATTACK_PROFILES)[number], number> = {
   slowloris: 50, 'slow-reader': 20, 'slow-frame': 20, 'no-pong': 20, 'ping-flood': 5, oversize: 20, garbage: 20, 'conn-flood': 100,
 };
 const MIX = [...ATTACK_PROFILES.map((p) => `${p}:${COUNTS[p]}`), 'chatty:10@2s'].join(',');
-/** Server process tree RSS ceiling during and after the attack (a ws server without a send cap passes it in ~2 s). */
-const RSS_CEILING = 200 * 1024 * 1024;
+/**
+ * Growth of the server's process tree RSS allowed over its RSS at start, sampled through the attack. Measured on this
+ * machine with this mix: +27 MiB for ws with the 64 KiB send cap, +180 MiB with the cap at 1 GiB (no cap in effect).
+ */
+const RSS_GROWTH_CEILING = 64 * 1024 * 1024;
 /** One case per design of the registry: its first, the design's defaults (cluster: 2 workers of uws). */
 const CASES = DESIGN_CASES.filter((c, i, all) => all.findIndex((x) => x.design === c.design) === i);
 
@@ -46,9 +49,10 @@ for (const c of CASES) {
       const server: ServerProcess = await spawnServer(c.design, [...c.flags, '--idle-timeout', '2s', '--max-backpressure', '64KiB',
         ...(c.handshakeTimeoutFlag ? ['--handshake-timeout', '1s'] : [])]);
       try {
+        const baselineRss = readTreeStatus(server.pid).rssBytes;
         let peakRss = 0;
         const sampler = setInterval(() => { peakRss = Math.max(peakRss, readTreeStatus(server.pid).rssBytes); }, 200);
-        const { code, summary, stderr } = await swarm(['--url', server.url, '--mix', MIX, '--hold', '4s', '--dribble-interval', '200ms']);
+        const { code, summary, stderr } = await swarm(['--url', server.url, '--mix', MIX, '--hold', '4s', '--dribble-interval', '200ms', '--interval', '500ms']);
         clearInterval(sampler);
         assert.equal(code, 0, stderr);
         const p = summary.profiles as Record<string, AttackSummary> & { chatty: HealthySummary };
@@ -82,7 +86,8 @@ for (const c of CASES) {
         // still alive, bounded, and serving a new healthy client after the attack
         assert.equal(server.child.exitCode, null, server.stderr());
         peakRss = Math.max(peakRss, readTreeStatus(server.pid).rssBytes);
-        assert.ok(peakRss < RSS_CEILING * (c.model === 'processes' ? 3 : 1), `server RSS peaked at ${(peakRss / 2 ** 20).toFixed(0)} MiB`);
+        const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+        assert.ok(peakRss - baselineRss < RSS_GROWTH_CEILING, `server RSS grew from ${mib(baselineRss)} to ${mib(peakRss)}`);
         const healthy = await swarm(['--url', server.url, '--profile', 'chatty', '--connections', '5', '--interval', '200ms', '--hold', '1s']);
         assert.equal(healthy.code, 0, healthy.stderr);
         assert.equal((healthy.summary.profiles.chatty as HealthySummary).servedRate, 1);
