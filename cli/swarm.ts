@@ -176,6 +176,12 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     if (!dirOk) throw new UsageError(`--summary: the directory of "${String(a.summary)}" does not exist`);
   }
 
+  const thresholds = list(a.threshold).map(parseThreshold);
+  for (const t of thresholds) {
+    const profile = /^profiles\.([^.]+)\./.exec(t.path)?.[1];
+    if (profile !== undefined && !has(profile as ProfileName)) throw new UsageError(`--threshold "${t.expression}": no ${profile} group in this run (${run})`);
+  }
+
   const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
   if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new UsageError(`--metrics-host: "${metricsHost}" is not an IP address`);
   if (given(a, 'metrics-host') && !given(a, 'metrics-port')) throw new UsageError('--metrics-host needs --metrics-port (the endpoint is off without it)');
@@ -194,7 +200,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     workers,
     sourceIps: Object.freeze(sourceIps),
     summaryFile,
-    thresholds: Object.freeze(list(a.threshold).map(parseThreshold)),
+    thresholds: Object.freeze(thresholds),
     metricsPort: given(a, 'metrics-port') ? parseInteger('metrics-port', a['metrics-port'], 0, 65535) : undefined,
     metricsHost,
     handshakeTimeoutMs,

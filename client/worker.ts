@@ -152,7 +152,8 @@ class WorkerRun {
     this.ramp.stop();
     this.profile.flush?.();
     this.profile.stop();
-    if (graceful) await closeAll(this.pool, this.o.closeTimeoutMs);
+    // Attackers do not say goodbye: they are dropped (RST), which also spares a close timeout on never-reading sockets.
+    if (graceful && !this.attack) await closeAll(this.pool, this.o.closeTimeoutMs);
     else this.pool.destroyAll();
     clearInterval(this.statsTimer);
     this.loop.disable();

@@ -52,7 +52,7 @@ for (const c of CASES) {
         const baselineRss = readTreeStatus(server.pid).rssBytes;
         let peakRss = 0;
         const sampler = setInterval(() => { peakRss = Math.max(peakRss, readTreeStatus(server.pid).rssBytes); }, 200);
-        const { code, summary, stderr } = await swarm(['--url', server.url, '--mix', MIX, '--hold', '4s', '--dribble-interval', '200ms', '--interval', '500ms']);
+        const { code, summary, stderr } = await swarm(['--url', server.url, '--mix', MIX, '--hold', '2s', '--dribble-interval', '200ms', '--interval', '500ms']);
         clearInterval(sampler);
         assert.equal(code, 0, stderr);
         const p = summary.profiles as Record<string, AttackSummary> & { chatty: HealthySummary };
@@ -88,7 +88,7 @@ for (const c of CASES) {
         peakRss = Math.max(peakRss, readTreeStatus(server.pid).rssBytes);
         const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
         assert.ok(peakRss - baselineRss < RSS_GROWTH_CEILING, `server RSS grew from ${mib(baselineRss)} to ${mib(peakRss)}`);
-        const healthy = await swarm(['--url', server.url, '--profile', 'chatty', '--connections', '5', '--interval', '200ms', '--hold', '1s']);
+        const healthy = await swarm(['--url', server.url, '--profile', 'chatty', '--connections', '5', '--interval', '200ms', '--hold', '500ms']);
         assert.equal(healthy.code, 0, healthy.stderr);
         assert.equal((healthy.summary.profiles.chatty as HealthySummary).servedRate, 1);
       } finally {
@@ -103,7 +103,8 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
     const server = await spawnServer('ws', ['--handshake-timeout', '1s', '--idle-timeout', '1s']);
     try {
       const run = await startSwarm([...SOURCES, '--url', server.url, '--mix', 'slowloris:20,no-pong:5,chatty:10@1s', '--interval', '100ms',
-        '--hold', '2500ms', '--dribble-interval', '100ms', '--dribble-bytes', '2'], join(dir, `summary-${n++}.json`));
+        '--hold', '2500ms', '--dribble-interval', '100ms', '--dribble-bytes', '2', '--threshold', 'profiles.chatty.servedRate>=1',
+        '--threshold', 'profiles.slowloris.outcomes.held==0'], join(dir, `summary-${n++}.json`));
       const scrape = async (): Promise<ReturnType<typeof parseExposition>> => parseExposition(await (await fetch(run.metricsUrl!)).text());
       const outcome = async (profile: string): Promise<number> => sumOf(await scrape(), 'wslab_swarm_attack_outcomes_total', { profile });
       assert.ok(await eventually(async () => await outcome('slowloris') === 20 && await outcome('no-pong') === 5, 6000), 'attack outcomes never reached 20 + 5');
@@ -179,6 +180,7 @@ describe('attack option errors', () => {
     ['--read-rate without slow-reader', ['--url', 'ws://127.0.0.1:1/', '--profile', 'oversize', '--read-rate', '1KiB'], /--read-rate applies to slow-reader only \(this run is oversize\)/],
     ['a bad read rate', ['--url', 'ws://127.0.0.1:1/', '--profile', 'slow-reader', '--read-rate', 'fast'], /--read-rate: "fast" is not a size/],
     ['a too short dribble', ['--url', 'ws://127.0.0.1:1/', '--profile', 'slowloris', '--dribble-interval', '1ms'], /--dribble-interval: must be at least 10ms/],
+    ['a threshold on a profile not in the run', ['--url', 'ws://127.0.0.1:1/', '--profile', 'chatty', '--threshold', 'profiles.slowloris.outcomes.held==0'], /--threshold "profiles\.slowloris\.outcomes\.held==0": no slowloris group in this run \(chatty\)/],
     ['a zero declared size', ['--url', 'ws://127.0.0.1:1/', '--profile', 'oversize', '--declared-size', '0'], /--declared-size: must be from 1 byte/],
   ];
   it('rejects each with one line on stderr and exit 1, before connecting anything', async () => {
