@@ -150,7 +150,7 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
     }
   });
 
-  it('threads --pool 4: four slowloris hold every worker, and new healthy clients are not served until the handshake timeout frees them', async () => {
+  it('threads --pool 4: four slowloris hold every worker, and healthy clients arriving after them are not served', async () => {
     const server = await spawnServer('threads', ['--pool', '4', '--handshake-timeout', '3s']);
     try {
       const { code, summary, stderr } = await swarm(['--url', server.url, '--mix', 'slowloris:4,chatty:4@500ms', '--handshake-timeout', '1500ms',
