@@ -2,14 +2,15 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
-  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type SwarmCommand, type SwarmOptions, type SwarmTarget,
+  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type SwarmCommand, type SwarmGroup, type SwarmOptions,
+  type SwarmTarget,
 } from '../client/options.js';
 import { parseShard, shardSlice } from '../client/shard.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from './errors.js';
 import { withMergeCommand } from './swarm-merge.js';
-import { outputFile, parseDuration, parseInteger } from './units.js';
+import { outputFile, parseDuration, parseInteger, parseSize } from './units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -84,6 +85,25 @@ export function parseCommand(text: string): SwarmCommand {
   return Object.freeze({ verb, arg, wire: verb === 'echo' ? ` echo ${'x'.repeat(arg)}` : ` ${verb} ${arg}` });
 }
 
+const MIX_EXAMPLE = "e.g. 'slowloris:2000,chatty:200@5s'";
+
+/** `slowloris:2000,chatty:200@5s` → groups: `<profile>:<connections>[@<start delay>]`, each profile once. */
+export function parseMix(text: string): SwarmGroup[] {
+  const groups = text.split(',').map((p) => p.trim()).filter(Boolean).map((part) => {
+    const m = /^([a-z-]+):(\d+)(?:@(\S+))?$/.exec(part);
+    if (!m) throw new UsageError(`--mix: "${part}" is not <profile>:<connections>[@<delay>] (${MIX_EXAMPLE})`);
+    if (!PROFILES.includes(m[1] as ProfileName)) throw new UsageError(`--mix: "${m[1]}" is not one of ${PROFILES.join(', ')}`);
+    const connections = Number(m[2]);
+    if (connections < 1 || connections > 10_000_000) throw new UsageError(`--mix: "${part}": connections must be from 1 to 10000000`);
+    const startDelayMs = m[3] === undefined ? 0 : parseDuration('mix', m[3]);
+    return Object.freeze({ profile: m[1] as ProfileName, connections, startDelayMs });
+  });
+  if (groups.length === 0) throw new UsageError(`--mix: no group given (${MIX_EXAMPLE})`);
+  const twice = groups.find((g, i) => groups.findIndex((x) => x.profile === g.profile) !== i);
+  if (twice) throw new UsageError(`--mix: ${twice.profile} appears twice (one group per profile)`);
+  return groups;
+}
+
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 const given = (a: Raw, flag: string): boolean => a[flag] !== undefined;
 
@@ -98,13 +118,32 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   // The environment is read here and nowhere else: an Indexed Job's pod learns its shard index from it.
   const shard = parseShard(a.shard, a.shards, process.env.JOB_COMPLETION_INDEX);
   const part = shard ? shardSlice({ connections: totalConnections, sources: allSources, targets: allTargets }, shard) : undefined;
-  const [connections, sourceIps, targets] = part ? [part.connections, part.sources, part.targets] : [totalConnections, allSources, allTargets];
+  const [sourceIps, targets] = part ? [part.sources, part.targets] : [allSources, allTargets];
 
-  const profileName = String(a.profile ?? D.profile);
-  if (!PROFILES.includes(profileName as ProfileName)) throw new UsageError(`--profile: "${profileName}" is not one of ${PROFILES.join(', ')}`);
-  const profile = profileName as ProfileName;
-  if (given(a, 'command') && profile !== 'chatty') throw new UsageError(`--command applies to --profile chatty only (this run is --profile ${profile})`);
-  if (given(a, 'interval') && profile === 'idle') throw new UsageError('--interval applies to --profile ping or chatty (idle connections send nothing)');
+  let groups: SwarmGroup[];
+  if (given(a, 'mix')) {
+    if (shard) throw new UsageError('--shard/--shards do not combine with --mix yet: run each group as its own sharded swarm');
+    for (const f of ['profile', 'connections', 'workers']) {
+      if (given(a, f)) throw new UsageError(`--${f} does not combine with --mix (the mix gives each group's profile and connections; each group gets ceil(n / ${SOCKETS_PER_WORKER}) workers)`);
+    }
+    groups = parseMix(String(a.mix));
+  } else {
+    const profileName = String(a.profile ?? D.profile);
+    if (!PROFILES.includes(profileName as ProfileName)) throw new UsageError(`--profile: "${profileName}" is not one of ${PROFILES.join(', ')}`);
+    groups = [Object.freeze({ profile: profileName as ProfileName, connections: part ? part.connections : totalConnections, startDelayMs: 0 })];
+  }
+  const connections = groups.reduce((n, g) => n + g.connections, 0);
+  const has = (...ps: ProfileName[]): boolean => groups.some((g) => ps.includes(g.profile));
+  const run = groups.map((g) => g.profile).join(', ');
+  const onlyFor = (flag: string, ...ps: ProfileName[]): void => {
+    if (given(a, flag) && !has(...ps)) throw new UsageError(`--${flag} applies to ${ps.join(' or ')} only (this run is ${run})`);
+  };
+  onlyFor('command', 'chatty', 'slow-reader');
+  onlyFor('interval', 'ping', 'chatty', 'slow-reader');
+  onlyFor('dribble-interval', 'slowloris', 'slow-frame');
+  onlyFor('dribble-bytes', 'slowloris');
+  onlyFor('read-rate', 'slow-reader');
+  onlyFor('declared-size', 'oversize');
   const intervalMs = parseDuration('interval', a.interval ?? D.interval);
   if (intervalMs < 1) throw new UsageError('--interval: must be at least 1ms');
   const holdMs = parseDuration('hold', a.hold ?? D.hold);
@@ -112,7 +151,22 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const handshakeTimeoutMs = parseDuration('handshake-timeout', a['handshake-timeout'] ?? D.handshakeTimeout);
   if (handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
 
-  const workers = given(a, 'workers') ? parseInteger('workers', a.workers, 1, 256) : Math.ceil(connections / SOCKETS_PER_WORKER);
+  const dribbleIntervalMs = parseDuration('dribble-interval', a['dribble-interval'] ?? D.dribbleInterval);
+  if (dribbleIntervalMs < 10) throw new UsageError('--dribble-interval: must be at least 10ms');
+  const declaredBytes = parseSize('declared-size', a['declared-size'] ?? D.declaredBytes);
+  if (declaredBytes < 1 || declaredBytes > 2 ** 53 - 1) throw new UsageError('--declared-size: must be from 1 byte to 2^53 - 1 (RFC 6455 64-bit length)');
+  const attack = Object.freeze({
+    dribbleIntervalMs,
+    dribbleBytes: parseInteger('dribble-bytes', a['dribble-bytes'] ?? D.dribbleBytes, 1, 4096),
+    readRate: parseSize('read-rate', a['read-rate'] ?? D.readRate),
+    declaredBytes,
+  });
+  // --command is chatty's; slow-reader takes it only when no chatty group shares the run
+  const command = parseCommand(String(has('chatty') ? a.command ?? D.command : D.command));
+  const readerCommand = parseCommand(String(!has('chatty') && given(a, 'command') ? a.command : D.slowReaderCommand));
+
+  const workers = given(a, 'mix') ? groups.reduce((n, g) => n + Math.ceil(g.connections / SOCKETS_PER_WORKER), 0)
+    : given(a, 'workers') ? parseInteger('workers', a.workers, 1, 256) : Math.ceil(connections / SOCKETS_PER_WORKER);
   if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
 
   for (const src of sourceIps) {
@@ -122,6 +176,12 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
 
   const summaryFile = given(a, 'summary') ? outputFile('summary', a.summary) : undefined;
 
+  const thresholds = list(a.threshold).map(parseThreshold);
+  for (const t of thresholds) {
+    const profile = /^profiles\.([^.]+)\./.exec(t.path)?.[1];
+    if (profile !== undefined && !has(profile as ProfileName)) throw new UsageError(`--threshold "${t.expression}": no ${profile} group in this run (${run})`);
+  }
+
   const metricsHost = String(a['metrics-host'] ?? D.metricsHost);
   if (isIP(metricsHost) === 0 && metricsHost !== 'localhost') throw new UsageError(`--metrics-host: "${metricsHost}" is not an IP address`);
   if (given(a, 'metrics-host') && !given(a, 'metrics-port')) throw new UsageError('--metrics-host needs --metrics-port (the endpoint is off without it)');
@@ -129,17 +189,19 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   return Object.freeze({
     targets: Object.freeze(targets),
     connections,
+    groups: Object.freeze(groups),
+    attack,
     // whole-run figures, as for workers: each shard takes its share, so N shards together ramp at --rate
     rate: parseInteger('rate', a.rate ?? D.rate, 0, 10_000_000) / (shard?.of ?? 1),
     maxPending: Math.ceil(parseInteger('max-pending', a['max-pending'] ?? D.maxPending, 1, 1_000_000) / (shard?.of ?? 1)),
     holdMs,
-    profile,
     intervalMs,
-    command: parseCommand(String(a.command ?? D.command)),
+    command,
+    readerCommand,
     workers,
     sourceIps: Object.freeze(sourceIps),
     summaryFile,
-    thresholds: Object.freeze(list(a.threshold).map(parseThreshold)),
+    thresholds: Object.freeze(thresholds),
     metricsPort: given(a, 'metrics-port') ? parseInteger('metrics-port', a['metrics-port'], 0, 65535) : undefined,
     metricsHost,
     handshakeTimeoutMs,
@@ -161,9 +223,18 @@ export const swarmCommand = {
     .option('rate', { type: 'string', describe: `new connections per second, whole swarm; 0 = only --max-pending limits (default ${D.rate})` })
     .option('max-pending', { type: 'string', describe: `connection attempts (TCP + upgrade) in flight, whole swarm (default ${D.maxPending})` })
     .option('hold', { type: 'string', describe: `how long to hold once every attempt settled, e.g. 30s, 2m (default ${D.hold})` })
-    .option('profile', { type: 'string', describe: `idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval) (default ${D.profile})` })
-    .option('interval', { type: 'string', describe: `ping/chatty: per-connection send interval (default ${D.interval})` })
-    .option('command', { type: 'string', describe: `chatty: protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default '${D.command}')` })
+    .option('profile', {
+      type: 'string',
+      describe: `healthy: idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval); attacks (loopback only): ` +
+        `slowloris | slow-reader | slow-frame | no-pong | ping-flood | oversize | garbage | conn-flood (default ${D.profile})`,
+    })
+    .option('mix', { type: 'string', describe: `healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], ${MIX_EXAMPLE}` })
+    .option('interval', { type: 'string', describe: `ping/chatty/slow-reader: per-connection send interval (default ${D.interval})` })
+    .option('command', { type: 'string', describe: `chatty (or slow-reader without chatty): protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default chatty '${D.command}', slow-reader '${D.slowReaderCommand}')` })
+    .option('dribble-interval', { type: 'string', describe: `slowloris, slow-frame: time between dribbled writes (default ${D.dribbleInterval})` })
+    .option('dribble-bytes', { type: 'string', describe: `slowloris: bytes of the upgrade request per dribble (default ${D.dribbleBytes})` })
+    .option('read-rate', { type: 'string', describe: `slow-reader: bytes read per second per connection, e.g. 1KiB; 0 = never read (default ${D.readRate})` })
+    .option('declared-size', { type: 'string', describe: 'oversize: payload length the frame header declares, e.g. 64MiB (default 1GiB)' })
     .option('workers', { type: 'string', describe: `worker processes (default: ceil(connections / ${SOCKETS_PER_WORKER}))` })
     .option('source-ips', { type: 'string', describe: 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)' })
     .option('summary', { type: 'string', describe: 'write the JSON summary (docs/swarm-summary.md) to this file' })
@@ -175,7 +246,8 @@ export const swarmCommand = {
     .option('shard', { type: 'string', describe: 'i/N: be shard i (0-based) of N swarms, taking a deterministic slice of --connections, --source-ips and --url (see "Beyond one machine" in README.md)' })
     .option('shards', { type: 'string', describe: 'N: as --shard, with i from the JOB_COMPLETION_INDEX environment variable (a Kubernetes Indexed Job sets it)' })
     .example('$0 swarm --url ws://127.0.0.1:8080/ --connections 20000 --rate 15000 --hold 30s --source-ips 127.0.0.2-127.0.0.9', 'hold 20,000 idle connections for 30 s')
-    .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend')),
+    .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend')
+    .example("$0 swarm --url ws://127.0.0.1:8080/ --mix 'slowloris:2000,chatty:200@5s' --hold 20s --summary out.json", '2,000 slowloris, then 200 healthy clients 5 s into the attack')),
   handler: async (a: Raw) => {
     const o = await swarmOptions(a);
     // loaded only to run: `wslab serve` and a rejected flag do not pay for the swarm's modules

@@ -13,11 +13,15 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { SWARM_CAUSES, type SwarmCause } from '../metrics/swarm.js';
+import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
 import type { MetricsEndpoint, WorkerMetrics } from './metrics.js';
-import { SOCKETS_PER_WORKER, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName } from './options.js';
+import {
+  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
+} from './options.js';
 import { latencyHistogram } from './profiles.js';
-import { LiveView, latencyMs, summaryTable, writeSummary, type Live, type Summary } from './recorder.js';
+import {
+  LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type Summary,
+} from './recorder.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
 /* ---- the IPC messages between coordinator and workers ---- */
@@ -25,6 +29,9 @@ import { describeVerdict, evaluate } from './thresholds.js';
 export interface WorkerInit {
   t: 'init';
   index: number;
+  /** Index of the worker's group in options.groups; its ramp starts `startDelayMs` after the start order. */
+  group: number;
+  startDelayMs: number;
   firstIndex: number;
   count: number;
   rate: number;
@@ -34,6 +41,8 @@ export interface WorkerInit {
   profile: ProfileName;
   intervalMs: number;
   command: SwarmCommand;
+  readerCommand: SwarmCommand;
+  attack: AttackOptions;
   handshakeTimeoutMs: number;
   closeTimeoutMs: number;
   metrics: boolean;
@@ -49,6 +58,9 @@ export interface WorkerStats {
   closing: number;
   peakOpen: number;
   closeTimeouts: number;
+  /** slowloris attackers dribbling now; conn-flood connections dropped so far. */
+  dribbling: number;
+  dropped: number;
   /** By index of SWARM_CAUSES. */
   failed: number[];
   lost: number[];
@@ -71,16 +83,24 @@ export interface WorkerStats {
   rssBytes: number;
   cpuSeconds: number;
   load: { delayMs: number; cpu: number; maxDelayMs: number; maxCpu: number; saturatedRamp: number; saturatedHold: number };
+  /** ping, chatty: requests the open-loop schedule owed so far (docs/swarm-summary.md); 0 for other profiles. */
+  requestsDue: number;
+  /** Attack profiles: outcomes by index of ATTACK_OUTCOMES, close codes by index of ATTACK_CLOSE_CODES. */
+  attack: { outcomes: number[]; closeCodes: number[]; bytesSent: number; bytesReceived: number } | null;
 }
 export interface WorkerFinal {
   t: 'final';
   s: WorkerStats;
   /** Taken when the close order arrived, before anything closed. */
   heldAtEnd: number;
+  /** Attack workers: attackers still connected (open or dribbling) when the close order came. */
+  attackersHeldAtEnd: number;
   rssAtEndBytes: number;
   openByTargetAtEnd: number[];
   connectHdr: string;
   rttHdr: string;
+  /** Attack workers: time from connect() to the cut, µs. */
+  cutHdr: string | null;
 }
 export type FromWorker =
   | { t: 'ready'; baselineRssBytes: number }
@@ -158,22 +178,36 @@ class WorkerProcess {
   }
 }
 
-/** Splits N connections over K workers: counts differ by at most one; sources dealt round-robin when there are enough. */
+/** Workers of each group: --workers for a single group, else ceil(connections / SOCKETS_PER_WORKER) per group. */
+export function groupWorkers(o: SwarmOptions): number[] {
+  return o.groups.length === 1 ? [o.workers] : o.groups.map((g) => Math.ceil(g.connections / SOCKETS_PER_WORKER));
+}
+
+/**
+ * Splits each group's connections over its workers: counts differ by at most one; sources dealt round-robin over
+ * every worker when there are enough. Connection indexes run on across groups, so targets and source addresses
+ * rotate over the whole swarm. --rate and --max-pending apply to each group (a delayed healthy group must not wait
+ * behind an attack's pending attempts).
+ */
 export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
-  const k = o.workers;
+  const perGroup = groupWorkers(o);
+  const k = perGroup.reduce((a, b) => a + b, 0);
   let first = 0;
-  return Array.from({ length: k }, (_, i) => {
-    const count = Math.floor(o.connections / k) + (i < o.connections % k ? 1 : 0);
+  let index = 0;
+  return o.groups.flatMap((g, gi) => Array.from({ length: perGroup[gi] }, (_, j) => {
+    const kg = perGroup[gi];
+    const i = index++;
+    const count = Math.floor(g.connections / kg) + (j < g.connections % kg ? 1 : 0);
     const s = {
-      index: i, firstIndex: first, count,
-      rate: o.rate / k, maxPending: Math.max(1, Math.ceil(o.maxPending / k)),
-      sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, j) => j % k === i) : o.sourceIps,
-      targets: o.targets, profile: o.profile, intervalMs: o.intervalMs, command: o.command,
-      handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
+      index: i, group: gi, startDelayMs: g.startDelayMs, firstIndex: first, count,
+      rate: o.rate / kg, maxPending: Math.max(1, Math.ceil(o.maxPending / kg)),
+      sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, x) => x % k === i) : o.sourceIps,
+      targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, readerCommand: o.readerCommand,
+      attack: o.attack, handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
     };
     first += count;
     return s;
-  });
+  }));
 }
 
 export interface SwarmIo {
@@ -217,7 +251,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
       case 'stats': {
         w.stats = m.s;
         sampledPeak = Math.max(sampledPeak, sum((s) => s.open));
-        if (rampedAt > 0 && endReason === undefined && workers.every((x) => x.stats && x.stats.rampEndedAt > 0) && sum((s) => s.open) === 0) {
+        if (rampedAt > 0 && endReason === undefined && workers.every((x) => x.stats && x.stats.rampEndedAt > 0) && sum((s) => s.open + s.dribbling) === 0) {
           endRun('nothing left open');
         }
         break;
@@ -344,7 +378,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   await endpoint?.close();
 
   const cpu = process.cpuUsage(coordinatorCpu);
-  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, baseline: w.baselineRssBytes })), {
+  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, baseline: w.baselineRssBytes, group: w.init.group })), {
     startedAt, endedAt, sampledPeak, interrupted, warnings,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
@@ -361,10 +395,16 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   for (const v of verdicts) io.stderr.write(`wslab swarm: threshold ${v.ok ? 'passed' : 'FAILED'}: ${describeVerdict(v)}\n`);
 
   if (interrupted) return EXIT.interrupted;
+  /*
+   * With attackers in the run, healthy clients refused or cut are the experiment's result, read from `profiles`:
+   * the run fails only when nothing reached the server at all (no open, no attacker connected).
+   */
+  const attacked = o.groups.some((g) => isAttack(g.profile));
+  const reached = summary.opened + Object.values(summary.profiles).reduce((a, p) => a + (p.role === 'attack' ? p.attempted - p.outcomes.failed : 0), 0);
   const failures = [
     crashed ? 'a worker failed' : '',
-    summary.opened === 0 ? 'no connection opened' : '',
-    summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
+    (attacked ? reached === 0 : summary.opened === 0) ? 'no connection opened' : '',
+    !attacked && summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
   ].filter(Boolean);
   if (failures.length > 0) {
     io.stderr.write(`wslab swarm: run failed: ${failures.join('; ')} (exit ${EXIT.runFailed})\n`);
@@ -392,8 +432,58 @@ const causes = (values: number[]): Record<SwarmCause, number> =>
   Object.fromEntries(SWARM_CAUSES.map((c, i) => [c, values[i] ?? 0])) as Record<SwarmCause, number>;
 const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
 
+interface WorkerFigures { stats: WorkerStats | undefined; final: WorkerFinal | undefined; baseline: number; group: number }
+
+const ratio = (n: number, d: number): number | null => (d > 0 ? Math.round(n / d * 10_000) / 10_000 : null);
+
+/** The `profiles` entry of one group, from its workers' figures. */
+function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): HealthySummary | AttackSummary {
+  const g = o.groups[gi];
+  const stats = ws.map((w) => w.stats).filter((s): s is WorkerStats => s !== undefined);
+  const total = (f: (s: WorkerStats) => number): number => stats.reduce((a, s) => a + f(s), 0);
+  const connect = latencyHistogram();
+  for (const w of ws) if (w.final) connect.add(hdr.decodeFromCompressedBase64(w.final.connectHdr));
+  const attempted = total((s) => s.attempted);
+  const opened = total((s) => s.opened);
+  const common = {
+    target: g.connections, startAfterSec: g.startDelayMs / 1000, attempted, opened,
+    failed: total((s) => s.failed.reduce((a, b) => a + b, 0)),
+    heldAtEnd: ws.reduce((a, w) => a + (w.final?.heldAtEnd ?? w.stats?.open ?? 0), 0),
+    connectLatencyMs: latencyMs(connect),
+  };
+  if (!isAttack(g.profile)) {
+    const rtt = latencyHistogram();
+    for (const w of ws) if (w.final) rtt.add(hdr.decodeFromCompressedBase64(w.final.rttHdr));
+    const sending = g.profile !== 'idle';
+    const requestsDue = total((s) => s.requestsDue);
+    const repliesOk = g.profile === 'ping' ? total((s) => s.pongsReceived) : g.profile === 'chatty' ? total((s) => s.received - s.replyErrors) : 0;
+    return {
+      role: 'healthy', ...common, lost: total((s) => s.lost.reduce((a, b) => a + b, 0)),
+      connectSuccessRate: ratio(opened, attempted),
+      requestsDue, repliesOk, servedRate: sending ? ratio(Math.min(repliesOk, requestsDue), requestsDue) : null,
+      rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    };
+  }
+  const cut = latencyHistogram();
+  for (const w of ws) if (w.final?.cutHdr) cut.add(hdr.decodeFromCompressedBase64(w.final.cutHdr));
+  const outcomes = ATTACK_OUTCOMES.map((_, i) => total((s) => s.attack?.outcomes[i] ?? 0));
+  const codes = ATTACK_CLOSE_CODES.map((_, i) => total((s) => s.attack?.closeCodes[i] ?? 0));
+  return {
+    role: 'attack', ...common,
+    outcomes: {
+      held: ws.reduce((a, w) => a + (w.final?.attackersHeldAtEnd ?? (w.stats ? w.stats.open + w.stats.dribbling : 0)), 0),
+      ...Object.fromEntries(ATTACK_OUTCOMES.map((k, i) => [k, outcomes[i]])) as Record<AttackOutcome, number>,
+    },
+    closeCodes: Object.fromEntries(ATTACK_CLOSE_CODES.map((c, i) => [c, codes[i]]).filter(([, n]) => (n as number) > 0)),
+    timeToCutMs: { ...latencyMs(cut), count: cut.totalCount },
+    bytesSent: total((s) => s.attack?.bytesSent ?? 0),
+    bytesReceived: total((s) => s.attack?.bytesReceived ?? 0),
+    messages: { sent: total((s) => s.sent), received: total((s) => s.received), pingsSent: total((s) => s.pingsSent), pongsReceived: total((s) => s.pongsReceived) },
+  };
+}
+
 /** The summary of docs/swarm-summary.md from every worker's last figures. */
-export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined; final: WorkerFinal | undefined; baseline: number }[], run: RunFacts): Summary {
+export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): Summary {
   const zeroC = SWARM_CAUSES.map(() => 0);
   const zeroT = o.targets.map(() => 0);
   const stats = ws.map((w) => w.stats).filter((s): s is WorkerStats => s !== undefined);
@@ -478,5 +568,6 @@ export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined;
     },
     histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
     merged: null,
+    profiles: Object.fromEntries(o.groups.map((g, gi) => [g.profile, groupSummary(o, gi, ws.filter((w) => w.group === gi))])),
   };
 }

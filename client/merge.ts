@@ -7,7 +7,7 @@
 import * as hdr from 'hdr-histogram-js';
 import { UsageError } from '../cli/errors.js';
 import { latencyHistogram } from './profiles.js';
-import { latencyMs, type Summary } from './recorder.js';
+import { latencyMs, type AttackSummary, type HealthySummary, type Summary } from './recorder.js';
 
 /** One summary and where it came from (named in errors and warnings). */
 export interface Source {
@@ -62,6 +62,56 @@ function shardSet(xs: Source[]): { labels: string[]; warnings: string[] } {
   return { labels: [...seen.keys()].sort((a, b) => a - b).map((i) => `${i}/${of}`), warnings };
 }
 
+/**
+ * The per-profile sections added. A shard runs one group (`--shard` refuses `--mix`), so a healthy group's latencies
+ * are the merged top-level ones; summaries of several groups (a `--mix` run) are refused, since their per-group
+ * histograms are not in the summary. An attack group's `timeToCutMs` has no histogram either: its count adds and
+ * its percentiles are left out (null) rather than averaged.
+ */
+function mergeProfiles(xs: Source[], connect: hdr.Histogram, rtt: hdr.Histogram): { profiles: Summary['profiles']; warnings: string[] } {
+  const each = xs.map((x) => Object.values(x.summary.profiles ?? {}));
+  if (each.every((g) => g.length === 0)) return { profiles: {}, warnings: [] };
+  const bare = xs.find((_, i) => each[i].length === 0);
+  if (bare) throw new UsageError(`${bare.name} has no per-profile section (written by an older wslab) but ${xs.find((_, i) => each[i].length > 0)!.name} has: rerun the swarm`);
+  const several = xs.find((_, i) => each[i].length > 1);
+  if (several) throw new UsageError(`${several.name}: a --mix run (${Object.keys(several.summary.profiles).join(', ')}): its groups cannot be merged with others; merge single-profile shards`);
+  const names = new Set(xs.map((x) => Object.keys(x.summary.profiles ?? {})[0]));
+  if (names.size !== 1) {
+    throw new UsageError(`profiles differ (${[...names].map(String).join(', ')}): merge the shards of one run, which share one --profile`);
+  }
+  const name = [...names][0];
+  const groups = each.map((g) => g[0]);
+  const add = <T>(f: (g: T) => number): number => (groups as T[]).reduce((a, g) => a + f(g), 0);
+  const attempted = add<HealthySummary>((g) => g.attempted);
+  const opened = add<HealthySummary>((g) => g.opened);
+  const common = {
+    target: add<HealthySummary>((g) => g.target), startAfterSec: groups[0].startAfterSec, attempted, opened,
+    failed: add<HealthySummary>((g) => g.failed), heldAtEnd: add<HealthySummary>((g) => g.heldAtEnd), connectLatencyMs: latencyMs(connect),
+  };
+  if (groups[0].role === 'healthy') {
+    const requestsDue = add<HealthySummary>((g) => g.requestsDue);
+    const repliesOk = add<HealthySummary>((g) => g.repliesOk);
+    const sending = groups.some((g) => (g as HealthySummary).servedRate !== null);
+    const merged: HealthySummary = {
+      role: 'healthy', ...common, lost: add<HealthySummary>((g) => g.lost),
+      connectSuccessRate: attempted > 0 ? opened / attempted : null, requestsDue, repliesOk,
+      servedRate: sending && requestsDue > 0 ? Math.min(repliesOk, requestsDue) / requestsDue : null,
+      rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    };
+    return { profiles: { [name]: merged }, warnings: [] };
+  }
+  const attacks = groups as AttackSummary[];
+  const merged: AttackSummary = {
+    role: 'attack', ...common,
+    outcomes: sumKeys(attacks.map((g) => g.outcomes)) as AttackSummary['outcomes'],
+    closeCodes: sumKeys(attacks.map((g) => g.closeCodes as Record<string, number>)),
+    timeToCutMs: { p50: null, p90: null, p99: null, p999: null, max: null, count: add<AttackSummary>((g) => g.timeToCutMs.count) },
+    bytesSent: add<AttackSummary>((g) => g.bytesSent), bytesReceived: add<AttackSummary>((g) => g.bytesReceived),
+    messages: sumKeys(attacks.map((g) => g.messages)) as AttackSummary['messages'],
+  };
+  return { profiles: { [name]: merged }, warnings: [`${name}: timeToCutMs percentiles are not merged (the summary keeps no histogram of them); count added`] };
+}
+
 /** One summary of them all: counts added, histograms added, peaks and instants on one time line. */
 export function mergeSummaries(xs: Source[]): Summary {
   if (xs.length === 0) throw new UsageError('wslab swarm merge: give at least one summary file');
@@ -76,6 +126,7 @@ export function mergeSummaries(xs: Source[]): Summary {
       throw new UsageError(`${x.name}: its histograms do not decode (${(err as Error).message})`);
     }
   }
+  const { profiles, warnings: profileWarnings } = mergeProfiles(xs, connect, rtt);
   const started = Math.min(...xs.map((x) => x.summary.clock.startedAtMs));
   const ended = Math.max(...xs.map((x) => x.summary.clock.startedAtMs + x.summary.durationSec * 1000));
   const firstAttempt = nonNull(xs.map((x) => x.summary.clock.firstAttemptAtMs));
@@ -123,7 +174,7 @@ export function mergeSummaries(xs: Source[]): Summary {
       maxCpuPercent: Math.max(...xs.map((x) => x.summary.client.maxCpuPercent)),
     },
     durationSec: round3((ended - started) / 1000),
-    warnings: [...setWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
+    warnings: [...setWarnings, ...profileWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
     interrupted: xs.some((x) => x.summary.interrupted),
     serverDied: xs.some((x) => x.summary.serverDied),
     shard: null,
@@ -134,5 +185,6 @@ export function mergeSummaries(xs: Source[]): Summary {
     },
     histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
     merged: { summaries: xs.length, shards: labels },
+    profiles,
   };
 }

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { AggregatorRegistry, Registry, type Histogram, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import {
+  ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_ATTACKERS_HELD, SWARM_ATTACK_CLOSE_CODES, SWARM_ATTACK_OUTCOMES, SWARM_ATTACK_TIME_TO_CUT,
   SWARM_CAUSES, SWARM_CONNECTING, SWARM_CONNECT_DURATION, SWARM_ERRORS, SWARM_EVENT_LOOP_DELAY, SWARM_MESSAGES_RECEIVED,
   SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
@@ -15,6 +16,7 @@ import { counter, gauge, histogram } from '../metrics/prom.js';
 import { listen, closeHttp } from '../server/listen.js';
 import type { PoolCounts } from './pool.js';
 import type { Traffic } from './profiles.js';
+import type { AttackTally } from './attacks.js';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -28,7 +30,7 @@ export class SwarmMetrics {
   private readonly rttSeconds: Histogram.Internal<string>;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
-  constructor(counts: PoolCounts, traffic: Traffic, target: number) {
+  constructor(counts: PoolCounts, traffic: Traffic, target: number, attack?: { profile: string; tally: AttackTally }) {
     const r = this.registry;
     this.loopDelay.enable();
     gauge(SWARM_OPEN, r, function () { this.set(counts.open); });
@@ -47,6 +49,7 @@ export class SwarmMetrics {
     counter(SWARM_MESSAGES_RECEIVED, r, function () { this.inc(traffic.received - seen.received); seen.received = traffic.received; });
     this.connectSeconds = histogram(SWARM_CONNECT_DURATION, r).labels();
     this.rttSeconds = histogram(SWARM_RTT, r).labels();
+    if (attack) this.attackSeries(counts, attack.profile, attack.tally);
     const loop = this.loopDelay;
     gauge(SWARM_EVENT_LOOP_DELAY, r, function () {
       this.set({ quantile: '0.5' }, loop.percentile(50) / 1e9);
@@ -54,6 +57,22 @@ export class SwarmMetrics {
       this.set({ quantile: '1' }, loop.count ? loop.max / 1e9 : 0);
       loop.reset();
     });
+  }
+
+  /** An attack worker's series, labelled with its profile (one profile per worker). */
+  private attackSeries(counts: PoolCounts, profile: string, tally: AttackTally): void {
+    const r = this.registry;
+    gauge(SWARM_ATTACKERS_HELD, r, function () { this.set({ profile }, counts.open + counts.dribbling); });
+    const outcomes = new Float64Array(ATTACK_OUTCOMES.length);
+    counter(SWARM_ATTACK_OUTCOMES, r, function () {
+      ATTACK_OUTCOMES.forEach((outcome, i) => { this.inc({ profile, outcome }, tally.outcomes[i] - outcomes[i]); outcomes[i] = tally.outcomes[i]; });
+    });
+    const codes = new Float64Array(ATTACK_CLOSE_CODES.length);
+    counter(SWARM_ATTACK_CLOSE_CODES, r, function () {
+      ATTACK_CLOSE_CODES.forEach((code, i) => { this.inc({ profile, code }, tally.closeCodes[i] - codes[i]); codes[i] = tally.closeCodes[i]; });
+    });
+    const cut = histogram(SWARM_ATTACK_TIME_TO_CUT, r).labels({ profile });
+    tally.onCut = (seconds) => cut.observe(seconds);
   }
 
   connect(seconds: number): void { this.connectSeconds.observe(seconds); }

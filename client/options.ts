@@ -5,8 +5,41 @@
 import type { Shard } from './shard.js';
 import type { Threshold } from './thresholds.js';
 
-export type ProfileName = 'idle' | 'ping' | 'chatty';
-export const PROFILES: readonly ProfileName[] = Object.freeze(['idle', 'ping', 'chatty']);
+/** Healthy profiles: what a well-behaved client does with a held connection. */
+export const HEALTHY_PROFILES = Object.freeze(['idle', 'ping', 'chatty'] as const);
+/** Hostile profiles (client/attacks.ts): loopback targets only unless --allow-remote-target. */
+export const ATTACK_PROFILES = Object.freeze([
+  'slowloris', 'slow-reader', 'slow-frame', 'no-pong', 'ping-flood', 'oversize', 'garbage', 'conn-flood',
+] as const);
+export type HealthyProfile = (typeof HEALTHY_PROFILES)[number];
+export type AttackProfile = (typeof ATTACK_PROFILES)[number];
+export type ProfileName = HealthyProfile | AttackProfile;
+export const PROFILES: readonly ProfileName[] = Object.freeze([...HEALTHY_PROFILES, ...ATTACK_PROFILES]);
+export const isAttack = (p: ProfileName): p is AttackProfile => (ATTACK_PROFILES as readonly string[]).includes(p);
+
+/**
+ * One group of connections with one profile: a plain `--profile p --connections n` run is one group; `--mix
+ * 'slowloris:2000,chatty:200@5s'` is two, each with its own workers. A group starts `startDelayMs` after the run
+ * (its ramp begins then), so healthy clients can arrive while an attack already holds the server.
+ */
+export interface SwarmGroup {
+  readonly profile: ProfileName;
+  readonly connections: number;
+  /** Delay from the run's start to the group's first attempt, ms. Default 0. */
+  readonly startDelayMs: number;
+}
+
+/** What the attack profiles do; each field applies to the profiles named. */
+export interface AttackOptions {
+  /** slowloris, slow-frame: time between two dribbled writes, ms. Default 1 s. */
+  readonly dribbleIntervalMs: number;
+  /** slowloris: bytes of the upgrade request per dribble (slow-frame always sends one payload byte). Default 4. */
+  readonly dribbleBytes: number;
+  /** slow-reader: bytes per second read from each socket; 0 = never read (the socket is paused). Default 0. */
+  readonly readRate: number;
+  /** oversize: the payload length the frame header declares, bytes. Default 1 GiB. */
+  readonly declaredBytes: number;
+}
 
 /** One `--url`, resolved to an IP address so that a worker connects without DNS. */
 export interface SwarmTarget {
@@ -32,8 +65,12 @@ export interface SwarmCommand {
 export interface SwarmOptions {
   /** Servers, round-robin by connection index. Required. */
   readonly targets: readonly SwarmTarget[];
-  /** Connections to open and hold. Default 1000. */
+  /** Connections to open and hold, every group together. Default 1000. */
   readonly connections: number;
+  /** The groups of connections: one for `--profile`, one per entry of `--mix`. Default one `idle` group. */
+  readonly groups: readonly SwarmGroup[];
+  /** Attack profiles' parameters. */
+  readonly attack: AttackOptions;
   /** New connections per second over the whole swarm (token bucket); 0 = as fast as `maxPending` allows. Default 20,000. */
   readonly rate: number;
   /**
@@ -44,13 +81,13 @@ export interface SwarmOptions {
   readonly maxPending: number;
   /** How long to hold the connections once every attempt has settled, ms. Default 30 s. */
   readonly holdMs: number;
-  /** What each held connection does. Default `idle`. */
-  readonly profile: ProfileName;
-  /** ping: a ping per connection every interval; chatty: a command per connection every interval, ms. Default 1 s. */
+  /** ping: a ping per connection every interval; chatty and slow-reader: a command per connection every interval, ms. Default 1 s. */
   readonly intervalMs: number;
   /** chatty: the command sent. Default `echo 32`. */
   readonly command: SwarmCommand;
-  /** Worker processes. Default: ceil(connections / 19,000), the most sockets one process may hold here. */
+  /** slow-reader: the command sent every interval, a large reply. Default `fill 1048576` (`--command` in a run without chatty). */
+  readonly readerCommand: SwarmCommand;
+  /** Worker processes. Default: ceil(connections / 19,000) per group, the most sockets one process may hold here. */
   readonly workers: number;
   /** Local addresses connections bind to before connecting (rotated); empty = let the kernel choose. Default empty. */
   readonly sourceIps: readonly string[];
@@ -84,6 +121,11 @@ export const SWARM_DEFAULTS = Object.freeze({
   profile: 'idle' as ProfileName,
   interval: '1s',
   command: 'echo 32',
+  slowReaderCommand: 'fill 1048576',
+  dribbleInterval: '1s',
+  dribbleBytes: 4,
+  readRate: 0,
+  declaredBytes: 1024 ** 3,
   metricsHost: '127.0.0.1',
   handshakeTimeout: '10s',
   closeTimeoutMs: 2000,

@@ -34,6 +34,9 @@ interface TcpHandle {
   connect(req: object, ip: string, port: number): number;
   connect6(req: object, ip: string, port: number): number;
   readStart(): number;
+  readStop(): number;
+  /** Bytes queued in libuv, not yet handed to the kernel. */
+  readonly writeQueueSize: number;
   writeBuffer(req: object, buf: Uint8Array): number;
   setNoDelay(on: boolean): number;
   useUserBuffer(buf: Uint8Array): void;
@@ -79,6 +82,19 @@ export const UPGRADING = 2;  // upgrade request sent, waiting for 101
 export const OPEN = 3;
 export const CLOSING = 4;    // close frame sent or received, waiting for the server to end TCP
 export const DONE = 5;
+/*
+ * slowloris: TCP connected, the upgrade request is being dribbled and never finishes. Numbered after DONE so the
+ * deadline sweep (CONNECTING…CLOSING) never times it out: the attack is to be held until the server cuts it.
+ */
+export const DRIBBLING = 6;
+
+/**
+ * How an attacker's connection ended without the swarm asking (the `outcome` label, metrics/swarm.ts): `closed`
+ * the server sent a close frame, `ended` it ended TCP (FIN) without one, `reset` an RST or a write error,
+ * `rejected` it answered the upgrade with something other than 101, `failed` no TCP connection, no answer in time,
+ * or the server broke RFC 6455 and the swarm failed the connection.
+ */
+export type AttackEnd = 'closed' | 'ended' | 'reset' | 'rejected' | 'failed';
 
 /** Ports tried for one connection before it fails with EADDRNOTAVAIL. */
 const PORT_TRIES = 32;
@@ -113,6 +129,12 @@ export interface PoolHooks {
   pong(slot: number, data: Buffer, start: number, end: number): void;
   /** The first failure of each cause, with a line saying what happened (resource errors carry the fix). */
   firstFailure(cause: SwarmCause, detail: string): void;
+  /** Attack pools only ({@link PoolOptions.attack}): TCP is up and the slot is DRIBBLING (slowloris). */
+  dribbling?(slot: number): void;
+  /** Attack pools only: the connection ended without our asking, `ageMs` after its attempt began; `code` of a close frame, else 0. */
+  ended?(slot: number, how: AttackEnd, code: number, ageMs: number): void;
+  /** Bytes read on a slot (before parsing): slow readers pace themselves on it. */
+  read?(slot: number, bytes: number): void;
 }
 
 export interface PoolOptions {
@@ -126,6 +148,16 @@ export interface PoolOptions {
   readonly closeTimeoutMs: number;
   /** Local ports to bind when sources are given. Default: the kernel's ephemeral range. */
   readonly ports?: readonly [number, number];
+  /**
+   * An attack pool: ends of connections go to {@link PoolHooks.ended} as outcomes instead of `lost` (an attacker cut
+   * by the server is the experiment's result, not a lost connection); failed attempts are still counted by cause.
+   * Default false.
+   */
+  readonly attack?: boolean;
+  /** Answer the server's pings (no-pong turns this off). Default true. */
+  readonly answerPings?: boolean;
+  /** slowloris: after TCP connect, hand the slot to {@link PoolHooks.dribbling} instead of sending the upgrade. Default false. */
+  readonly dribble?: boolean;
 }
 
 /** Counts a pool keeps; plain numbers read by the stats reporter and the /metrics collectors. */
@@ -138,6 +170,10 @@ export class PoolCounts {
   peakOpen = 0;
   closedNormally = 0;
   closeTimeouts = 0;
+  /** slowloris connections dribbling their upgrade now. */
+  dribbling = 0;
+  /** conn-flood connections dropped by the swarm right after their upgrade. */
+  dropped = 0;
   readonly failed = new Float64Array(SWARM_CAUSES.length);
   readonly lost = new Float64Array(SWARM_CAUSES.length);
   /** Epoch ms of the first and last loss of an open connection (0 = none). */
@@ -257,6 +293,34 @@ export class Pool implements FrameSink {
     return this.write(slot, h, frame);
   }
 
+  /** Writes raw bytes on an open or DRIBBLING slot (attacks: a dribbled request, a partial frame, garbage). */
+  sendRaw(slot: number, bytes: Buffer): boolean {
+    const h = this.handles[slot];
+    const st = this.state[slot];
+    if (h === undefined || (st !== OPEN && st !== DRIBBLING)) return false;
+    return this.write(slot, h, bytes);
+  }
+
+  isDribbling(slot: number): boolean { return this.state[slot] === DRIBBLING; }
+
+  /** Bytes libuv still holds for `slot` (0 for a closed slot): what a flood checks before queueing more. */
+  queued(slot: number): number { return this.handles[slot]?.writeQueueSize ?? 0; }
+
+  /** Stops or restarts reading `slot` (slow-reader): a stopped socket's kernel receive window fills and closes. */
+  pauseReading(slot: number): void { this.handles[slot]?.readStop(); }
+  resumeReading(slot: number): void {
+    const h = this.handles[slot];
+    if (h !== undefined && (this.state[slot] === OPEN || this.state[slot] === CLOSING)) h.readStart();
+  }
+
+  /** conn-flood: drops an open slot at once with an RST, no close frame (counted as `dropped`, not lost). */
+  drop(slot: number): void {
+    if (this.state[slot] !== OPEN) return;
+    this.leaveOpen(slot);
+    this.counts.dropped++;
+    this.release(slot, true);
+  }
+
   /** Starts the close handshake (1000) on an open slot; the server's echo and TCP end finish it. */
   startClose(slot: number, code = 1000): void {
     const h = this.handles[slot];
@@ -273,7 +337,7 @@ export class Pool implements FrameSink {
   destroyAll(): void {
     for (let s = 0; s < this.used; s++) if (this.handles[s] !== undefined) this.release(s, true);
     const c = this.counts;
-    c.open = c.connecting = c.closing = 0;
+    c.open = c.connecting = c.closing = c.dribbling = 0;
     c.openByTarget.fill(0);
     this.stop();
   }
@@ -286,20 +350,21 @@ export class Pool implements FrameSink {
 
   /* ---- FrameSink: what the reader found on a slot ---- */
 
+  /* Replies that arrive while our close handshake runs still count: the last requests are due right at the close. */
   message(slot: number, opcode: number, data: Buffer, start: number, end: number): void {
-    if (this.state[slot] === OPEN) this.hooks.message(slot, opcode, data, start, end);
+    if (this.state[slot] === OPEN || this.state[slot] === CLOSING) this.hooks.message(slot, opcode, data, start, end);
   }
   ping(slot: number, data: Buffer, start: number, end: number): void {
     const h = this.handles[slot];
-    if (h !== undefined && this.state[slot] === OPEN) this.write(slot, h, encodeFrame(OP_PONG, data, start, end));
+    if (h !== undefined && this.state[slot] === OPEN && this.o.answerPings !== false) this.write(slot, h, encodeFrame(OP_PONG, data, start, end));
   }
   pong(slot: number, data: Buffer, start: number, end: number): void {
-    if (this.state[slot] === OPEN) this.hooks.pong(slot, data, start, end);
+    if (this.state[slot] === OPEN || this.state[slot] === CLOSING) this.hooks.pong(slot, data, start, end);
   }
   close(slot: number, code: number): void {
     const h = this.handles[slot];
     if (h === undefined || this.state[slot] !== OPEN) return; // our own close, echoed: wait for the TCP end
-    this.lose(slot, 'closed_by_server', `the server closed with ${code}`);
+    this.lose(slot, 'closed_by_server', `the server closed with ${code}`, code);
     this.toClosing(slot);
     this.write(slot, h, encodeClose(code)); // echo its code (RFC 6455 §5.5.1), then let it end TCP
   }
@@ -321,6 +386,7 @@ export class Pool implements FrameSink {
     c.failed[cause(why)]++;
     c.connecting--;
     this.first(why, detail);
+    if (this.o.attack) this.hooks.ended?.(slot, why === 'handshake_rejected' ? 'rejected' : 'failed', 0, performance.now() - this.startedAt[slot]);
     this.release(slot, true);
     this.hooks.settled();
   }
@@ -345,6 +411,15 @@ export class Pool implements FrameSink {
     h.setNoDelay(true);
     const err = h.readStart();
     if (err !== 0) return this.failAttempt(slot, causeOfErrno(err), `${getSystemErrorName(err)} starting to read`);
+    if (this.o.dribble) {
+      // slowloris: the attempt has settled for the ramp (TCP is up); from here on only the server ends it
+      this.state[slot] = DRIBBLING;
+      this.counts.connecting--;
+      this.counts.dribbling++;
+      this.hooks.settled();
+      this.hooks.dribbling?.(slot);
+      return;
+    }
     this.state[slot] = UPGRADING;
     newKey(this.keys, slot * 16);
     this.write(slot, h, this.requests[this.targetOf(slot)].build(this.keys, slot * 16));
@@ -352,11 +427,13 @@ export class Pool implements FrameSink {
 
   private received(slot: number, nread: number): void {
     const st = this.state[slot];
+    if (st === DRIBBLING) return this.dribbleAnswered(slot, nread);
+    if (nread > 0) this.hooks.read?.(slot, nread);
     if (nread < 0) {
       const why = nread === UV_EOF ? undefined : causeOfErrno(nread);
       if (st === CLOSING) return this.finish(slot);
       if (st === OPEN) {
-        this.lose(slot, why ?? 'ECONNRESET', `${why ?? 'TCP ended'} without a close frame`);
+        this.lose(slot, why ?? 'ECONNRESET', `${why ?? 'TCP ended'} without a close frame`, 0, why === undefined);
         return this.release(slot);
       }
       const t = this.o.targets[this.targetOf(slot)];
@@ -364,6 +441,17 @@ export class Pool implements FrameSink {
     }
     if (st === OPEN || st === CLOSING) return this.reader.feed(slot, READ_BUFFER, 0, nread);
     if (st === UPGRADING) this.upgrade(slot, READ_BUFFER, nread);
+  }
+
+  /**
+   * The server reacted to a dribbling slowloris: it ended TCP (FIN or RST), or answered (a 408 or 400 status line:
+   * `rejected`). Either way the attack on this slot is over; it counts as an outcome, not as a failed attempt.
+   */
+  private dribbleAnswered(slot: number, nread: number): void {
+    const how: AttackEnd = nread === UV_EOF ? 'ended' : nread < 0 ? 'reset' : 'rejected';
+    this.counts.dribbling--;
+    this.hooks.ended?.(slot, how, 0, performance.now() - this.startedAt[slot]);
+    this.release(slot, how !== 'ended');
   }
 
   /** Fails attempts and ends close handshakes past their deadline: one scan every 100 ms, only while any is pending. */
@@ -428,8 +516,17 @@ export class Pool implements FrameSink {
     return true;
   }
 
-  /** An open connection ended without our asking: counted as lost, by cause, with the time. */
-  private lose(slot: number, why: SwarmCause, detail: string): void {
+  /**
+   * An open connection ended without our asking: counted as lost, by cause, with the time; in an attack pool it is
+   * an outcome instead (closed with `code`, ended, reset).
+   */
+  private lose(slot: number, why: SwarmCause, detail: string, code = 0, fin = false): void {
+    if (this.o.attack) {
+      this.leaveOpen(slot);
+      const how: AttackEnd = why === 'closed_by_server' ? 'closed' : why === 'protocol_error' ? 'failed' : fin ? 'ended' : 'reset';
+      this.hooks.ended?.(slot, how, code, performance.now() - this.startedAt[slot]);
+      return;
+    }
     const c = this.counts;
     const now = epochMs();
     c.lost[cause(why)]++;

@@ -40,6 +40,8 @@ export interface Profile {
   opened(slot: number): void;
   message(slot: number, opcode: number, data: Buffer, start: number, end: number): void;
   pong(slot: number, data: Buffer, start: number, end: number): void;
+  /** Sends what is due now (at the end of the hold, so the requests counted as due were all sent). */
+  flush?(): void;
   /** Stops sending (before the close phase). */
   stop(): void;
 }
@@ -118,6 +120,10 @@ class OpenLoop implements Profile {
     if (this.chatty) return;
     const sent = decimal(data, start, end);
     if (sent >= 0) this.record(sent);
+  }
+
+  flush(): void {
+    if (!this.stopped) this.tick();
   }
 
   stop(): void {

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Histogram } from 'hdr-histogram-js';
-import type { SwarmCause } from '../metrics/swarm.js';
+import type { AttackCloseCode, AttackOutcome, SwarmCause } from '../metrics/swarm.js';
 
 export interface LatencyMs {
   p50: number | null;
@@ -52,6 +52,56 @@ export interface Summary {
   histograms: { connectUs: string; rttUs: string };
   /** Set by `wslab swarm merge`: how many summaries, and which shards, this one combines; null for a single run. */
   merged: { summaries: number; shards: string[] } | null;
+  /** One entry per profile of the run (`--profile`, or each `--mix` group), keyed by profile name. */
+  profiles: Record<string, HealthySummary | AttackSummary>;
+}
+
+/** The figures common to every group. */
+interface GroupSummary {
+  /** Connections of the group (`--connections`, or its count in `--mix`). */
+  target: number;
+  /** Its delay after the run's start (`@5s` in `--mix`), seconds. */
+  startAfterSec: number;
+  /** Connection attempts made (fewer than `target` when the run ended first). */
+  attempted: number;
+  /** Attempts whose upgrade completed (a verified 101). */
+  opened: number;
+  /** Attempts that never opened, every cause. */
+  failed: number;
+  /** WebSocket connections open when the hold ended. */
+  heldAtEnd: number;
+  connectLatencyMs: LatencyMs;
+}
+
+/**
+ * A healthy group (idle, ping, chatty): is it still served? Defined in docs/swarm-summary.md:
+ * `connectSuccessRate` = opened ÷ attempted; `servedRate` = repliesOk ÷ requestsDue.
+ */
+export interface HealthySummary extends GroupSummary {
+  role: 'healthy';
+  /** Opened connections lost before the end (closed by the server, reset). */
+  lost: number;
+  connectSuccessRate: number | null;
+  /** ping, chatty: requests the open-loop schedule owed, from each attempt (or its open) to the end of the hold. */
+  requestsDue: number;
+  /** chatty: `ok` replies; ping: pongs. */
+  repliesOk: number;
+  servedRate: number | null;
+  rttMs: LatencyMs & { count: number };
+}
+
+/** An attack group: what became of its attackers. */
+export interface AttackSummary extends GroupSummary {
+  role: 'attack';
+  /** `held`: still connected when the hold ended (slowloris: dribbling; others: open); the rest as ATTACK_OUTCOMES. */
+  outcomes: Record<AttackOutcome | 'held', number>;
+  /** Close frames the server sent, by code (only codes seen). */
+  closeCodes: Partial<Record<AttackCloseCode, number>>;
+  /** connect() → the server's cut (closed, ended, reset, rejected), ms. */
+  timeToCutMs: LatencyMs & { count: number };
+  bytesSent: number;
+  bytesReceived: number;
+  messages: { sent: number; received: number; pingsSent: number; pongsReceived: number };
 }
 
 const ms = (us: number): number => Math.round(us) / 1000;
@@ -124,6 +174,7 @@ export class LiveView {
 const fmt = (v: number | null, unit = ''): string => (v === null ? '-' : `${Math.round(v * 100) / 100}${unit}`);
 const lat = (l: LatencyMs): string =>
   l.p50 === null ? 'none' : `p50 ${fmt(l.p50)}  p90 ${fmt(l.p90)}  p99 ${fmt(l.p99)}  p99.9 ${fmt(l.p999)}  max ${fmt(l.max)} ms`;
+const pct = (r: number | null): string => (r === null ? '-' : `${Math.round(r * 1000) / 10}%`);
 const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
 /** The end-of-run table, on stderr. */
@@ -145,6 +196,18 @@ export function summaryTable(s: Summary): string {
       `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
     ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
   ];
+  for (const [name, p] of Object.entries(s.profiles)) {
+    const head = `${p.target}${p.startAfterSec > 0 ? ` from ${p.startAfterSec}s` : ''}: opened ${p.opened}/${p.attempted}`;
+    if (p.role === 'healthy') {
+      rows.push([name, `${head}, held ${p.heldAtEnd}, lost ${p.lost}, served ${pct(p.servedRate)} of ${p.requestsDue} requests due, ` +
+        `rtt p99 ${fmt(p.rttMs.p99, ' ms')}`]);
+    } else {
+      const outcomes = Object.entries(p.outcomes).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+      const codes = Object.entries(p.closeCodes).map(([k, v]) => `${k}×${v}`).join(' ');
+      rows.push([name, `${head}; ${outcomes || 'nothing yet'}${codes ? ` (close ${codes})` : ''}; cut after p50 ${fmt(p.timeToCutMs.p50, ' ms')}, ` +
+        `p99 ${fmt(p.timeToCutMs.p99, ' ms')}`]);
+    }
+  }
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = ['wslab swarm summary', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
   for (const w of s.warnings) lines.push(`  warning: ${w}`);

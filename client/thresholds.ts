@@ -4,7 +4,7 @@
  */
 import { UsageError } from '../cli/errors.js';
 import { parseDuration, parseSize } from '../cli/units.js';
-import { SWARM_CAUSES } from '../metrics/swarm.js';
+import { ATTACK_OUTCOMES, SWARM_CAUSES } from '../metrics/swarm.js';
 
 export type Op = '<' | '<=' | '>' | '>=' | '==' | '!=';
 type Unit = 'ms' | 'bytes' | 'number';
@@ -45,18 +45,37 @@ const METRICS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
   ['client.cpuSeconds', { path: 'client.cpuSeconds', unit: 'number' }],
 ]);
 
-const EXPRESSION = /^\s*([A-Za-z][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$/;
+/** `profiles.<profile>.<key>`: the per-profile section (docs/swarm-summary.md); latencies with or without `Ms`. */
+const PROFILE_KEYS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
+  ...['target', 'attempted', 'opened', 'failed', 'heldAtEnd', 'lost', 'connectSuccessRate', 'requestsDue', 'repliesOk', 'servedRate',
+    'bytesSent', 'bytesReceived', ...[...ATTACK_OUTCOMES, 'held'].map((o) => `outcomes.${o}`)].map((k) => [k, { path: k, unit: 'number' as Unit }] as const),
+  ...(['rtt', 'connectLatency', 'timeToCut'] as const).flatMap((l) => [...PERCENTILES, 'count'].flatMap((p) => {
+    const v = { path: `${l}Ms.${p}`, unit: (p === 'count' ? 'number' : 'ms') as Unit };
+    return [[`${l}Ms.${p}`, v], [`${l === 'connectLatency' ? 'connect' : l}.${p}`, v]] as const;
+  })),
+]);
+const PROFILE_METRIC = /^profiles\.([a-z-]+)\.(.+)$/;
+
+function lookup(name: string): { path: string; unit: Unit } | undefined {
+  const m = PROFILE_METRIC.exec(name);
+  if (!m) return METRICS.get(name);
+  const key = PROFILE_KEYS.get(m[2]);
+  return key && { path: `profiles.${m[1]}.${key.path}`, unit: key.unit };
+}
+
+const EXPRESSION = /^\s*([A-Za-z][\w.-]*)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$/;
 
 /** Parses one `--threshold`; a bad one is a UsageError naming the expression and what would be accepted. */
 export function parseThreshold(expression: string): Threshold {
   const bad = (why: string): UsageError => new UsageError(`--threshold "${expression}": ${why}`);
   const m = EXPRESSION.exec(expression);
   if (!m) throw bad('not of the form <metric><op><value>, e.g. heldAtEnd>=100000 or rtt.p99<5ms (ops: < <= > >= == !=)');
-  const metric = METRICS.get(m[1]);
+  const metric = lookup(m[1]);
   if (!metric) {
     throw bad(`unknown metric "${m[1]}" (known: target, opened, failed, failed.<cause>, lost, peakOpen, heldAtEnd, connectRatePerSec, ` +
       'rtt.p50|p90|p99|p999|max|count, connect.p50|p90|p99|p999|max, messages.sent|received|errors|pingsSent|pongsReceived, ' +
-      'client.rssBytes, client.bytesPerConnection, client.cpuSeconds, durationSec)');
+      'client.rssBytes, client.bytesPerConnection, client.cpuSeconds, durationSec, profiles.<profile>.servedRate|connectSuccessRate|' +
+      'heldAtEnd|opened|attempted|failed|lost|outcomes.<outcome>|rtt.p99|timeToCut.p50|…)');
   }
   let value: number;
   try {

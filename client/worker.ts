@@ -1,6 +1,6 @@
 /**
- * A swarm worker process (forked by client/coordinator.ts): one pool of at most ~19,000 connections, one profile,
- * one ramp. It speaks to the coordinator over the IPC channel only (messages in coordinator.ts) and never decides
+ * A swarm worker process (forked by client/coordinator.ts): one pool of at most ~19,000 connections, one profile
+ * (healthy, client/profiles.ts, or hostile, client/attacks.ts), one ramp, started after its group's delay. It speaks to the coordinator over the IPC channel only (messages in coordinator.ts) and never decides
  * when the run ends: SIGINT reaches it from the terminal too, and is ignored here so that the coordinator can
  * collect every worker's figures before anything closes.
  */
@@ -9,6 +9,8 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './coordinator.js';
 import type { SwarmMetrics } from './metrics.js';
+import { createAttack, type Attack } from './attacks.js';
+import { isAttack, type AttackProfile } from './options.js';
 import { Pool } from './pool.js';
 import { createProfile, latencyHistogram, type Profile } from './profiles.js';
 import { Ramp, closeAll } from './scheduler.js';
@@ -57,7 +59,16 @@ process.on('message', (m: ToWorker) => {
 class WorkerRun {
   readonly pool: Pool;
   readonly profile: Profile;
+  readonly attack: Attack | undefined;
   readonly ramp: Ramp;
+  /**
+   * ping and chatty: when each slot's schedule began (performance.now ms): its attempt, replaced by its open. The
+   * requests due are counted from it (docs/swarm-summary.md, `requestsDue`), so a connection the server never
+   * accepted still owes the requests it would have sent.
+   */
+  private readonly origin: Float64Array | undefined;
+  private delayTimer: NodeJS.Timeout | undefined;
+  private closeAt = 0;
   readonly metrics: SwarmMetrics | undefined;
   private readonly connect = latencyHistogram();
   private readonly loop = monitorEventLoopDelay({ resolution: 10 });
@@ -71,23 +82,37 @@ class WorkerRun {
   constructor(private readonly o: WorkerInit, Metrics: typeof SwarmMetrics | undefined) {
     let metrics: SwarmMetrics | undefined;
     let profile: Profile | undefined;
+    let attack: Attack | undefined;
+    const hostile = isAttack(o.profile);
+    const origin = this.origin = o.profile === 'ping' || o.profile === 'chatty' ? new Float64Array(o.count) : undefined;
     this.pool = new Pool({
       capacity: o.count, firstIndex: o.firstIndex, targets: o.targets, sources: o.sources,
       handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
+      attack: hostile, answerPings: o.profile !== 'no-pong', dribble: o.profile === 'slowloris',
     }, {
       opened: (slot, connectMs) => {
         this.connect.recordValue(Math.max(1, Math.round(connectMs * 1000)));
         metrics?.connect(connectMs / 1000);
+        if (origin) origin[slot] = performance.now();
         profile!.opened(slot);
       },
+      dribbling: (slot) => attack!.dribbling(slot),
+      ended: (slot, how, code, ageMs) => attack!.ended(slot, how, code, ageMs),
+      read: hostile ? (slot, bytes) => attack!.read(slot, bytes) : undefined,
       settled: () => this.ramp.settled(),
       message: (slot, op, data, s, e) => profile!.message(slot, op, data, s, e),
       pong: (slot, data, s, e) => profile!.pong(slot, data, s, e),
       firstFailure: (cause, detail) => send({ t: 'failure', cause, detail }),
     });
-    profile = this.profile = createProfile(o, this.pool, o.count, (sec) => metrics?.rtt(sec));
-    metrics = this.metrics = Metrics ? new Metrics(this.pool.counts, this.profile.traffic, o.count) : undefined;
-    this.ramp = new Ramp(o.count, o.rate, o.maxPending, (slot) => this.pool.open(slot), () => {
+    attack = this.attack = hostile ? createAttack({
+      profile: o.profile as AttackProfile, attack: o.attack, intervalMs: o.intervalMs, command: o.readerCommand, targets: o.targets,
+    }, this.pool, o.count) : undefined;
+    profile = this.profile = attack ?? createProfile(o, this.pool, o.count, (sec) => metrics?.rtt(sec));
+    metrics = this.metrics = Metrics ? new Metrics(this.pool.counts, this.profile.traffic, o.count, attack && { profile: o.profile, tally: attack.tally }) : undefined;
+    this.ramp = new Ramp(o.count, o.rate, o.maxPending, (slot) => {
+      if (origin) origin[slot] = performance.now();
+      this.pool.open(slot);
+    }, () => {
       send({ t: 'ramped' });
     });
   }
@@ -98,7 +123,18 @@ class WorkerRun {
     this.sampledAt = performance.now();
     this.statsTimer = setInterval(() => send({ t: 'stats', s: this.stats() }), STATS_EVERY_MS);
     this.sampleTimer = setInterval(() => this.sample(), SAMPLE_EVERY_MS);
-    this.ramp.start();
+    if (this.o.startDelayMs > 0) this.delayTimer = setTimeout(() => this.ramp.start(), this.o.startDelayMs);
+    else this.ramp.start();
+  }
+
+  /** ping, chatty: requests the open-loop schedule owes from each attempted slot's origin to the end of the hold. */
+  private requestsDue(): number {
+    const origin = this.origin;
+    if (!origin) return 0;
+    const until = this.closeAt || performance.now();
+    let due = 0;
+    for (let s = 0; s < this.pool.counts.attempted; s++) due += Math.max(0, Math.floor((until - origin[s]) / this.o.intervalMs));
+    return due;
   }
 
   /** The end of the hold: note what is held, then close gracefully (1000) or drop everything (SIGINT). */
@@ -107,10 +143,17 @@ class WorkerRun {
     this.closing = true;
     clearInterval(this.sampleTimer); // saturation is judged over ramp and hold, not over the close
     const c = this.pool.counts;
-    const atEnd = { heldAtEnd: c.open, rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget) };
+    this.closeAt = performance.now();
+    clearTimeout(this.delayTimer);
+    const atEnd = {
+      heldAtEnd: c.open, attackersHeldAtEnd: this.attack ? c.open + c.dribbling : 0,
+      rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget),
+    };
     this.ramp.stop();
+    this.profile.flush?.();
     this.profile.stop();
-    if (graceful) await closeAll(this.pool, this.o.closeTimeoutMs);
+    // Attackers do not say goodbye: they are dropped (RST), which also spares a close timeout on never-reading sockets.
+    if (graceful && !this.attack) await closeAll(this.pool, this.o.closeTimeoutMs);
     else this.pool.destroyAll();
     clearInterval(this.statsTimer);
     this.loop.disable();
@@ -119,6 +162,7 @@ class WorkerRun {
       t: 'final', s: this.stats(), ...atEnd,
       connectHdr: hdr.encodeIntoCompressedBase64(this.connect),
       rttHdr: hdr.encodeIntoCompressedBase64(this.profile.traffic.rtt),
+      cutHdr: this.attack ? hdr.encodeIntoCompressedBase64(this.attack.tally.timeToCut) : null,
     }, () => process.exit(0));
   }
 
@@ -148,13 +192,18 @@ class WorkerRun {
     const cpu = process.cpuUsage();
     return {
       attempted: c.attempted, opened: c.opened, open: c.open, connecting: c.connecting, closing: c.closing,
-      peakOpen: c.peakOpen, closeTimeouts: c.closeTimeouts,
+      peakOpen: c.peakOpen, closeTimeouts: c.closeTimeouts, dribbling: c.dribbling, dropped: c.dropped,
       failed: Array.from(c.failed), lost: Array.from(c.lost), lostFirstAt: c.lostFirstAt, lostLastAt: c.lostLastAt,
       openByTarget: Array.from(c.openByTarget), lostByTarget: Array.from(c.lostByTarget), abruptByTarget: Array.from(c.abruptByTarget),
       firstAttemptAt: c.firstAttemptAt, lastOpenedAt: c.lastOpenedAt, rampEndedAt: this.ramp.endedAt,
       sent: t.sent, received: t.received, replyErrors: t.replyErrors, pingsSent: t.pingsSent, pongsReceived: t.pongsReceived,
       rttCount: t.rtt.totalCount, rttP99Us: t.rtt.totalCount > 0 ? t.rtt.getValueAtPercentile(99) : 0,
       rssBytes: rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, load: { ...this.load },
+      requestsDue: this.requestsDue(),
+      attack: this.attack ? {
+        outcomes: Array.from(this.attack.tally.outcomes), closeCodes: Array.from(this.attack.tally.closeCodes),
+        bytesSent: this.attack.tally.bytesSent, bytesReceived: this.attack.tally.bytesReceived,
+      } : null,
     };
   }
 }

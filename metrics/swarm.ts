@@ -7,6 +7,19 @@ export const SWARM_CAUSES = Object.freeze([
 ] as const);
 export type SwarmCause = (typeof SWARM_CAUSES)[number];
 
+/**
+ * What became of an attacker (client/attacks.ts): the `outcome` label. `closed` the server sent a close frame
+ * (its code is the `code` label of {@link SWARM_ATTACK_CLOSE_CODES}), `ended` it ended TCP without one, `reset` an
+ * RST or a failed write, `rejected` a non-101 answer to the upgrade, `failed` never connected (or the server broke
+ * RFC 6455), `dropped` conn-flood: opened, then dropped by the swarm. Attackers still connected at the end are
+ * `held` (the summary) and {@link SWARM_ATTACKERS_HELD} (now).
+ */
+export const ATTACK_OUTCOMES = Object.freeze(['closed', 'ended', 'reset', 'rejected', 'failed', 'dropped'] as const);
+export type AttackOutcome = (typeof ATTACK_OUTCOMES)[number];
+/** Close codes the server sent to attackers, the `code` label: the RFC 6455 codes a server uses, the rest as `other`. */
+export const ATTACK_CLOSE_CODES = Object.freeze(['1000', '1001', '1002', '1003', '1007', '1008', '1009', '1011', 'other'] as const);
+export type AttackCloseCode = (typeof ATTACK_CLOSE_CODES)[number];
+
 export const SWARM_OPEN = spec({
   name: 'wslab_swarm_connections_open',
   help: 'Swarm connections open now (handshake completed).',
@@ -51,4 +64,24 @@ export const SWARM_EVENT_LOOP_DELAY = spec({
   name: 'wslab_swarm_event_loop_delay_seconds',
   help: 'Event-loop delay of the swarm process since the previous scrape, by quantile: high values mean the client is the bottleneck.',
   type: 'gauge', labelNames: ['quantile'], aggregator: 'max',
+});
+export const SWARM_ATTACKERS_HELD = spec({
+  name: 'wslab_swarm_attackers_held',
+  help: 'Attackers still connected now (slowloris dribbling, or open), by attack profile.',
+  type: 'gauge', labelNames: ['profile'], aggregator: 'sum',
+});
+export const SWARM_ATTACK_OUTCOMES = spec({
+  name: 'wslab_swarm_attack_outcomes_total',
+  help: 'Attackers ended, by attack profile and outcome (closed, ended, reset, rejected, failed, dropped).',
+  type: 'counter', labelNames: ['profile', 'outcome'], aggregator: 'sum',
+});
+export const SWARM_ATTACK_CLOSE_CODES = spec({
+  name: 'wslab_swarm_attack_close_codes_total',
+  help: 'Close frames the server sent to attackers, by attack profile and close code (1001, 1002, 1007, 1008, 1009, other).',
+  type: 'counter', labelNames: ['profile', 'code'], aggregator: 'sum',
+});
+export const SWARM_ATTACK_TIME_TO_CUT = spec({
+  name: 'wslab_swarm_attack_time_to_cut_seconds',
+  help: "Time from an attacker's connect() to the server ending it (closed, ended, reset or rejected), by attack profile.",
+  type: 'histogram', labelNames: ['profile'], buckets: LATENCY_BUCKETS, aggregator: 'sum',
 });

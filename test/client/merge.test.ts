@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import * as hdr from 'hdr-histogram-js';
 import { mergeSummaries } from '../../client/merge.js';
 import { latencyHistogram } from '../../client/profiles.js';
-import { latencyMs, type Summary } from '../../client/recorder.js';
+import { latencyMs, type HealthySummary, type Summary } from '../../client/recorder.js';
 import { SWARM_CAUSES } from '../../metrics/swarm.js';
 import { WSLAB } from '../../lab/processes.js';
 
@@ -33,6 +33,14 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
     clock: { startedAtMs: opts.startedAtMs, firstAttemptAtMs: opts.startedAtMs + 1, lastOpenedAtMs: opts.startedAtMs + 1001 },
     histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
     merged: null,
+    profiles: {
+      chatty: {
+        role: 'healthy', target: opts.target, startAfterSec: 0, attempted: opts.target, opened: opts.connectUs.length,
+        failed: opts.target - opts.connectUs.length, heldAtEnd: opts.connectUs.length - lost, connectLatencyMs: latencyMs(connect),
+        lost, connectSuccessRate: opts.connectUs.length / opts.target, requestsDue: opts.target * 5, repliesOk: opts.rttUs.length,
+        servedRate: opts.rttUs.length / (opts.target * 5), rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+      },
+    },
   };
 }
 
@@ -64,6 +72,17 @@ describe('wslab swarm merge: the summary of the shards of one run', () => {
     assert.equal(m.client.maxCpuPercent, 22);
     assert.deepEqual(m.merged, { summaries: 3, shards: ['0/3', '1/3', '2/3'] });
     assert.equal(m.shard, null);
+    const chatty = m.profiles.chatty as HealthySummary;
+    assert.deepEqual([chatty.target, chatty.attempted, chatty.opened, chatty.heldAtEnd, chatty.lost, chatty.requestsDue, chatty.repliesOk], [301, 301, 299, 295, 4, 1505, 510]);
+    assert.equal(chatty.servedRate, 510 / 1505, 'served = replies ÷ requests due over every shard, not an average of rates');
+    assert.deepEqual(chatty.rttMs, m.rttMs, "one group: the group's round trips are the run's");
+  });
+
+  it('refuses a --mix summary (several groups) and shards of different profiles', () => {
+    const mix = { ...parts[1], profiles: { ...parts[1].profiles, slowloris: parts[1].profiles.chatty } };
+    assert.throws(() => mergeSummaries([{ name: 'a', summary: parts[0] }, { name: 'b', summary: mix }]), /b: a --mix run \(chatty, slowloris\)/);
+    const ping = { ...parts[1], profiles: { ping: parts[1].profiles.chatty } };
+    assert.throws(() => mergeSummaries([{ name: 'a', summary: parts[0] }, { name: 'b', summary: ping }]), /profiles differ \(chatty, ping\)/);
   });
 
   it('merges the histograms: percentiles of all values, not averages of percentiles', () => {

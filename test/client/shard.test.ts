@@ -81,6 +81,7 @@ describe('--shard / --shards / JOB_COMPLETION_INDEX', () => {
       [['--shard', '3/3'], {}, /^wslab: --shard: index 3 is not below N = 3/],
       [['--shards', '3'], { JOB_COMPLETION_INDEX: 'x' }, /^wslab: JOB_COMPLETION_INDEX: "x"/],
       [['--shard', '0/3', '--source-ips', '127.0.0.2'], {}, /^wslab: --source-ips: 1 address cannot be split over 3 shards/],
+      [['--shard', '0/3', '--mix', 'slowloris:10,chatty:5'], {}, /^wslab: --shard\/--shards do not combine with --mix yet/],
     ];
     for (const [args, env, pattern] of cases) {
       const r = spawnSync(process.execPath, [WSLAB, 'swarm', '--url', 'ws://127.0.0.1:1/', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 15_000 });

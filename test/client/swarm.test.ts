@@ -195,7 +195,7 @@ describe('swarm option errors', () => {
     ['a bad threshold', ['--url', 'ws://127.0.0.1:1/', '--threshold', 'rtt.p99<5parsecs'], /--threshold "rtt\.p99<5parsecs": "5parsecs" is not a duration/],
     ['an unknown threshold metric', ['--url', 'ws://127.0.0.1:1/', '--threshold', 'speed>3'], /--threshold "speed>3": unknown metric "speed"/],
     ['a duration without unit', ['--url', 'ws://127.0.0.1:1/', '--hold', '10'], /--hold: "10" is not a duration/],
-    ['--command without chatty', ['--url', 'ws://127.0.0.1:1/', '--command', 'echo 32'], /--command applies to --profile chatty only/],
+    ['--command without chatty', ['--url', 'ws://127.0.0.1:1/', '--command', 'echo 32'], /--command applies to chatty or slow-reader only/],
     ['a bad command', ['--url', 'ws://127.0.0.1:1/', '--profile', 'chatty', '--command', 'wait forever'], /--command: "wait forever" is not/],
     ['a reversed range', ['--url', 'ws://127.0.0.1:1/', '--source-ips', '127.0.0.9-127.0.0.2'], /--source-ips: "127\.0\.0\.9-127\.0\.0\.2" ends before it starts/],
     ['zero connections', ['--url', 'ws://127.0.0.1:1/', '--connections', '0'], /--connections: "0" must be a whole number from 1/],
