@@ -117,7 +117,7 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
       const summary = s as unknown as Summary;
       // the existing top-level keys are unchanged; `profiles` is added
       assert.deepEqual(Object.keys(summary), ['target', 'opened', 'failed', 'lost', 'peakOpen', 'heldAtEnd', 'connectRatePerSec', 'connectLatencyMs',
-        'rttMs', 'messages', 'client', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'profiles']);
+        'rttMs', 'messages', 'client', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'shard', 'clock', 'histograms', 'merged', 'profiles']);
       assert.equal(summary.target, 35);
       assert.deepEqual(Object.keys(summary.profiles), ['slowloris', 'no-pong', 'chatty']);
       const chatty = summary.profiles.chatty as HealthySummary;
