@@ -68,7 +68,7 @@ export function judge(results: readonly ScenarioResult[], machine: Machine): Cla
       `what stops one process is its open-files cap (${machine.fdLimit}), then memory: at ${kib(uMem)} + ≈8 KiB of kernel per connection this machine fits ≈${byMemory.toLocaleString('en')}`));
   }
 
-  claims.push(verdict('slow-client-dos', 'inconclusive', 'not measured: the slow-client-dos scenario is not part of the lab yet (hostile-clients issue)'));
+  claims.push(judgeDos(results));
 
   const blk = lookup(results, 'blocking-call');
   const loopP99 = blk(isLoop, 'healthyRttP99Ms');
@@ -140,4 +140,31 @@ export function judge(results: readonly ScenarioResult[], machine: Machine): Cla
       `uws ≈${fitsLoop.toLocaleString('en')} (${x(r)}), from the measured per-connection memory plus ≈8 KiB of kernel each`));
   }
   return claims;
+}
+
+const pct = (v: number | null | undefined): string => (typeof v === 'number' ? `${(v * 100).toFixed(v >= 0.995 && v < 1 ? 1 : 0)} %` : 'n/a');
+
+/**
+ * Slow-client DoS: confirmed when every defended loop kept ≥ 99 % of its healthy requests answered under slowloris
+ * while the defended fixed pool accepted < 10 % of the healthy clients arriving during the attack; refuted when the
+ * pool kept serving (≥ 90 % accepted) or a loop did not (< 90 % answered).
+ */
+function judgeDos(results: readonly ScenarioResult[]): Claim {
+  const cells = results.find((r) => r.id === 'slow-client-dos')?.cells.filter((c) => c.status === 'ok') ?? [];
+  const defended = cells.filter((c) => !c.design.includes('--no-defenses'));
+  const loops = defended.filter(isLoop).filter((c) => c.figures.healthyServedRate != null);
+  const pool = defended.find(isPool);
+  const poolRate = pool?.figures.healthyConnectRate;
+  if (loops.length === 0 || typeof poolRate !== 'number') return missing('slow-client-dos', 'slow-client-dos', 'loop and threads --pool');
+  const served = (c: Cell) => c.figures.healthyServedRate as number;
+  const loopsOk = loops.every((c) => served(c) >= 0.99 && (c.figures.healthyRttP99Ms ?? Infinity) < 50);
+  const v: Verdict = loopsOk && poolRate < 0.1 ? 'confirmed' : poolRate >= 0.9 || loops.some((c) => served(c) < 0.9) ? 'refuted' : 'inconclusive';
+  const naked = cells.find((c) => c.design.startsWith('ws') && c.design.includes('--no-defenses'));
+  const nakedPool = cells.find((c) => isPool(c) && c.design.includes('--no-defenses'));
+  const recovery = pool?.figures.recoverySec;
+  return verdict('slow-client-dos', v, `under slowloris: ${loops.map((c) => `${c.design} answered ${pct(served(c))} of healthy requests (p99 ${ms(c.figures.healthyRttP99Ms ?? NaN)})`).join(', ')}; ` +
+    `${pool!.design} accepted ${pct(poolRate)} of the healthy clients arriving during the attack` +
+    `${typeof recovery === 'number' ? `, available again ${recovery} s after it began (handshake timeout cuts the attackers)` : ', and was not available again before the attack ended'}` +
+    `${nakedPool ? `; without defences ${nakedPool.design.split(' --no')[0]} accepted ${pct(nakedPool.figures.healthyConnectRate)}` : ''}` +
+    `${naked ? `; slow readers grew ws --no-defenses by ${naked.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s (with the send cap: ${defended.find((c) => c.design === 'ws')?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`);
 }

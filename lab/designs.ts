@@ -13,6 +13,8 @@ export const CORES = availableParallelism();
 
 /** Pool size of the bounded thread variant: fixed workers, as a prefork/sync-worker server runs them. */
 export const POOL_SIZE = 64;
+/** Pool size in the slow-client DoS scenario: the 256 workers of the seed claim (a typical prefork MaxRequestWorkers). */
+export const POOL_SIZE_DOS = 256;
 
 /**
  * The variants the lab compares by default. A registered design with no entry here runs with its defaults, so a

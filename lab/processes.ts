@@ -90,6 +90,24 @@ export interface SwarmSummary {
   client: { rssBytes: number; bytesPerConnection: number | null; cpuSeconds: number; workers: number };
   durationSec: number;
   warnings: string[];
+  /** Per profile of the run (docs/swarm-summary.md, "Per-profile section"). */
+  profiles: Record<string, ProfileSummary>;
+}
+/** A `--mix` group's section: the healthy keys or the attack keys are set, by `role`. */
+export interface ProfileSummary {
+  role: 'healthy' | 'attack';
+  target: number;
+  attempted: number;
+  opened: number;
+  failed: number;
+  heldAtEnd: number;
+  connectSuccessRate?: number | null;
+  requestsDue?: number;
+  repliesOk?: number;
+  servedRate?: number | null;
+  rttMs?: Percentiles & { count: number };
+  outcomes?: Record<string, number>;
+  timeToCutMs?: Percentiles & { count: number };
 }
 export interface Percentiles { p50: number | null; p90: number | null; p99: number | null; p999: number | null; max: number | null }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DESIGNS } from '../server/registry.js';
 import { WSLAB } from './processes.js';
-import { SOURCE_IPS } from './scenario.js';
+import { scenarioServerFlags, SOURCE_IPS } from './scenario.js';
 import { BLOCK_MS } from './scenarios/blocking-call.js';
 import { SCENARIOS } from './scenarios/index.js';
 import { LARGE_COMMAND } from './scenarios/mixed-sizes.js';
@@ -90,6 +90,9 @@ export const SWARM_RECIPES: Readonly<Record<string, (sec: number) => readonly Sw
   ],
   'cpu-bound': (sec) => [{ atSec: 0, args: chatty(16, 'cpu 2000', '20ms', sec) }],
   'cpu-fanout': (sec) => [{ atSec: 0, args: chatty(100, 'cpu 5', '100ms', sec) }],
+  // As lab/scenarios/slow-client-dos.ts (its slowloris phase): attackers first, healthy clients 1 s into the attack.
+  'slow-client-dos': (sec) => [{ atSec: 0, args: ['--mix', 'slowloris:1000,chatty:50@1s', '--rate', '4000', '--hold', hold(Math.max(1, sec - 1)),
+    '--command', 'echo 16', '--interval', '200ms', '--source-ips', SOURCE_IPS] }],
 };
 
 /** Printed by the load command when every swarm has exited: from then on clinic must stop the server. */
@@ -178,7 +181,8 @@ const ANALYSE_MS = 120_000;
  */
 export async function profile(o: ProfileOptions, log: (line: string) => void = () => undefined): Promise<ProfileResult> {
   const { bin, version, caveat } = preflight(o);
-  const scenarioFlags = SCENARIOS.get(o.scenario)?.serverFlags ?? [];
+  const scenario = SCENARIOS.get(o.scenario);
+  const scenarioFlags = scenario ? scenarioServerFlags(scenario, o.design) : [];
   // A fixed port, not clinic's $PORT: --on-port reports the first server that listens in JS, which for uws and
   // threads (native WebSocket listeners) is /metrics. It fires after the design is up either way.
   const port = await freePort('127.0.0.1');

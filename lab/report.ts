@@ -18,6 +18,7 @@ const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: nu
   cpuCores: { title: 'Server CPU', axis: 'CPU (cores)', factor: 1 },
   rttP50Ms: { title: 'Client RTT p50', axis: 'RTT p50 (ms)', factor: 1 },
   rttP99Ms: { title: 'Client RTT p99', axis: 'RTT p99 (ms)', factor: 1 },
+  available: { title: 'Service available (fresh probe client)', axis: 'available (1 = yes)', factor: 1 },
 };
 
 const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };

@@ -38,8 +38,14 @@ export interface Series {
   /** Client round-trip time over the last interval from the swarm's histogram, ms. */
   rttP50Ms: (number | null)[];
   rttP99Ms: (number | null)[];
+  /**
+   * Service available, as slowhttptest charts it: 1 when the latest probe (a fresh connection, upgrade and `echo`
+   * answered within 1 s) succeeded, 0 when it failed; null where the scenario does not probe.
+   */
+  available: (number | null)[];
 }
-export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms'] as const;
+export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
+export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(SERIES_KEYS.map((k) => [k, []])) }) as unknown as Series;
 
 export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */

@@ -8,9 +8,9 @@ import { spawnServer, startSwarm, type ServerProcess, type SwarmRun } from './pr
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
-import { RESULTS_SCHEMA } from './results.js';
+import { emptySeries, RESULTS_SCHEMA } from './results.js';
 import { Sampler } from './sampler.js';
-import type { CellContext, Scale, Scenario } from './scenario.js';
+import { scenarioServerFlags, type CellContext, type Scale, type Scenario } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 export interface LabOptions {
@@ -104,14 +104,14 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
 }
 
 async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>): Promise<Cell> {
-  const cell: Cell = { design: design.label, status: 'ok', figures: {}, series: { t: [], open: [], rssBytes: [], threads: [], loopDelayMs: [], cpuCores: [], rttP50Ms: [], rttP99Ms: [] } };
+  const cell: Cell = { design: design.label, status: 'ok', figures: {}, series: emptySeries() };
   let server: ServerProcess | undefined;
   let sampler: Sampler | undefined;
   const swarms: SwarmRun[] = [];
   let started = 0;
   try {
     await mkdir(tmp, { recursive: true });
-    server = await spawnServer(design.design, [...design.flags, ...(scenario.serverFlags ?? [])]);
+    server = await spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design)]);
     versions[design.label] = String(server.ready.version ?? 'unknown');
     sampler = new Sampler(server.pid, server.metricsUrl).start();
     const s = sampler;

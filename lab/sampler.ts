@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { processTree, readTreeStatus } from '../metrics/proc-status.js';
-import type { Series } from './results.js';
+import { emptySeries, type Series } from './results.js';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
@@ -33,7 +34,7 @@ async function scrape(url: string): Promise<Sample[] | null> {
  * the previous sample, as Prometheus' rate() would.
  */
 export class Sampler {
-  readonly series: Series = { t: [], open: [], rssBytes: [], threads: [], loopDelayMs: [], cpuCores: [], rttP50Ms: [], rttP99Ms: [] };
+  readonly series: Series = emptySeries();
   private readonly swarmUrls = new Set<string>();
   private readonly prevRtt = new Map<string, [number, number][]>();
   private readonly t0 = performance.now();
@@ -41,6 +42,10 @@ export class Sampler {
   private prevAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private busy: Promise<void> | undefined;
+  /** The availability probe: its latest result (1/0; null before the first one ends) and its loop. */
+  private available: number | null = null;
+  private probing: Promise<void> | undefined;
+  private probeStop = false;
 
   constructor(private readonly pid: number, private readonly metricsUrl: string, private readonly intervalMs = 500) {
     this.prevCpu = treeCpuSeconds(pid);
@@ -51,6 +56,45 @@ export class Sampler {
     if (url) this.swarmUrls.add(url);
   }
 
+  /**
+   * Probes the service as slowhttptest does, from now until stop(): a fresh connection every `everyMs` must
+   * complete its upgrade and get its `echo` answered within `timeoutMs`; the `available` series records the latest
+   * result (1 or 0). One probe at a time, so the probe never adds more than one connection to the server's load.
+   */
+  probeService(url: string, everyMs = 500, timeoutMs = 1000): void {
+    if (this.probing) return;
+    this.probing = (async () => {
+      while (!this.probeStop) {
+        const t0 = performance.now();
+        this.available = (await probeOnce(url, timeoutMs)) ? 1 : 0;
+        const rest = everyMs - (performance.now() - t0);
+        if (rest > 0 && !this.probeStop) await new Promise((r) => setTimeout(r, rest));
+      }
+    })();
+  }
+
+  /**
+   * Seconds from `from` until the probe succeeded for good (every later sample up to `to`): 0 when it never failed,
+   * null when it was still failing at `to` (or never probed).
+   */
+  recoveredAfter(from: number, to = Infinity): number | null {
+    let since: number | null = null;
+    let failed = false;
+    this.series.available.forEach((v, i) => {
+      const t = this.series.t[i];
+      if (t < from || t > to || v === null) return;
+      if (v === 0) { failed = true; since = null; } else since ??= t;
+    });
+    if (since === null) return null;
+    return failed ? +((since as number) - from).toFixed(1) : 0;
+  }
+
+  /** Seconds within [from, to] whose samples saw the probe fail (sample count × the interval). */
+  unavailableSec(from: number, to = Infinity): number {
+    const failed = this.series.available.filter((v, i) => v === 0 && this.series.t[i] >= from && this.series.t[i] <= to).length;
+    return (failed * this.intervalMs) / 1000;
+  }
+
   start(): this {
     void this.tick();
     this.timer = setInterval(() => { if (!this.busy) this.busy = this.tick().finally(() => { this.busy = undefined; }); }, this.intervalMs);
@@ -59,8 +103,10 @@ export class Sampler {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.probeStop = true;
     await this.busy;
     await this.tick();
+    await this.probing;
   }
 
   /** The latest value of a series (skipping nulls), or null. */
@@ -101,6 +147,7 @@ export class Sampler {
     const window = this.rttWindow(swarms);
     s.rttP50Ms.push(window ? round(bucketQuantile(window, 0.5) * 1000) : null);
     s.rttP99Ms.push(window ? round(bucketQuantile(window, 0.99) * 1000) : null);
+    s.available.push(this.available);
     this.prevAt = now;
     if (status?.processes) this.prevCpu = cpu;
   }
@@ -119,6 +166,25 @@ export class Sampler {
     const total = (sum as [number, number][] | null)?.at(-1)?.[1] ?? 0;
     return total > 0 ? sum : null;
   }
+}
+
+/** One fresh connection: upgrade, `echo`, its reply, all within `timeoutMs`. */
+function probeOnce(url: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      ws.removeAllListeners();
+      ws.on('error', () => {}); // a late error of the dropped socket
+      ws.terminate();
+      resolve(ok);
+    };
+    const timer = setTimeout(done, timeoutMs, false);
+    ws.on('open', () => ws.send('probe echo available'));
+    ws.on('message', (data) => done(String(data) === 'probe ok available'));
+    ws.on('error', () => done(false));
+    ws.on('close', () => done(false));
+  });
 }
 
 function loopDelay(samples: Sample[]): number | null {

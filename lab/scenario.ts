@@ -28,8 +28,8 @@ export interface Scenario {
   readonly question: string;
   readonly claims: readonly ClaimId[];
   readonly columns: readonly Column[];
-  /** Server flags the scenario needs on every design (e.g. no idle timeout while holding). */
-  readonly serverFlags?: readonly string[];
+  /** Server flags the scenario needs (e.g. no idle timeout while holding): the same for every design, or by design name. */
+  readonly serverFlags?: readonly string[] | ((design: string) => readonly string[]);
   /** The variants this scenario compares, chosen from the lab's designs (it may add its own, e.g. worker counts). */
   designs(available: readonly LabDesign[], scale: Scale): LabDesign[];
   /** What it ran at this scale, in one paragraph for the report. */
@@ -43,3 +43,7 @@ export const SOURCE_IPS = '127.0.0.2-127.0.0.9';
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Picks the value for the scale. */
 export const at = <T>(scale: Scale, values: Record<Scale, T>): T => values[scale];
+
+/** The flags `scenario` adds to `wslab serve --design <design>`. */
+export const scenarioServerFlags = (scenario: Scenario, design: string): readonly string[] =>
+  typeof scenario.serverFlags === 'function' ? scenario.serverFlags(design) : scenario.serverFlags ?? [];

@@ -5,8 +5,9 @@ import { cpuFanout } from './cpu-fanout.js';
 import { idleHold } from './idle-hold.js';
 import { mixedSizes } from './mixed-sizes.js';
 import { slowBackend } from './slow-backend.js';
+import { slowClientDos } from './slow-client-dos.js';
 
 /** Every scenario, in the order the lab runs them. A scenario joins the lab by one line here. */
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [idleHold, blockingCall, slowBackend, mixedSizes, cpuBound, cpuFanout].map((s) => [s.id, s]),
+  [idleHold, blockingCall, slowBackend, mixedSizes, cpuBound, cpuFanout, slowClientDos].map((s) => [s.id, s]),
 );

@@ -49,6 +49,13 @@ describe('wslab lab --scale quick, end to end', () => {
     const idle = results.scenarios.find((s) => s.id === 'idle-hold')!;
     for (const c of idle.cells) assert.equal(c.figures.held, c.figures.peakOpenScraped, `${c.design}: the server's gauge saw every held connection`);
     assert.equal(results.claims.find((c) => c.id === 'blocking-call')!.verdict, 'confirmed');
+    // and slowloris takes a fixed pool's service away (the probe fails) where the loop's stays up
+    const dos = results.scenarios.find((s) => s.id === 'slow-client-dos')!;
+    const pool = dos.cells.find((c) => c.design.startsWith('threads --pool'))!;
+    const loop = dos.cells.find((c) => c.design === 'uws')!;
+    assert.ok(pool.series.available.includes(0) && (pool.figures.unavailableSec ?? 0) > 0, `${pool.design}: the probe failed during the attack`);
+    assert.equal(pool.figures.healthyConnectRate, 0, `${pool.design}: healthy clients arriving during the attack were not accepted`);
+    assert.equal(loop.figures.healthyConnectRate, 1, 'uws accepted every healthy client during the attack');
   });
 
   it('renders the real report in headless Chromium: no console errors, every chart drawn', { timeout: 60_000 }, async (t) => {

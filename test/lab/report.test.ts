@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { formatFigure, summaryLines, writeReport } from '../../lab/report.js';
 import {
-  CLAIM_IDS, RESULTS_SCHEMA, SERIES_KEYS, type Cell, type Claim, type LabResults, type ScenarioResult, type Series,
+  CLAIM_IDS, emptySeries, RESULTS_SCHEMA, SERIES_KEYS, type Cell, type Claim, type LabResults, type ScenarioResult, type Series,
 } from '../../lab/results.js';
 import { CHROMIUM, ChromiumPage, chromiumInstalled } from '../helpers/chromium.js';
 
@@ -23,7 +23,7 @@ const none = (): null[] => Array(POINTS).fill(null);
 function series(p: Partial<Omit<Series, 't'>>): Series {
   return {
     t: Array.from({ length: POINTS }, (_, i) => i * 0.5),
-    open: none(), rssBytes: none(), threads: none(), loopDelayMs: none(), cpuCores: none(), rttP50Ms: none(), rttP99Ms: none(),
+    open: none(), rssBytes: none(), threads: none(), loopDelayMs: none(), cpuCores: none(), rttP50Ms: none(), rttP99Ms: none(), available: none(),
     ...p,
   };
 }
@@ -187,7 +187,7 @@ describe('lab report', () => {
   });
 
   it('a cell whose server never started renders as dashes and no chart', async () => {
-    const empty: Series = { t: [], open: [], rssBytes: [], threads: [], loopDelayMs: [], cpuCores: [], rttP50Ms: [], rttP99Ms: [] };
+    const empty: Series = emptySeries();
     const results: LabResults = { ...FIXTURE, scenarios: [{ ...blockingCall, cells: [
       { design: 'threads', status: 'failed', cause: 'server exited during the run (SIGSEGV): ', figures: {}, series: empty }] }] };
     const r = await writeReport(results, path.join(dir, 'never-started'));
