@@ -95,9 +95,11 @@ class Connection final : public protocol::Blocker {
   // ---- handshake ------------------------------------------------------------------------------------------------
 
   std::optional<End> handshake() {
-    // The handshake timeout runs from when this thread takes the socket: in a pool, time spent queued is not counted
-    // against the client (it shows in the handshake histogram instead, which runs from accept()).
-    const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.handshake_timeout_ms);
+    // The handshake timeout runs from accept(), queue time included, as the loops' deadline does. Counted from when a
+    // pool worker takes the socket, a queue of slowloris connections would hold the pool for (queued / workers)
+    // timeouts; from accept, a worker drops a queued connection whose time is up at once, and the pool is free
+    // again within one handshake timeout of the attack.
+    const auto deadline = accepted_ + std::chrono::milliseconds(opt_.handshake_timeout_ms);
     std::string req;
     size_t end = 0;
     while (end == 0) {
