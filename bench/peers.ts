@@ -659,8 +659,10 @@ const doneWhen = art15 ? {
   rule: 'at 15,000: wslab swarm ≥ 5× less total client RSS per held connection than Artillery and ≥ 10× faster opening',
   rssMinusBaseline: art15.rssPerConnMinusBaselineTimes, rssTotal: art15.rssPerConnTotalTimes, openRate: art15.openRateTimes,
   openRateWorstCase: art15.openRateTimesWorstCase,
-  holdsWithBaselineSubtracted: art15.rssPerConnMinusBaselineTimes !== null && art15.openRateTimes !== null ? art15.rssPerConnMinusBaselineTimes >= 5 && art15.openRateTimes >= 10 : null,
-  holdsWithTotalRss: art15.rssPerConnTotalTimes !== null && art15.openRateTimes !== null ? art15.rssPerConnTotalTimes >= 5 && art15.openRateTimes >= 10 : null,
+  // each half on its own, so a report says which one fails
+  rssHolds: art15.rssPerConnMinusBaselineTimes !== null ? art15.rssPerConnMinusBaselineTimes >= 5 : null,
+  rssHoldsOnTotal: art15.rssPerConnTotalTimes !== null ? art15.rssPerConnTotalTimes >= 5 : null,
+  openRateHolds: art15.openRateTimes !== null ? art15.openRateTimes >= 10 : null,
 } : null;
 
 const argv = process.argv.slice(2).map(shellQuote).join(' ');
@@ -674,6 +676,7 @@ const report = {
 };
 const json = `${JSON.stringify(report, null, 2)}\n`;
 
+const verdict = (x: boolean | null) => (x === null ? 'not measured' : x ? 'holds' : 'does NOT hold');
 const kb = (b: number | null | undefined) => (b == null ? '–' : `${(b / 1000).toFixed(2)} KB`);
 const int = (x: number | null | undefined) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
 const selfWarnings = (r: PeerResult): string => {
@@ -691,7 +694,7 @@ const md = [
   ...rows,
   '',
   ...comparisons.flatMap((c) => Object.entries(c.vs).map(([p, v]) => `- ${int(c.connections)}: swarm vs ${p}: RSS per held connection ×${v.rssPerConnMinusBaselineTimes ?? '–'} less (baseline subtracted), ×${v.rssPerConnTotalTimes ?? '–'} less (total ÷ held); opens ×${v.openRateTimes ?? '–'} faster (worst case within the sampling ×${v.openRateTimesWorstCase ?? '–'})`)),
-  ...(doneWhen ? [`- done-when (${doneWhen.rule}): ${doneWhen.holdsWithBaselineSubtracted ? 'holds' : 'does NOT hold'} with the idle baseline subtracted; ${doneWhen.holdsWithTotalRss ? 'holds' : 'does NOT hold'} on total RSS ÷ held`] : []),
+  ...(doneWhen ? [`- done-when (${doneWhen.rule}): RSS ×${doneWhen.rssMinusBaseline ?? '–'} with the idle baseline subtracted: ${verdict(doneWhen.rssHolds)} (×${doneWhen.rssTotal ?? '–'} on total RSS ÷ held: ${verdict(doneWhen.rssHoldsOnTotal)}); open rate ×${doneWhen.openRate ?? '–'}: ${verdict(doneWhen.openRateHolds)}`] : []),
   '',
 ].join('\n');
 
