@@ -2,6 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcStatus {
   rssBytes: number;
+  /** the anonymous part of the RSS (heaps, stacks): RSS also counts file-backed pages, which every process of a
+   * multi-process tree counts again for the same executable and libraries */
+  rssAnonBytes: number;
   threads: number;
   voluntarySwitches: number;
   involuntarySwitches: number;
@@ -17,6 +20,7 @@ export function readProcStatus(pid: number | 'self' = 'self'): ProcStatus {
   const text = readFileSync(`/proc/${pid}/status`, 'latin1');
   return {
     rssBytes: field(text, 'VmRSS') * 1024,
+    rssAnonBytes: field(text, 'RssAnon') * 1024,
     threads: field(text, 'Threads'),
     voluntarySwitches: field(text, 'voluntary_ctxt_switches'),
     involuntarySwitches: field(text, 'nonvoluntary_ctxt_switches'),
@@ -48,11 +52,12 @@ export function processTree(pid: number): number[] {
 
 /** /proc status summed over a process tree; processes that exit while being read are skipped. */
 export function readTreeStatus(pid: number): ProcStatus & { processes: number } {
-  const sum = { rssBytes: 0, threads: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
+  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
   for (const p of processTree(pid)) {
     let s: ProcStatus;
     try { s = readProcStatus(p); } catch { continue; }
     sum.rssBytes += s.rssBytes;
+    sum.rssAnonBytes += s.rssAnonBytes;
     sum.threads += s.threads;
     sum.voluntarySwitches += s.voluntarySwitches;
     sum.involuntarySwitches += s.involuntarySwitches;
