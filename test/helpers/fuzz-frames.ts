@@ -144,9 +144,9 @@ export interface Dialect {
 export const RFC_CLOSE_OK = (c: number): boolean =>
   (c >= 1000 && c <= 1014 && c !== 1004 && c !== 1005 && c !== 1006) || (c >= 3000 && c <= 4999);
 
-const rfc = (reasonOf: (code: number) => CloseReason = (c) => (c === 1009 ? 'too_big' : 'protocol_error')) =>
-  (codes: Record<Violation, number>): Record<Violation, Answer> =>
-    Object.fromEntries(VIOLATIONS.map((v) => [v, { wire: codes[v], reason: reasonOf(codes[v]) }])) as Record<Violation, Answer>;
+/** Answers that are close codes, counted as `too_big` for 1009 and `protocol_error` for the rest. */
+const closeWith = (codes: Record<Violation, number>): Record<Violation, Answer> => Object.fromEntries(VIOLATIONS.map((v) =>
+  [v, { wire: codes[v], reason: codes[v] === 1009 ? 'too_big' : 'protocol_error' }])) as Record<Violation, Answer>;
 
 /** The RFC-preferred answer to each violation: what the native `threads` design does, and the goal for the others. */
 export const RFC_CODES: Readonly<Record<Violation, number>> = Object.freeze({
@@ -158,7 +158,7 @@ export const RFC_CODES: Readonly<Record<Violation, number>> = Object.freeze({
 export const DIALECTS: Readonly<Record<'threads' | 'ws' | 'uws', Dialect>> = Object.freeze({
   /** native/src/connection.cc: the RFC table; a client close is answered with its status code only (1000 if none). */
   threads: {
-    name: 'threads', answers: rfc()(RFC_CODES), maskRequired: true, minHeader: 2, early: false, opStack: false, topBit: 'protocol', limit: 'message',
+    name: 'threads', answers: closeWith(RFC_CODES), maskRequired: true, minHeader: 2, early: false, opStack: false, topBit: 'protocol', limit: 'message',
     utf8FailFast: true, closeCodeOk: RFC_CLOSE_OK, dropLosesReplies: false, echoClose: (code) => code ?? 1000,
   },
   /**
@@ -166,7 +166,7 @@ export const DIALECTS: Readonly<Record<'threads' | 'ws' | 'uws', Dialect>> = Obj
    * length > 2^53 - 1"); a client close is echoed with its code and reason, an empty one with an empty close frame.
    */
   ws: {
-    name: 'ws', answers: rfc()({ ...RFC_CODES, length_top_bit: 1009 }), maskRequired: true, minHeader: 2, early: true, opStack: false, topBit: 'size',
+    name: 'ws', answers: closeWith({ ...RFC_CODES, length_top_bit: 1009 }), maskRequired: true, minHeader: 2, early: true, opStack: false, topBit: 'size',
     limit: 'message', utf8FailFast: false, closeCodeOk: RFC_CLOSE_OK, dropLosesReplies: false,
     echoClose: (code, reason) => (code === undefined ? 'empty' : closePayload(code, reason)),
   },
