@@ -4,7 +4,7 @@
  * against the design's dialect, then the server's RSS (whole process tree) and its `/metrics` counts.
  *
  *   npm run build && node dist/bench/fuzz.js --design ws --frames 1000000 --seed 1
- *     [--flags '--workers 2 --inner uws'] [--workers 8] [--max-payload 100000] [--out bench/results/fuzz.json]
+ *     [--flags='--workers 2 --inner uws'] [--workers 8] [--max-payload 100000] [--out bench/results/fuzz.json]
  *
  * RSS is read at baseline (the server started and idle), every tenth of the frames, at the peak of a 250 ms sampler,
  * right after the last connection ended ("after run"), and once /metrics shows no connection open plus a 5 s settle
@@ -42,6 +42,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const server = await spawnServer(a.design, [...flags, '--max-payload', String(maxPayload), '--idle-timeout', '0']);
 const port = Number(new URL(server.url).port);
 const rss = (): number => readTreeStatus(server.pid).rssBytes;
+// Ctrl-C or a kill stops the server too, so a run cut short never leaves a `wslab serve` behind.
+const interrupted = (signal: string): void => { server.stop().finally(() => fail(`${signal}: stopped, no result`)); };
+process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
 let failure: string | undefined;
 try {
   await sleep(2000);
@@ -101,7 +104,7 @@ try {
     const results = (file?.results ?? []).filter((r) => r.label !== label).concat(result);
     writeFileSync(a.out, `${JSON.stringify({
       bench: 'fuzz', node: process.version, machine: '2 vCPU AMD EPYC, 24 GiB (../shared/MACHINE.md)',
-      command: 'node dist/bench/fuzz.js --design <design> [--flags "..."] --frames 1000000 --seed <seed>', results,
+      command: 'node dist/bench/fuzz.js --design <design> [--flags="..."] --frames 1000000 --seed <seed>', results,
     }, null, 2)}\n`);
   }
   if (!matched) failure = `/metrics ${JSON.stringify(metrics)} != caused ${JSON.stringify(caused)}`;
