@@ -669,8 +669,9 @@ export const ONE_OF_EACH_MAX_PAYLOAD = 1000;
 /**
  * The per-design expectation table: one connection's bytes per violation (and a few client closes, valid or not), for
  * a 1000-byte --max-payload, and what each dialect answers — `<close code | empty | drop> <counted reason>`, measured
- * on the wire and explained in docs/protocol.md; `open` = no answer at all (uWS reads the unmasked frame's payload as
- * its mask key and waits for more), the client then ends the connection. The tests check both the servers and the
+ * on the wire and explained in docs/protocol.md, after the kinds of the frames sent before it (`pong`, `text`,
+ * `binary`); `open` = no ending (uWS reads the unmasked frame's payload as its mask key and waits for more; it lets a
+ * data frame nest in a fragmented message), the client then ends the connection. The tests check both the servers and the
  * model against this table.
  */
 export const ONE_OF_EACH: readonly (readonly [name: string, bytes: Buffer, expect: Readonly<Record<keyof typeof DIALECTS, string>>])[] = ([
@@ -682,6 +683,8 @@ export const ONE_OF_EACH: readonly (readonly [name: string, bytes: Buffer, expec
   ['ping of 126 bytes', [frame({ opcode: 9, payload: Buffer.alloc(126) })], '1002 protocol_error', '1002 protocol_error', 'drop error'],
   ['continuation first', [frame({ opcode: 0, payload: Buffer.from('x') })], '1002 protocol_error', '1002 protocol_error', 'drop error'],
   ['text inside text', [frame({ opcode: 1, fin: false, payload: Buffer.from('1 ') }), frame({ opcode: 1 })], '1002 protocol_error', '1002 protocol_error', 'drop error'],
+  ['binary inside text', [frame({ opcode: 1, fin: false, payload: Buffer.from('1 ec') }), frame({ opcode: 2, payload: Buffer.from([1, 2, 3]) })], '1002 protocol_error', '1002 protocol_error', 'binary open error'],
+  ['text after a ping inside text', [frame({ opcode: 1, fin: false, payload: Buffer.from('1 ec') }), frame({ opcode: 9 }), frame({ opcode: 1, payload: Buffer.from('ho x') })], 'pong 1002 protocol_error', 'pong 1002 protocol_error', 'pong text open error'],
   ['64-bit length with top bit', [frame({ opcode: 2, lenForm: 64, declared: 1n << 63n })], '1002 protocol_error', '1009 too_big', 'drop too_big'],
   ['huge 64-bit length', [frame({ opcode: 2, lenForm: 64, declared: (1n << 62n) })], '1009 too_big', '1009 too_big', 'drop too_big'],
   ['over maxPayload', [frame({ opcode: 2, payload: Buffer.alloc(1001) })], '1009 too_big', '1009 too_big', 'drop too_big'],
@@ -699,31 +702,41 @@ export const ONE_OF_EACH: readonly (readonly [name: string, bytes: Buffer, expec
   ['close without code', [frame({ opcode: 8 })], '1000 normal', 'empty normal', 'empty normal'],
 ] as const).map(([name, frames, threads, ws, uws]) => [name, Buffer.concat(frames), { threads, ws, uws }] as const);
 
-/** Plays one {@link ONE_OF_EACH} case and returns what the server did on the wire: a close code, empty, drop, open. */
+const KIND: Record<number, string> = { 1: 'text', 2: 'binary', 10: 'pong' };
+
+/**
+ * Plays one {@link ONE_OF_EACH} case and returns what the server did on the wire: the kinds of the frames before the
+ * ending (`text`, `binary`, `pong`), then a close code, `empty`, `drop` or `open`.
+ */
 export async function answerTo(port: number, bytes: Buffer): Promise<string> {
   const c = await RawClient.open(port, 1000);
+  const seen: string[] = [];
   try {
     c.socket.write(bytes);
-    let wire: string;
-    try {
-      const f = await c.frame();
-      assert.equal(f.opcode, 8, `expected a close frame, got opcode ${f.opcode}`);
-      wire = f.payload.length === 0 ? 'empty' : String(f.payload.readUInt16BE(0));
-    } catch (err) {
-      if (!/^timed out|^connection closed/.test((err as Error).message)) throw err;
-      wire = c.closed ? 'drop' : 'open';
+    for (;;) {
+      let f: ServerFrame;
+      try {
+        f = await c.frame();
+      } catch (err) {
+        if (!/^timed out|^connection closed/.test((err as Error).message)) throw err;
+        seen.push(c.closed ? 'drop' : 'open');
+        break;
+      }
+      if (f.opcode !== 8) { seen.push(KIND[f.opcode] ?? `opcode ${f.opcode}`); continue; }
+      seen.push(f.payload.length === 0 ? 'empty' : String(f.payload.readUInt16BE(0)));
+      break;
     }
     c.socket.end();
     await c.ended();
-    return wire;
+    return seen.join(' ');
   } finally {
     c.socket.destroy();
   }
 }
 
 /** The table's notation for a model outcome. */
-export const notation = (o: Outcome): string => (o.end === 'open' ? 'open error'
-  : `${o.end.wire === 'drop' || o.end.wire === 'empty' ? o.end.wire : typeof o.end.wire === 'number' ? o.end.wire : o.end.wire.readUInt16BE(0)} ${o.end.reason}`);
+export const notation = (o: Outcome): string => [...o.expect.map((e) => KIND[e.opcode]!), o.end === 'open' ? 'open error'
+  : `${o.end.wire === 'drop' || o.end.wire === 'empty' ? o.end.wire : typeof o.end.wire === 'number' ? o.end.wire : o.end.wire.readUInt16BE(0)} ${o.end.reason}`].join(' ');
 
 /** The dialect a design speaks: the native one, or its library's (`cluster` speaks its --inner design's). */
 export function dialectFor(design: string, inner = 'uws'): Dialect {

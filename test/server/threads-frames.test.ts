@@ -78,8 +78,8 @@ test('threads server: one of each protocol violation gets its close code', async
     for (const [name, bytes, expect] of ONE_OF_EACH) {
       const model = notation(simulate(bytes, ONE_OF_EACH_MAX_PAYLOAD, native));
       assert.equal(model, expect.threads, `${name}: the model`);
-      const [code, reason] = expect.threads.split(' ') as [string, string];
-      assert.equal(await answerTo(server.port, bytes), code, name);
+      const reason = expect.threads.slice(expect.threads.lastIndexOf(' ') + 1);
+      assert.equal(`${await answerTo(server.port, bytes)} ${reason}`, expect.threads, name);
       counted[reason] = (counted[reason] ?? 0) + 1;
     }
     const s = server.stats();
