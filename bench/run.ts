@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 const BENCHES: Record<string, string> = {
   'idle-memory': 'server RSS per idle connection for each design, open time, /metrics render time',
   'swarm-vs-ws-client': 'wslab swarm vs a `ws` client vs a raw net.Socket client holding N idle connections',
+  fuzz: '≥1M fuzzed frames against one design: replies, close codes, RSS, /metrics',
   peers: 'wslab swarm vs Artillery 2 vs Tsung holding 5,000 and 15,000 idle connections for 30 s against one uws server',
 };
 

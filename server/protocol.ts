@@ -65,10 +65,14 @@ export function dispatch<S>(socket: S, text: string, respond: Respond<S>): void 
       if ((n = integer(arg, LIMITS.fillBytes)) < 0) break;
       return respond(socket, `${id} ok ${'x'.repeat(n)}`, 'fill', started);
     default:
-      return respond(socket, `${id} err unknown_command ${verb.slice(0, 32)}`, 'invalid', started);
+      // Cutting at 32 UTF-16 units may split a surrogate pair: toWellFormed() makes the half U+FFFD, as Buffer.from
+      // and the native design do, where uWS would encode it as invalid UTF-8 in a text frame (found by the fuzzer).
+      return respond(socket, `${id} err unknown_command ${wellFormed(verb.slice(0, 32))}`, 'invalid', started);
   }
   respond(socket, `${id} err bad_argument ${verb} takes an integer 0-${limitOf(verb)}`, 'invalid', started);
 }
+
+const wellFormed = (s: string): string => (s as string & { toWellFormed(): string }).toWellFormed();
 
 function limitOf(verb: string): number {
   return verb === 'cpu' ? LIMITS.cpuUnits : verb === 'fill' ? LIMITS.fillBytes : LIMITS.waitMs;

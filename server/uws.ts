@@ -91,10 +91,10 @@ export const uwsDesign: Design = {
       drain: (s) => { if (s.getBufferedAmount() === 0) backlogged.delete(s); },
       pong: (s) => { const c = s.getUserData(); c.seen = performance.now(); c.pinged = false; },
       ping: (s) => { s.getUserData().seen = performance.now(); },
-      close: (s, code) => {
+      close: (s, code, message) => {
         open.delete(s);
         backlogged.delete(s);
-        metrics.closed(s.getUserData().reason ?? reasonOf(code));
+        metrics.closed(s.getUserData().reason ?? reasonOf(code, message));
       },
     }).any('/*', (res) => {
       res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').end('wslab: WebSocket upgrade required\n');
@@ -137,12 +137,16 @@ export const uwsDesign: Design = {
   },
 };
 
-/** uWS reports a close it decided by itself only through the code it passes to `close`. */
-function reasonOf(code: number): CloseReason {
-  switch (code) {
-    case 1006: return 'error';
-    case 1009: return 'too_big';
-    case 1002: case 1007: return 'protocol_error';
-    default: return 'normal';
-  }
+/**
+ * uWS never sends 1002/1007/1009: a close it decides by itself (a protocol violation, an oversize message, invalid
+ * UTF-8) ends the TCP connection and reaches `close` as 1006, told apart from a dropped connection only by uWS's
+ * message text, which it sets for the last two. Any other code is the one the client closed with, whatever it is
+ * (a client may close with 1002 itself): a close the client started is `normal`.
+ */
+const UWS_TOO_BIG = 'Received too big message';
+const UWS_INVALID_UTF8 = 'Received invalid UTF-8';
+function reasonOf(code: number, message: ArrayBuffer): CloseReason {
+  if (code !== 1006) return 'normal';
+  const text = message.byteLength ? decoder.decode(message) : '';
+  return text.startsWith(UWS_TOO_BIG) ? 'too_big' : text === UWS_INVALID_UTF8 ? 'protocol_error' : 'error';
 }
