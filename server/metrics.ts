@@ -2,8 +2,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry, collectDefaultMetrics, type Counter, type Histogram } from 'prom-client';
 import {
   BUFFERED_BYTES, BYTES_RECEIVED, BYTES_SENT, CLOSE_REASONS, COMMANDS, COMMAND_DURATION, CONNECTIONS_ACCEPTED,
-  CONNECTIONS_CLOSED, CONNECTIONS_OPEN, CONTEXT_SWITCHES, EVENT_LOOP_DELAY, HANDSHAKE_DURATION, MESSAGES_RECEIVED,
-  MESSAGES_SENT, PROCESS_THREADS, SEND_DROPPED, type CloseReason, type Command,
+  CONNECTIONS_CLOSED, CONNECTIONS_OPEN, CONTEXT_SWITCHES, EVENT_LOOP_DELAY, HANDSHAKE_DURATION, HANDSHAKES_REJECTED,
+  MESSAGES_RECEIVED, MESSAGES_SENT, PROCESS_THREADS, REJECT_REASONS, SEND_DROPPED, SERVER_INFO, type CloseReason,
+  type Command, type RejectReason,
 } from '../metrics/index.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
 import type { MetricSpec } from '../metrics/spec.js';
@@ -19,6 +20,7 @@ export interface HistogramTotals { buckets: number[]; sum: number; count: number
 export interface NativeTotals {
   accepted: number;
   closed: Record<CloseReason, number>;
+  rejected: Record<RejectReason, number>;
   messagesReceived: number;
   messagesSent: number;
   bytesReceived: number;
@@ -61,10 +63,12 @@ export class ServerMetrics {
   readonly sendDropped: Child;
   readonly handshake: Histogram.Internal<string>;
   private readonly closedBy: Record<CloseReason, Child>;
+  private readonly rejectedBy: Record<RejectReason, Child>;
   private readonly commandBy: Record<Command, Histogram.Internal<string>>;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
-  constructor(readonly design: string, live: LiveCounts, native?: () => NativeTotals) {
+  /** `defenses`: false under --no-defenses, shown as the `defenses` label of wslab_server_info. */
+  constructor(readonly design: string, live: LiveCounts, { defenses, native }: { defenses: boolean; native?: () => NativeTotals }) {
     const r = this.registry;
     const labels = { design };
     collectDefaultMetrics({ register: r });
@@ -83,6 +87,14 @@ export class ServerMetrics {
     });
     this.closedBy = Object.fromEntries(CLOSE_REASONS.map((reason) => [reason, closed.labels(design, reason)])) as Record<CloseReason, Child>;
     for (const c of Object.values(this.closedBy)) c.inc(0);
+    const rejected = counter(HANDSHAKES_REJECTED, r, native && function () {
+      const t = native();
+      this.reset();
+      for (const reason of REJECT_REASONS) this.inc({ design, reason }, t.rejected[reason]);
+    });
+    this.rejectedBy = Object.fromEntries(REJECT_REASONS.map((reason) => [reason, rejected.labels(design, reason)])) as Record<RejectReason, Child>;
+    for (const c of Object.values(this.rejectedBy)) c.inc(0);
+    gauge(SERVER_INFO, r).set({ design, defenses: defenses ? 'on' : 'off' }, 1);
     this.messagesReceived = counter(MESSAGES_RECEIVED, r, mirrored((t) => t.messagesReceived)).labels(labels);
     this.messagesSent = counter(MESSAGES_SENT, r, mirrored((t) => t.messagesSent)).labels(labels);
     this.bytesReceived = counter(BYTES_RECEIVED, r, mirrored((t) => t.bytesReceived)).labels(labels);
@@ -125,6 +137,12 @@ export class ServerMetrics {
 
   closed(reason: CloseReason): void {
     this.closedBy[reason].inc();
+  }
+
+  /** An upgrade refused with an HTTP error: counted by cause, and its connection as closed `rejected`. */
+  rejected(reason: RejectReason): void {
+    this.rejectedBy[reason].inc();
+    this.closedBy.rejected.inc();
   }
 
   /** Records one command from parse (performance.now() at `startedMs`) to reply hand-off. */
