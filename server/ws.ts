@@ -20,8 +20,7 @@ const PINGED = Symbol('pinged');
 const REASON = Symbol('closeReason');
 const DEADLINE = Symbol('handshakeDeadline');
 const ADDRESS = Symbol('limitedAddress'); // set while the socket counts against --max-conns-per-ip
-const OVER = Symbol('overConnLimit');
-type Tcp = Socket & { [DEADLINE]?: NodeJS.Timeout; [ADDRESS]?: string; [OVER]?: boolean };
+type Tcp = Socket & { [DEADLINE]?: NodeJS.Timeout; [ADDRESS]?: string };
 function clearDeadline(this: Tcp): void {
   clearTimeout(this[DEADLINE]);
   this[DEADLINE] = undefined;
@@ -113,7 +112,7 @@ export const wsDesign: Design = {
     };
     const server = http.createServer({ maxHeaderSize: MAX_REQUEST_HEAD }, (req, res) => {
       const socket = req.socket as Tcp;
-      const r = socket[OVER] ? REFUSED.connLimit : refusalOf(upgradeRequest(req)) ?? REFUSED.notUpgrade;
+      const r = refusalOf(upgradeRequest(req)) ?? REFUSED.notUpgrade;
       clearDeadline.call(socket);
       metrics.rejected(r.reason);
       res.shouldKeepAlive = false;
@@ -135,20 +134,20 @@ export const wsDesign: Design = {
     /*
      * Handshake timeout: a deadline from accept, not an inactivity timer, so a slowloris that dribbles a header
      * line every few hundred ms is cut all the same. The timer exists only while the handshake is pending.
-     * --max-conns-per-ip counts TCP connections from accept to close, as the thread design does; one over the limit
-     * is answered 429 as soon as its request head is complete (until then only the handshake timeout applies).
+     * --max-conns-per-ip counts TCP connections from accept to close, as the thread design does, and answers one over
+     * the limit with 429 at once, without waiting for its request: an address over the limit costs an accept, not a
+     * socket held until the handshake timeout.
      */
     const perIp = new AddressLimit(o.maxConnsPerIp);
     server.on('connection', (s: Tcp) => {
-      if (o.handshakeTimeoutMs > 0) s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
-      s.once('close', clearDeadline);
-      if (o.maxConnsPerIp === 0) return;
-      const address = s.remoteAddress ?? '';
-      if (!perIp.acquire(address)) s[OVER] = true;
-      else {
+      if (o.maxConnsPerIp > 0) {
+        const address = s.remoteAddress ?? '';
+        if (!perIp.acquire(address)) return refuse(s, REFUSED.connLimit);
         s[ADDRESS] = address;
         s.once('close', releaseAddress);
       }
+      if (o.handshakeTimeoutMs > 0) s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
+      s.once('close', clearDeadline);
     });
     const releaseAddress = function (this: Tcp): void { perIp.release(this[ADDRESS]!); };
     const handshakeExpired = (s: Socket): void => {
@@ -158,7 +157,7 @@ export const wsDesign: Design = {
     server.on('upgrade', (req, socket: Tcp, head) => {
       const t0 = performance.now();
       clearDeadline.call(socket);
-      const refused = socket[OVER] ? REFUSED.connLimit : refusalOf(upgradeRequest(req));
+      const refused = refusalOf(upgradeRequest(req));
       if (refused) return refuse(socket, refused);
       wss.handleUpgrade(req, socket, head, (ws) => {
         const c = ws as Conn;
