@@ -478,7 +478,7 @@ test('threads server: ≥100k random valid and malformed frames, exact replies a
     assert.equal(s.open, 0);
     assert.deepEqual(s.closed, {
       normal: t.normal, going_away: 0, protocol_error: t.protocolError, too_big: t.tooBig, idle_timeout: 0,
-      backpressure: 0, handshake_timeout: 0, error: t.error,
+      backpressure: 0, handshake_timeout: 0, error: t.error, rejected: 0,
     });
     assert.equal(s.messagesReceived, t.messages);
     assert.equal(s.messagesSent, t.messages);
