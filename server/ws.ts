@@ -20,7 +20,10 @@ const PINGED = Symbol('pinged');
 const REASON = Symbol('closeReason');
 const DEADLINE = Symbol('handshakeDeadline');
 const ADDRESS = Symbol('limitedAddress'); // set while the socket counts against --max-conns-per-ip
-type Tcp = Socket & { [DEADLINE]?: NodeJS.Timeout; [ADDRESS]?: string };
+// From accept until the upgrade is answered (101, a refusal, or the handshake timeout): a TCP close meanwhile is
+// counted as 'error', as the thread design counts it, so every accepted connection ends once in the close counter.
+const PENDING = Symbol('handshakePending');
+type Tcp = Socket & { [DEADLINE]?: NodeJS.Timeout; [ADDRESS]?: string; [PENDING]?: boolean };
 function clearDeadline(this: Tcp): void {
   clearTimeout(this[DEADLINE]);
   this[DEADLINE] = undefined;
@@ -104,17 +107,19 @@ export const wsDesign: Design = {
      * cause, and closed. We check before ws does, so the statuses and counts match the other designs (ws alone
      * would accept version 8 and answer a plain GET with whatever the request handler says).
      */
-    const refuse = (socket: Tcp, r: Refusal): void => {
+    const rejected = (socket: Tcp, r: Refusal): void => {
+      socket[PENDING] = false;
       clearDeadline.call(socket);
       metrics.rejected(r.reason);
+    };
+    const refuse = (socket: Tcp, r: Refusal): void => {
+      rejected(socket, r);
       socket.once('finish', socket.destroy);
       socket.end(refusalResponse(r));
     };
     const server = http.createServer({ maxHeaderSize: MAX_REQUEST_HEAD }, (req, res) => {
-      const socket = req.socket as Tcp;
       const r = refusalOf(upgradeRequest(req)) ?? REFUSED.notUpgrade;
-      clearDeadline.call(socket);
-      metrics.rejected(r.reason);
+      rejected(req.socket as Tcp, r);
       res.shouldKeepAlive = false;
       res.writeHead(r.status, { 'content-type': 'text/plain', connection: 'close', ...refusalHeaders(r) }).end(`wslab: ${r.message}\n`);
     });
@@ -144,13 +149,18 @@ export const wsDesign: Design = {
         const address = s.remoteAddress ?? '';
         if (!perIp.acquire(address)) return refuse(s, REFUSED.connLimit);
         s[ADDRESS] = address;
-        s.once('close', releaseAddress);
       }
+      s[PENDING] = true;
       if (o.handshakeTimeoutMs > 0) s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
-      s.once('close', clearDeadline);
+      s.once('close', onTcpClose);
     });
-    const releaseAddress = function (this: Tcp): void { perIp.release(this[ADDRESS]!); };
-    const handshakeExpired = (s: Socket): void => {
+    const onTcpClose = function (this: Tcp): void {
+      clearDeadline.call(this);
+      if (this[ADDRESS] !== undefined) perIp.release(this[ADDRESS]);
+      if (this[PENDING]) metrics.closed('error');
+    };
+    const handshakeExpired = (s: Tcp): void => {
+      s[PENDING] = false;
       metrics.closed('handshake_timeout');
       s.destroy();
     };
@@ -159,7 +169,9 @@ export const wsDesign: Design = {
       clearDeadline.call(socket);
       const refused = refusalOf(upgradeRequest(req));
       if (refused) return refuse(socket, refused);
+      // ws may still drop the socket without calling back (it closed meanwhile): then it stays PENDING, an 'error'.
       wss.handleUpgrade(req, socket, head, (ws) => {
+        socket[PENDING] = false;
         const c = ws as Conn;
         metrics.handshake.observe((performance.now() - t0) / 1000);
         metrics.accepted.inc();

@@ -76,7 +76,7 @@ function slowloris(url: string, everyMs: number): { socket: net.Socket; closedAt
   socket.on('error', () => undefined);
   const lines = upgrade().split('\r\n').slice(0, -2).map((l) => `${l}\r\n`);
   let i = 0;
-  const timer = setInterval(() => { if (!socket.destroyed) socket.write(i < lines.length ? lines[i++] : 'X-Slow: 1\r\n'); }, everyMs);
+  const timer = setInterval(() => { if (!socket.destroyed) socket.write(i < lines.length ? lines[i++] : 'X-Slow: 1\r\n'); }, everyMs).unref();
   const closedAt = once(socket, 'close').then(() => { clearInterval(timer); return performance.now(); });
   return { socket, closedAt };
 }
@@ -151,6 +151,26 @@ for (const dc of DESIGN_CASES) {
         return [...expected].every(([reason, n]) => count(now, 'wslab_handshakes_rejected_total', reason) - count(before, 'wslab_handshakes_rejected_total', reason) === n) &&
           count(now, 'wslab_connections_closed_total', 'rejected') - count(before, 'wslab_connections_closed_total', 'rejected') === MALFORMED.length;
       }), `counted: ${JSON.stringify(Object.fromEntries(expected))}`);
+    });
+
+    it(fixedHandshake
+      ? 'cannot count a connection that leaves before sending a request (uWS does not tell JS)'
+      : 'counts a connection that leaves before sending a request as closed error', async () => {
+      const counted0 = await metric(server, dc, 'wslab_connections_closed_total', { reason: 'error' });
+      const { hostname, port } = new URL(server.url);
+      const s = net.connect({ host: hostname, port: Number(port), localAddress: source() });
+      s.on('error', () => undefined);
+      await once(s, 'connect');
+      s.end(); // without a byte: a truncated request would be answered 400 (ws's parser) or 405 (threads)
+      await Promise.race([once(s, 'close'), sleep(3000)]);
+      s.destroy();
+      const expected = fixedHandshake ? 0 : 1;
+      assert.ok(await eventually(async () =>
+        (await metric(server, dc, 'wslab_connections_closed_total', { reason: 'error' })) - counted0 === expected), `error +${expected}`);
+      if (fixedHandshake) {
+        await sleep(300);
+        assert.equal((await metric(server, dc, 'wslab_connections_closed_total', { reason: 'error' })) - counted0, 0);
+      }
     });
 
     it(fixedHandshake
