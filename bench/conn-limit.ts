@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { parseExposition, sumOf } from '../metrics/exposition.js';
+import { spawnServer } from '../lab/processes.js';
+import { sumOf } from '../metrics/exposition.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
 /**
@@ -22,17 +21,7 @@ const { values } = parseArgs({
     limit: { type: 'string', default: '100' },
   },
 });
-const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function readyLine(child: ChildProcess): Promise<Record<string, unknown>> {
-  let buf = '';
-  for await (const chunk of child.stdout!) {
-    buf += chunk;
-    if (buf.includes('\n')) return JSON.parse(buf.slice(0, buf.indexOf('\n')));
-  }
-  throw new Error('server ended before its ready line');
-}
 
 /** One healthy client: handshake and one echo within 3 s; its time in ms, or undefined when it was not served. */
 async function healthy(url: string): Promise<number | undefined> {
@@ -51,15 +40,12 @@ async function healthy(url: string): Promise<number | undefined> {
 
 async function measure(label: string, limit: number): Promise<Record<string, unknown>> {
   const [design, ...flags] = label.split(' ');
-  const server = spawn(process.execPath, [WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags,
-    '--max-conns-per-ip', String(limit)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  server.stdout!.setEncoding('utf8');
+  const server = await spawnServer(design, [...flags, '--max-conns-per-ip', String(limit)]);
   const attackers: net.Socket[] = [];
   try {
-    const ready = await readyLine(server);
-    const { hostname, port } = new URL(String(ready.url));
+    const { hostname, port } = new URL(server.url);
     await sleep(500);
-    const before = readTreeStatus(server.pid!);
+    const before = readTreeStatus(server.pid);
     let refused = 0;
     const t0 = performance.now();
     for (let i = 0; i < Number(values.attackers); i++) {
@@ -70,10 +56,10 @@ async function measure(label: string, limit: number): Promise<Record<string, unk
     }
     await sleep(1500);
     const attackSec = (performance.now() - t0) / 1000;
-    const during = readTreeStatus(server.pid!);
-    const times = await Promise.all(Array.from({ length: Number(values.healthy) }, () => healthy(String(ready.url))));
+    const during = readTreeStatus(server.pid);
+    const times = await Promise.all(Array.from({ length: Number(values.healthy) }, () => healthy(server.url)));
     const served = times.filter((t): t is number => t !== undefined).sort((a, b) => a - b);
-    const samples = parseExposition(await (await fetch(String(ready.metrics))).text());
+    const samples = await server.scrape();
     return {
       design: label, maxConnsPerIp: limit, attackers: attackers.length, attackSec: +attackSec.toFixed(2),
       attackersCutWithin1_5s: refused, conn_limit: sumOf(samples, 'wslab_handshakes_rejected_total', { reason: 'conn_limit' }),
@@ -83,8 +69,7 @@ async function measure(label: string, limit: number): Promise<Record<string, unk
     };
   } finally {
     for (const s of attackers) s.destroy();
-    server.kill('SIGTERM');
-    await once(server, 'exit');
+    await server.stop();
   }
 }
 

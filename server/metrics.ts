@@ -80,20 +80,19 @@ export class ServerMetrics {
       this.inc(labels, pick(native()));
     };
     this.accepted = counter(CONNECTIONS_ACCEPTED, r, mirrored((t) => t.accepted)).labels(labels);
-    const closed = counter(CONNECTIONS_CLOSED, r, native && function () {
-      const t = native();
-      this.reset();
-      for (const reason of CLOSE_REASONS) this.inc({ design, reason }, t.closed[reason]);
-    });
-    this.closedBy = Object.fromEntries(CLOSE_REASONS.map((reason) => [reason, closed.labels(design, reason)])) as Record<CloseReason, Child>;
-    for (const c of Object.values(this.closedBy)) c.inc(0);
-    const rejected = counter(HANDSHAKES_REJECTED, r, native && function () {
-      const t = native();
-      this.reset();
-      for (const reason of REJECT_REASONS) this.inc({ design, reason }, t.rejected[reason]);
-    });
-    this.rejectedBy = Object.fromEntries(REJECT_REASONS.map((reason) => [reason, rejected.labels(design, reason)])) as Record<RejectReason, Child>;
-    for (const c of Object.values(this.rejectedBy)) c.inc(0);
+    // A counter by `reason`, every series present from the start; with native totals, mirrored at scrape time.
+    const byReason = <R extends string>(s: MetricSpec, reasons: readonly R[], pick: (t: NativeTotals) => Record<R, number>) => {
+      const c = counter(s, r, native && function () {
+        const t = pick(native());
+        this.reset();
+        for (const reason of reasons) this.inc({ design, reason }, t[reason]);
+      });
+      const children = Object.fromEntries(reasons.map((reason) => [reason, c.labels(design, reason)])) as Record<R, Child>;
+      for (const child of Object.values<Child>(children)) child.inc(0);
+      return children;
+    };
+    this.closedBy = byReason(CONNECTIONS_CLOSED, CLOSE_REASONS, (t) => t.closed);
+    this.rejectedBy = byReason(HANDSHAKES_REJECTED, REJECT_REASONS, (t) => t.rejected);
     gauge(SERVER_INFO, r).set({ design, defenses: defenses ? 'on' : 'off' }, 1);
     this.messagesReceived = counter(MESSAGES_RECEIVED, r, mirrored((t) => t.messagesReceived)).labels(labels);
     this.messagesSent = counter(MESSAGES_SENT, r, mirrored((t) => t.messagesSent)).labels(labels);
