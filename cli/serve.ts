@@ -30,8 +30,11 @@ export function serverFlags<T>(y: Argv<T>) {
 
 type Raw = Record<string, unknown>;
 
-/** The flags that set a defence; --no-defenses refuses them. */
-const LIMIT_FLAGS = ['max-payload', 'idle-timeout', 'max-backpressure', 'handshake-timeout', 'max-conns-per-ip'] as const;
+/** The flags that set a defence, and their option; --no-defenses refuses them unless 0. */
+const LIMIT_FLAGS = {
+  'max-payload': 'maxPayload', 'idle-timeout': 'idleTimeoutMs', 'max-backpressure': 'maxBackpressure',
+  'handshake-timeout': 'handshakeTimeoutMs', 'max-conns-per-ip': 'maxConnsPerIp',
+} as const satisfies Record<string, keyof ServeOptions>;
 /** --no-defenses: every defence off (0), for experiments that show what the defences are for. */
 const NAKED = Object.freeze({ maxPayload: 0, idleTimeoutMs: 0, maxBackpressure: 0, handshakeTimeoutMs: 0, maxConnsPerIp: 0 });
 
@@ -47,10 +50,6 @@ export function serveOptions(a: Raw): ServeOptions {
   const inner = String(a.inner ?? D.inner);
   if (inner !== 'uws' && inner !== 'ws') throw new UsageError(`--inner: "${inner}" is not a single-loop design (use uws or ws)`);
   const defenses = a.defenses !== false;
-  if (!defenses) {
-    const given = LIMIT_FLAGS.filter((f) => a[f] !== undefined);
-    if (given.length) throw new UsageError(`--no-defenses turns every limit off, so it conflicts with --${given.join(', --')}: drop one or the other`);
-  }
   const o: ServeOptions = {
     design, host, metricsHost, inner, defenses,
     port: parseInteger('port', a.port ?? D.port, 0, 65535),
@@ -65,17 +64,23 @@ export function serveOptions(a: Raw): ServeOptions {
     queueLimit: parseInteger('queue-limit', a['queue-limit'] ?? D.queueLimit, 1, 1_000_000),
     workers: parseInteger('workers', a.workers ?? 0, 0, 256) || availableParallelism(),
   };
-  if (o.maxPayload < 125 || o.maxPayload > 256 * 1024 * 1024) throw new UsageError('--max-payload: must be from 125 bytes to 256MiB');
-  if (o.maxBackpressure < 1) throw new UsageError('--max-backpressure: must be at least 1 byte');
-  if (o.handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
-  if (o.idleTimeoutMs !== 0 && o.idleTimeoutMs < 200) throw new UsageError('--idle-timeout: must be 0 (off) or at least 200ms');
-  if (o.threadStack < 64 * KiB || o.threadStack > 64 * 1024 * KiB) throw new UsageError('--thread-stack: must be from 64KiB to 64MiB');
-  const uwsInside = design === 'uws' || (design === 'cluster' && inner === 'uws');
-  if (uwsInside && o.handshakeTimeoutMs !== SERVE_DEFAULTS.handshakeTimeoutMs) {
-    // uWebSockets.js closes an unfinished HTTP request after its fixed 10 s HTTP idle timeout; JS cannot change it.
-    throw new UsageError('--handshake-timeout: uws fixes the handshake timeout at 10s (uWebSockets.js HTTP idle timeout); use --design ws or threads to vary it');
+  if (!defenses) {
+    // A limit given as 0 says "off" too (a lab scenario's --idle-timeout 0), so only a real limit conflicts.
+    const given = Object.entries(LIMIT_FLAGS).filter(([flag, key]) => a[flag] !== undefined && o[key] !== 0).map(([flag]) => flag);
+    if (given.length) throw new UsageError(`--no-defenses turns every limit off, so it conflicts with --${given.join(', --')}: drop one or the other`);
+    Object.assign(o, NAKED);
+  } else {
+    if (o.maxPayload < 125 || o.maxPayload > 256 * 1024 * 1024) throw new UsageError('--max-payload: must be from 125 bytes to 256MiB');
+    if (o.maxBackpressure < 1) throw new UsageError('--max-backpressure: must be at least 1 byte');
+    if (o.handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
+    if (o.idleTimeoutMs !== 0 && o.idleTimeoutMs < 200) throw new UsageError('--idle-timeout: must be 0 (off) or at least 200ms');
+    const uwsInside = design === 'uws' || (design === 'cluster' && inner === 'uws');
+    if (uwsInside && o.handshakeTimeoutMs !== SERVE_DEFAULTS.handshakeTimeoutMs) {
+      // uWebSockets.js closes an unfinished HTTP request after its fixed 10 s HTTP idle timeout; JS cannot change it.
+      throw new UsageError('--handshake-timeout: uws fixes the handshake timeout at 10s (uWebSockets.js HTTP idle timeout); use --design ws or threads to vary it');
+    }
   }
-  if (!defenses) Object.assign(o, NAKED);
+  if (o.threadStack < 64 * KiB || o.threadStack > 64 * 1024 * KiB) throw new UsageError('--thread-stack: must be from 64KiB to 64MiB');
   if (o.port !== 0 && o.port === o.metricsPort && o.host === o.metricsHost) {
     throw new UsageError(`--port and --metrics-port are both ${o.port}: give them different ports (or 0 for any free port)`);
   }
