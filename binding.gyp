@@ -7,6 +7,7 @@
       'target_name': 'wslab_threads',
       'sources': [
         'native/src/addon.cc',
+        'native/src/address_limit.cc',
         'native/src/connection.cc',
         'native/src/connection_thread.cc',
         'native/src/counters.cc',

@@ -9,7 +9,7 @@ import { parseDuration } from './units.js';
 type Raw = Record<string, unknown>;
 
 /** The flags serverFlags() declares, by name. */
-const SERVER_FLAGS = ['max-payload', 'idle-timeout', 'max-backpressure', 'handshake-timeout', 'pool', 'thread-stack', 'queue-limit', 'workers', 'inner'] as const;
+const SERVER_FLAGS = ['max-payload', 'idle-timeout', 'max-backpressure', 'handshake-timeout', 'max-conns-per-ip', 'defenses', 'pool', 'thread-stack', 'queue-limit', 'workers', 'inner'] as const;
 
 /**
  * Checks the profile flags once (server flags through serveOptions, as `serve` does) into the options profile()

@@ -2,8 +2,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry, collectDefaultMetrics, type Counter, type Histogram } from 'prom-client';
 import {
   BUFFERED_BYTES, BYTES_RECEIVED, BYTES_SENT, CLOSE_REASONS, COMMANDS, COMMAND_DURATION, CONNECTIONS_ACCEPTED,
-  CONNECTIONS_CLOSED, CONNECTIONS_OPEN, CONTEXT_SWITCHES, EVENT_LOOP_DELAY, HANDSHAKE_DURATION, MESSAGES_RECEIVED,
-  MESSAGES_SENT, PROCESS_THREADS, SEND_DROPPED, type CloseReason, type Command,
+  CONNECTIONS_CLOSED, CONNECTIONS_OPEN, CONTEXT_SWITCHES, EVENT_LOOP_DELAY, HANDSHAKE_DURATION, HANDSHAKES_REJECTED,
+  MESSAGES_RECEIVED, MESSAGES_SENT, PROCESS_THREADS, REJECT_REASONS, SEND_DROPPED, SERVER_INFO, type CloseReason,
+  type Command, type RejectReason,
 } from '../metrics/index.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
 import type { MetricSpec } from '../metrics/spec.js';
@@ -19,6 +20,7 @@ export interface HistogramTotals { buckets: number[]; sum: number; count: number
 export interface NativeTotals {
   accepted: number;
   closed: Record<CloseReason, number>;
+  rejected: Record<RejectReason, number>;
   messagesReceived: number;
   messagesSent: number;
   bytesReceived: number;
@@ -61,10 +63,12 @@ export class ServerMetrics {
   readonly sendDropped: Child;
   readonly handshake: Histogram.Internal<string>;
   private readonly closedBy: Record<CloseReason, Child>;
+  private readonly rejectedBy: Record<RejectReason, Child>;
   private readonly commandBy: Record<Command, Histogram.Internal<string>>;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
 
-  constructor(readonly design: string, live: LiveCounts, native?: () => NativeTotals) {
+  /** `defenses`: false under --no-defenses, shown as the `defenses` label of wslab_server_info. */
+  constructor(readonly design: string, live: LiveCounts, { defenses, native }: { defenses: boolean; native?: () => NativeTotals }) {
     const r = this.registry;
     const labels = { design };
     collectDefaultMetrics({ register: r });
@@ -76,13 +80,20 @@ export class ServerMetrics {
       this.inc(labels, pick(native()));
     };
     this.accepted = counter(CONNECTIONS_ACCEPTED, r, mirrored((t) => t.accepted)).labels(labels);
-    const closed = counter(CONNECTIONS_CLOSED, r, native && function () {
-      const t = native();
-      this.reset();
-      for (const reason of CLOSE_REASONS) this.inc({ design, reason }, t.closed[reason]);
-    });
-    this.closedBy = Object.fromEntries(CLOSE_REASONS.map((reason) => [reason, closed.labels(design, reason)])) as Record<CloseReason, Child>;
-    for (const c of Object.values(this.closedBy)) c.inc(0);
+    // A counter by `reason`, every series present from the start; with native totals, mirrored at scrape time.
+    const byReason = <R extends string>(s: MetricSpec, reasons: readonly R[], pick: (t: NativeTotals) => Record<R, number>) => {
+      const c = counter(s, r, native && function () {
+        const t = pick(native());
+        this.reset();
+        for (const reason of reasons) this.inc({ design, reason }, t[reason]);
+      });
+      const children = Object.fromEntries(reasons.map((reason) => [reason, c.labels(design, reason)])) as Record<R, Child>;
+      for (const child of Object.values<Child>(children)) child.inc(0);
+      return children;
+    };
+    this.closedBy = byReason(CONNECTIONS_CLOSED, CLOSE_REASONS, (t) => t.closed);
+    this.rejectedBy = byReason(HANDSHAKES_REJECTED, REJECT_REASONS, (t) => t.rejected);
+    gauge(SERVER_INFO, r).set({ design, defenses: defenses ? 'on' : 'off' }, 1);
     this.messagesReceived = counter(MESSAGES_RECEIVED, r, mirrored((t) => t.messagesReceived)).labels(labels);
     this.messagesSent = counter(MESSAGES_SENT, r, mirrored((t) => t.messagesSent)).labels(labels);
     this.bytesReceived = counter(BYTES_RECEIVED, r, mirrored((t) => t.bytesReceived)).labels(labels);
@@ -125,6 +136,12 @@ export class ServerMetrics {
 
   closed(reason: CloseReason): void {
     this.closedBy[reason].inc();
+  }
+
+  /** An upgrade refused with an HTTP error: counted by cause, and its connection as closed `rejected`. */
+  rejected(reason: RejectReason): void {
+    this.rejectedBy[reason].inc();
+    this.closedBy.rejected.inc();
   }
 
   /** Records one command from parse (performance.now() at `startedMs`) to reply hand-off. */

@@ -18,13 +18,16 @@ export const threadsDesign: Design = {
   async start(o: ServeOptions): Promise<DesignHandle> {
     const native = startThreadsServer({
       host: o.host, port: o.port, pool: o.pool, queueLimit: o.queueLimit, threadStack: o.threadStack,
-      maxPayload: o.maxPayload, idleTimeoutMs: o.idleTimeoutMs, maxBackpressure: o.maxBackpressure,
-      handshakeTimeoutMs: o.handshakeTimeoutMs, histogramBounds: [...LATENCY_BUCKETS],
+      // maxPayload 0 (--no-defenses): no limit, i.e. the largest length a frame can declare that JS can pass.
+      maxPayload: o.maxPayload || Number.MAX_SAFE_INTEGER, idleTimeoutMs: o.idleTimeoutMs, maxBackpressure: o.maxBackpressure,
+      handshakeTimeoutMs: o.handshakeTimeoutMs, maxConnsPerIp: o.maxConnsPerIp, defenses: o.defenses,
+      histogramBounds: [...LATENCY_BUCKETS],
     });
     // One native read per scrape, shared by every metric that scrape renders (metrics() below starts a new one).
     let snap: ThreadsStats | undefined;
     const stats = (): ThreadsStats => (snap ??= native.stats());
-    const metrics = new ServerMetrics(o.design, { open: () => stats().open, bufferedBytes: () => stats().bufferedBytes }, stats);
+    const metrics = new ServerMetrics(o.design, { open: () => stats().open, bufferedBytes: () => stats().bufferedBytes },
+      { defenses: o.defenses, native: stats });
     gauge(CONNECTION_THREADS, metrics.registry, function () {
       const t = stats().threads;
       for (const state of ['working', 'reading', 'free'] as const) this.set({ design: o.design, state }, t[state]);

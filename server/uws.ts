@@ -1,18 +1,54 @@
 import { performance } from 'node:perf_hooks';
 import type { CloseReason, Command } from '../metrics/index.js';
+import { AddressLimit } from './address-limit.js';
 import { localMetrics, type Design, type DesignHandle } from './design.js';
 import { ServerMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
 import { dispatch } from './protocol.js';
+import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, STATUS_TEXT, type Refusal } from './upgrade-check.js';
 import { loadUws } from './uws-loader.js';
 
-/** Per-connection state, uWS's userData: three fields, nothing else is kept per connection. */
+/** Per-connection state, uWS's userData: four fields, nothing else is kept per connection. */
 interface Conn {
   seen: number;
   pinged: boolean;
   reason: CloseReason | undefined;
+  /** The source address counted against --max-conns-per-ip; undefined when there is no limit. */
+  address: string | undefined;
 }
 type UwsSocket = import('@trufflesuite/uws-js-unofficial').WebSocket<Conn>;
+type UwsRequest = import('@trufflesuite/uws-js-unofficial').HttpRequest;
+type UwsResponse = import('@trufflesuite/uws-js-unofficial').HttpResponse;
+
+/** uWS's largest maxPayloadLength (an unsigned 32-bit field): what --no-defenses gives it, as uWS has no "no limit". */
+const UWS_MAX_PAYLOAD = 0xffff_ffff;
+
+/** Bytes of the request head as received, near enough: uWS hands JS parsed fields, not the raw head. */
+function headBytes(req: UwsRequest): number {
+  let n = req.getMethod().length + req.getUrl().length + (req.getQuery() ?? '').length + 14; // " ", "?", " HTTP/1.1\r\n", "\r\n"
+  req.forEach((k, v) => { n += k.length + v.length + 4; });
+  return n;
+}
+
+/**
+ * Why uWS must not upgrade this request, by the check every design shares (upgrade-check.ts). uWS itself checks only
+ * that a GET carries a 24-character Sec-WebSocket-Key; it would upgrade version 8 or a 20 KiB head.
+ */
+function refusalOfUws(req: UwsRequest): Refusal | undefined {
+  if (headBytes(req) > MAX_REQUEST_HEAD) return REFUSED.headersTooLarge;
+  return refusalOf({
+    method: req.getMethod().toUpperCase(), // uWS 20.30 lower-cases it
+    upgrade: req.getHeader('upgrade'), connection: req.getHeader('connection'),
+    key: req.getHeader('sec-websocket-key'), version: req.getHeader('sec-websocket-version'),
+  });
+}
+
+/** Answers a refusal and closes the connection (uWS would otherwise keep it alive for the next request). */
+function refuse(res: UwsResponse, r: Refusal): void {
+  res.writeStatus(`${r.status} ${STATUS_TEXT[r.status]}`).writeHeader('content-type', 'text/plain');
+  for (const [k, v] of Object.entries(refusalHeaders(r))) res.writeHeader(k, v);
+  res.end(`wslab: ${r.message}\n`, true);
+}
 
 const SEND_BACKPRESSURE = 0;
 const SEND_DROPPED = 2;
@@ -31,7 +67,8 @@ export const uwsDesign: Design = {
     const metrics = new ServerMetrics(o.design, {
       open: () => open.size,
       bufferedBytes: () => { let sum = 0; for (const s of backlogged) sum += s.getBufferedAmount(); return sum; },
-    });
+    }, { defenses: o.defenses });
+    const perIp = new AddressLimit(o.maxConnsPerIp);
 
     const end = (s: UwsSocket, reason: CloseReason): void => {
       s.getUserData().reason ??= reason;
@@ -39,7 +76,7 @@ export const uwsDesign: Design = {
     };
     /** Sends, or drops the reply and ends the connection when it is over --max-backpressure. */
     const sent = (s: UwsSocket, data: string | ArrayBuffer, binary: boolean): boolean => {
-      const status = s.getBufferedAmount() > o.maxBackpressure ? SEND_DROPPED : s.send(data, binary);
+      const status = o.maxBackpressure > 0 && s.getBufferedAmount() > o.maxBackpressure ? SEND_DROPPED : s.send(data, binary);
       if (status === SEND_BACKPRESSURE) backlogged.add(s);
       if (status !== SEND_DROPPED) return true;
       metrics.sendDropped.inc();
@@ -58,8 +95,8 @@ export const uwsDesign: Design = {
 
     const app = uws.App().ws<Conn>('/*', {
       compression: uws.DISABLED,
-      maxPayloadLength: o.maxPayload,
-      maxBackpressure: o.maxBackpressure,
+      maxPayloadLength: o.maxPayload || UWS_MAX_PAYLOAD,
+      maxBackpressure: o.maxBackpressure, // 0 (--no-defenses): uWS buffers without limit
       /*
        * Idle detection is ours, not uWS's: its idleTimeout has a 4 s granularity, accepts only 0 or ≥ 8 s and aborts
        * the process on other values. The sweep below gives uws the same semantics as the other designs (ping at
@@ -67,10 +104,22 @@ export const uwsDesign: Design = {
        */
       idleTimeout: 0,
       sendPingsAutomatically: false,
+      /*
+       * --max-conns-per-ip counts WebSocket connections from upgrade to close: uWS gives JS no hook at TCP accept,
+       * so, unlike ws and threads, connections still sending their request head do not count (the fixed 10 s
+       * handshake timeout bounds those).
+       */
       upgrade: (res, req, context) => {
         const t0 = performance.now();
+        const refused = refusalOfUws(req);
+        if (refused) return void rejected(res, refused);
+        let address: string | undefined;
+        if (o.maxConnsPerIp > 0) {
+          address = Buffer.from(res.getRemoteAddressAsText()).toString();
+          if (!perIp.acquire(address)) return void rejected(res, REFUSED.connLimit);
+        }
         res.upgrade<Conn>(
-          { seen: t0, pinged: false, reason: undefined },
+          { seen: t0, pinged: false, reason: undefined, address },
           req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'), context,
         );
@@ -92,17 +141,22 @@ export const uwsDesign: Design = {
       pong: (s) => { const c = s.getUserData(); c.seen = performance.now(); c.pinged = false; },
       ping: (s) => { s.getUserData().seen = performance.now(); },
       close: (s, code, message) => {
+        const c = s.getUserData();
         open.delete(s);
         backlogged.delete(s);
-        metrics.closed(s.getUserData().reason ?? reasonOf(code, message));
+        if (c.address !== undefined) perIp.release(c.address);
+        metrics.closed(c.reason ?? reasonOf(code, message));
       },
-    }).any('/*', (res) => {
-      res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').end('wslab: WebSocket upgrade required\n');
-    });
+    }).any('/*', (res, req) => rejected(res, refusalOfUws(req) ?? REFUSED.notUpgrade));
+    // Counted as a refusal and as a `rejected` close: refuse() closes the connection.
+    const rejected = (res: UwsResponse, r: Refusal): void => {
+      metrics.rejected(r.reason);
+      refuse(res, r);
+    };
 
     const sweepMs = o.idleTimeoutMs > 0 ? Math.max(100, Math.min(1000, o.idleTimeoutMs / 4)) : 1000;
     const sweep = setInterval(() => {
-      for (const s of backlogged) if (s.getBufferedAmount() > o.maxBackpressure) end(s, 'backpressure');
+      if (o.maxBackpressure > 0) for (const s of backlogged) if (s.getBufferedAmount() > o.maxBackpressure) end(s, 'backpressure');
       if (o.idleTimeoutMs <= 0) return;
       const now = performance.now();
       for (const s of open) {

@@ -4,11 +4,13 @@ import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { CloseReason, Command } from '../metrics/index.js';
+import { AddressLimit } from './address-limit.js';
 import { localMetrics, type Design, type DesignHandle } from './design.js';
 import { listen, closeHttp } from './listen.js';
 import { ServerMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
 import { dispatch } from './protocol.js';
+import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, refusalResponse, type Refusal, type UpgradeRequest } from './upgrade-check.js';
 
 const WS_VERSION: string = createRequire(import.meta.url)('ws/package.json').version;
 
@@ -17,10 +19,18 @@ const SEEN = Symbol('lastFrameMs');
 const PINGED = Symbol('pinged');
 const REASON = Symbol('closeReason');
 const DEADLINE = Symbol('handshakeDeadline');
-function clearDeadline(this: Socket & { [DEADLINE]?: NodeJS.Timeout }): void {
+const ADDRESS = Symbol('limitedAddress'); // set while the socket counts against --max-conns-per-ip
+// From accept until the upgrade is answered (101, a refusal, or the handshake timeout): a TCP close meanwhile is
+// counted as 'error', as the thread design counts it, so every accepted connection ends once in the close counter.
+const PENDING = Symbol('handshakePending');
+type Tcp = Socket & { [DEADLINE]?: NodeJS.Timeout; [ADDRESS]?: string; [PENDING]?: boolean };
+function clearDeadline(this: Tcp): void {
   clearTimeout(this[DEADLINE]);
   this[DEADLINE] = undefined;
 }
+const upgradeRequest = ({ method, headers: h }: http.IncomingMessage): UpgradeRequest => ({
+  method: method ?? '', upgrade: h.upgrade, connection: h.connection, key: h['sec-websocket-key'], version: h['sec-websocket-version'],
+});
 type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseReason };
 
 /** ws's receiver error codes that mean the client broke the protocol; anything else is an I/O error. */
@@ -31,6 +41,7 @@ export const wsDesign: Design = {
   model: 'loop',
   summary: 'single event loop, the ws library on node:http',
   async start(o: ServeOptions): Promise<DesignHandle> {
+    // maxPayload 0 (--no-defenses) is ws's "no limit".
     const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: true });
     const clients = wss.clients as Set<Conn>;
     // Connections whose send had to buffer; the sweep prunes those that drained. Gauge and slow-reader checks walk
@@ -39,7 +50,7 @@ export const wsDesign: Design = {
     const metrics = new ServerMetrics(o.design, {
       open: () => clients.size,
       bufferedBytes: () => { let sum = 0; for (const c of backlogged) sum += c.bufferedAmount; return sum; },
-    });
+    }, { defenses: o.defenses });
 
     const endAs = (c: Conn, reason: CloseReason, code: number, text: string): void => {
       c[REASON] = reason;
@@ -53,7 +64,7 @@ export const wsDesign: Design = {
     /** Sends a reply (text) or an echo (binary); `respond` for the protocol, the binary path for echoes. */
     const respond = (c: Conn, reply: string | Buffer, command: Command, started: number): void => {
       if (c.readyState !== WebSocket.OPEN) return;
-      if (c.bufferedAmount > o.maxBackpressure) {
+      if (o.maxBackpressure > 0 && c.bufferedAmount > o.maxBackpressure) {
         metrics.sendDropped.inc();
         return slowReader(c);
       }
@@ -91,25 +102,76 @@ export const wsDesign: Design = {
       metrics.closed((this as Conn)[REASON] ?? (code === 1006 ? 'error' : 'normal'));
     }
 
-    const server = http.createServer((_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('wslab: WebSocket upgrade required\n');
+    /*
+     * Refusals (docs/defenses.md): every bad upgrade is answered with the status upgrade-check.ts gives, counted by
+     * cause, and closed. We check before ws does, so the statuses and counts match the other designs (ws alone
+     * would accept version 8 and answer a plain GET with whatever the request handler says).
+     */
+    const rejected = (socket: Tcp, r: Refusal): void => {
+      socket[PENDING] = false;
+      clearDeadline.call(socket);
+      metrics.rejected(r.reason);
+    };
+    const refuse = (socket: Tcp, r: Refusal): void => {
+      rejected(socket, r);
+      socket.once('finish', socket.destroy);
+      socket.end(refusalResponse(r));
+    };
+    const server = http.createServer({ maxHeaderSize: MAX_REQUEST_HEAD }, (req, res) => {
+      const r = refusalOf(upgradeRequest(req)) ?? REFUSED.notUpgrade;
+      rejected(req.socket as Tcp, r);
+      res.shouldKeepAlive = false;
+      res.writeHead(r.status, { 'content-type': 'text/plain', connection: 'close', ...refusalHeaders(r) }).end(`wslab: ${r.message}\n`);
     });
+    if (!o.defenses) {
+      // Naked: Node's own request timeouts (headers 60 s, request 300 s) go too; requestTimeout first, as Node checks
+      // headersTimeout <= requestTimeout.
+      server.requestTimeout = 0;
+      server.headersTimeout = 0;
+    }
+    // The parser's refusals: a head over MAX_REQUEST_HEAD, or bytes that are not HTTP.
+    server.on('clientError', (err: Error & { code?: string }, socket: Tcp) => {
+      if (!socket.writable || !err.code?.startsWith('HPE_')) return void socket.destroy();
+      refuse(socket, err.code === 'HPE_HEADER_OVERFLOW' ? REFUSED.headersTooLarge : REFUSED.malformed);
+    });
+    // What ws still refuses after our check (e.g. a malformed Sec-WebSocket-Protocol) is counted too.
+    wss.on('wsClientError', (_err, socket) => refuse(socket as Tcp, REFUSED.malformed));
     /*
      * Handshake timeout: a deadline from accept, not an inactivity timer, so a slowloris that dribbles a header
      * line every few hundred ms is cut all the same. The timer exists only while the handshake is pending.
+     * --max-conns-per-ip counts TCP connections from accept to close, as the thread design does, and answers one over
+     * the limit with 429 at once, without waiting for its request: an address over the limit costs an accept, not a
+     * socket held until the handshake timeout.
      */
-    server.on('connection', (s: Socket & { [DEADLINE]?: NodeJS.Timeout }) => {
-      s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
-      s.once('close', clearDeadline);
+    const perIp = new AddressLimit(o.maxConnsPerIp);
+    server.on('connection', (s: Tcp) => {
+      if (o.maxConnsPerIp > 0) {
+        const address = s.remoteAddress ?? '';
+        if (!perIp.acquire(address)) return refuse(s, REFUSED.connLimit);
+        s[ADDRESS] = address;
+      }
+      s[PENDING] = true;
+      if (o.handshakeTimeoutMs > 0) s[DEADLINE] = setTimeout(handshakeExpired, o.handshakeTimeoutMs, s);
+      s.once('close', onTcpClose);
     });
-    const handshakeExpired = (s: Socket): void => {
+    const onTcpClose = function (this: Tcp): void {
+      clearDeadline.call(this);
+      if (this[ADDRESS] !== undefined) perIp.release(this[ADDRESS]);
+      if (this[PENDING]) metrics.closed('error');
+    };
+    const handshakeExpired = (s: Tcp): void => {
+      s[PENDING] = false;
       metrics.closed('handshake_timeout');
       s.destroy();
     };
-    server.on('upgrade', (req, socket, head) => {
+    server.on('upgrade', (req, socket: Tcp, head) => {
       const t0 = performance.now();
-      clearDeadline.call(socket as Socket);
-      wss.handleUpgrade(req, socket as Socket, head, (ws) => {
+      clearDeadline.call(socket);
+      const refused = refusalOf(upgradeRequest(req));
+      if (refused) return refuse(socket, refused);
+      // ws may still drop the socket without calling back (it closed meanwhile): then it stays PENDING, an 'error'.
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        socket[PENDING] = false;
         const c = ws as Conn;
         metrics.handshake.observe((performance.now() - t0) / 1000);
         metrics.accepted.inc();
@@ -131,7 +193,7 @@ export const wsDesign: Design = {
     const sweep = setInterval(() => {
       for (const c of backlogged) {
         if (c.bufferedAmount === 0) backlogged.delete(c);
-        else if (c.bufferedAmount > o.maxBackpressure) slowReader(c);
+        else if (o.maxBackpressure > 0 && c.bufferedAmount > o.maxBackpressure) slowReader(c);
       }
       if (o.idleTimeoutMs <= 0) return;
       const now = performance.now();

@@ -52,6 +52,10 @@ wslab::Options parse_options(const Napi::CallbackInfo& info) {
   opt.idle_timeout_ms = static_cast<uint32_t>(integer(env, o, "idleTimeoutMs", 0, kMaxInt));
   opt.max_backpressure = static_cast<uint64_t>(integer(env, o, "maxBackpressure", 0, kMaxSafe));
   opt.handshake_timeout_ms = static_cast<uint32_t>(integer(env, o, "handshakeTimeoutMs", 0, kMaxInt));
+  opt.max_conns_per_ip = static_cast<uint32_t>(integer(env, o, "maxConnsPerIp", 0, kMaxInt));
+  const Napi::Value defenses = o.Get("defenses");
+  if (!defenses.IsBoolean()) type_error(env, "options.defenses must be a boolean");
+  opt.defenses = defenses.As<Napi::Boolean>().Value();
   const Napi::Value bounds = o.Get("histogramBounds");
   if (!bounds.IsArray()) type_error(env, "options.histogramBounds must be an array of numbers");
   const Napi::Array arr = bounds.As<Napi::Array>();
@@ -123,6 +127,9 @@ class ThreadsServer : public Napi::ObjectWrap<ThreadsServer> {
     Napi::Object closed = Napi::Object::New(env);
     for (size_t i = 0; i < wslab::kCloseReasons; ++i) closed.Set(wslab::kCloseReasonNames[i], load(c.closed[i]));
     o.Set("closed", closed);
+    Napi::Object rejected = Napi::Object::New(env);
+    for (size_t i = 0; i < wslab::kRejectReasons; ++i) rejected.Set(wslab::kRejectReasonNames[i], load(c.rejected[i]));
+    o.Set("rejected", rejected);
     Napi::Object threads = Napi::Object::New(env);
     threads.Set("working", load(c.working));
     threads.Set("reading", load(c.reading));

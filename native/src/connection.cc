@@ -43,7 +43,9 @@ constexpr std::array<char, kFillChunk> kFill = make_fill();
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// `ms` 0 or kNoTimeout: no timeout (the call blocks until it can proceed).
 void set_timeout(int fd, int opt, uint32_t ms) {
+  if (ms == kNoTimeout) ms = 0;
   timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
   setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
 }
@@ -70,7 +72,7 @@ class Connection final : public protocol::Blocker {
 
   void run() {
     if (!server_.enter(&link_)) {  // stop() already ran its wake-up pass
-      ::close(fd_);
+      server_.close_socket(fd_);
       c_.close(CloseReason::going_away);
       return;
     }
@@ -122,16 +124,11 @@ class Connection final : public protocol::Blocker {
       }
       if (n == 0) return End{stopping() ? CloseReason::going_away : CloseReason::error};
       end = handshake::head_end(req, old);
-      if (end == 0 && req.size() > handshake::kMaxRequestHead) {
-        write_raw(too_large());
-        return End{CloseReason::protocol_error, 0, "", true};
-      }
+      if (end == 0 && req.size() > handshake::kMaxRequestHead) return refused(too_large(), RejectReason::headers_too_large);
     }
+    if (end > handshake::kMaxRequestHead) return refused(too_large(), RejectReason::headers_too_large);
     handshake::Result res = handshake::answer(std::string_view(req.data(), end));
-    if (!res.ok) {
-      write_raw(res.response);
-      return End{CloseReason::protocol_error, 0, "", true};
-    }
+    if (!res.ok) return refused(res.response, res.reason);
     rend_ = req.size() - end;
     std::memcpy(buf_, req.data() + end, rend_);
     std::string().swap(req);
@@ -157,9 +154,16 @@ class Connection final : public protocol::Blocker {
     return std::nullopt;
   }
 
-  static std::string too_large() {
-    return "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 25\r\n\r\n"
-           "request head over 8 KiB\r\n";
+  static const std::string& too_large() {
+    static const std::string r = handshake::refusal(431, "request head over 8 KiB");
+    return r;
+  }
+
+  // An upgrade refused with an HTTP answer: counted by cause here, as a `rejected` close by finish().
+  End refused(const std::string& response, RejectReason why) {
+    c_.reject(why);
+    write_raw(response);
+    return End{CloseReason::rejected, 0, "", true};
   }
 
   bool write_raw(std::string_view s) { return write(kRaw, s, {}, 0, send_timeout_ms_, false) == Sent::ok; }
@@ -403,7 +407,7 @@ class Connection final : public protocol::Blocker {
         if (sent > 0) { result = Sent::stalled_mid_frame; break; }
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         pollfd pfd{fd_, POLLOUT, 0};
-        const int pr = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
+        const int pr = wait_ms == kNoTimeout ? ::poll(&pfd, 1, -1) : left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
         if (pr > 0 && !(pfd.revents & (POLLERR | POLLHUP))) continue;
         if (pr < 0 && errno == EINTR) continue;
         result = pr > 0 ? Sent::failed : Sent::stalled_between_frames;
@@ -457,7 +461,7 @@ class Connection final : public protocol::Blocker {
       }
     }
     server_.leave(&link_);
-    ::close(fd_);
+    server_.close_socket(fd_);
   }
 
   Server& server_;

@@ -31,7 +31,7 @@ class ThreadPerConnection final : public Dispatcher {
     if (rc == 0) return;
     // EAGAIN (threads-max, pid_max, RLIMIT_NPROC, memory for the stack): refuse this connection, keep serving.
     delete job;
-    ::close(fd);
+    server_.close_socket(fd);
     server_.counters().close(CloseReason::error);
     std::lock_guard<std::mutex> lk(mu_);
     if (--live_ == 0) cv_.notify_all();

@@ -6,6 +6,10 @@ namespace wslab {
 
 const char* const kCloseReasonNames[kCloseReasons] = {
     "normal", "going_away", "protocol_error", "too_big", "idle_timeout", "backpressure", "handshake_timeout", "error",
+    "rejected",
+};
+const char* const kRejectReasonNames[kRejectReasons] = {
+    "bad_request", "bad_version", "method", "headers_too_large", "conn_limit", "queue_full",
 };
 const char* const kCommandNames[kCommands] = {"echo", "wait", "block", "cpu", "fill", "binary", "invalid"};
 
@@ -35,6 +39,7 @@ Histogram::Snapshot Histogram::snapshot() const {
 
 Counters::Counters(const std::vector<double>& bounds) : handshake(bounds) {
   for (auto& c : closed) c.store(0, std::memory_order_relaxed);
+  for (auto& c : rejected) c.store(0, std::memory_order_relaxed);
   for (size_t i = 0; i < kCommands; ++i) commands.emplace_back(new Histogram(bounds));
 }
 

@@ -12,14 +12,20 @@ namespace wslab {
 
 // The `reason` label of wslab_connections_closed_total, in metrics/connections.ts order.
 enum class CloseReason : uint8_t {
-  normal, going_away, protocol_error, too_big, idle_timeout, backpressure, handshake_timeout, error, count_
+  normal, going_away, protocol_error, too_big, idle_timeout, backpressure, handshake_timeout, error, rejected, count_
+};
+// The `reason` label of wslab_handshakes_rejected_total, in metrics/connections.ts order (REJECT_REASONS).
+enum class RejectReason : uint8_t {
+  bad_request, bad_version, method, headers_too_large, conn_limit, queue_full, count_
 };
 // The `command` label of wslab_command_duration_seconds, in metrics/messages.ts order.
 enum class Command : uint8_t { echo, wait, block, cpu, fill, binary, invalid, count_ };
 
 constexpr size_t kCloseReasons = static_cast<size_t>(CloseReason::count_);
 constexpr size_t kCommands = static_cast<size_t>(Command::count_);
+constexpr size_t kRejectReasons = static_cast<size_t>(RejectReason::count_);
 extern const char* const kCloseReasonNames[kCloseReasons];
+extern const char* const kRejectReasonNames[kRejectReasons];
 extern const char* const kCommandNames[kCommands];
 
 // A fixed-bucket histogram: one atomic per bucket (non-cumulative inside, cumulated when read), the sum in ns.
@@ -47,6 +53,7 @@ struct Counters {
   std::atomic<int64_t> open{0};       // handshake completed, not yet closed
   std::atomic<uint64_t> accepted{0};  // handshakes completed
   std::array<std::atomic<uint64_t>, kCloseReasons> closed{};
+  std::array<std::atomic<uint64_t>, kRejectReasons> rejected{};  // each also ends as closed[rejected]
   // Connection threads by state; their sum is the number of live connection (or pool worker) threads.
   std::atomic<int64_t> working{0}, reading{0}, free{0};
   std::atomic<int64_t> queued{0};
@@ -57,6 +64,7 @@ struct Counters {
   std::vector<std::unique_ptr<Histogram>> commands;  // indexed by Command
 
   void close(CloseReason r) { closed[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  void reject(RejectReason r) { rejected[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
   Histogram& command(Command c) { return *commands[static_cast<size_t>(c)]; }
 };
 

@@ -47,15 +47,35 @@ bool key_ok(std::string_view k) {
   return true;
 }
 
-Result bad(std::string_view why) {
-  std::string body(why);
+const char* status_text(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+std::string response(int status, std::string_view why, std::string_view extra_header) {
+  std::string body = "wslab: ";
+  body += why;
   body += '\n';
-  std::string r = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-                   "Sec-WebSocket-Version: 13\r\nContent-Length: ";
-  r += std::to_string(body.size());
-  r += "\r\n\r\n";
+  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) +
+                  "\r\nConnection: close\r\nContent-Type: text/plain\r\n";
+  r += extra_header;
+  r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   r += body;
-  return Result{false, std::move(r)};
+  return r;
+}
+
+Result bad(std::string_view why, RejectReason reason = RejectReason::bad_request, int status = 400) {
+  const std::string_view extra = reason == RejectReason::bad_version ? "Sec-WebSocket-Version: 13\r\n"
+                                 : status == 426                     ? "Upgrade: websocket\r\n"
+                                                                     : "";
+  return Result{false, response(status, why, extra), reason};
 }
 
 }  // namespace
@@ -69,7 +89,7 @@ Result answer(std::string_view head) {
   size_t eol = head.find("\r\n");
   const std::string_view line = head.substr(0, eol);
   // Only path "/" (a query string is allowed and ignored), as every design serves the protocol on "/".
-  if (line.substr(0, 4) != "GET ") return bad("method must be GET");
+  if (line.substr(0, 4) != "GET ") return bad("method must be GET", RejectReason::method, 405);
   const size_t sp = line.find(' ', 4);
   if (sp == std::string_view::npos || line.substr(sp + 1) != "HTTP/1.1") return bad("expected HTTP/1.1");
   const std::string_view target = line.substr(4, sp - 4);
@@ -91,16 +111,18 @@ Result answer(std::string_view head) {
     else if (iequals(name, "sec-websocket-version")) version = value == "13";
     else if (iequals(name, "sec-websocket-key")) key = value;
   }
-  if (!upgrade) return bad("Upgrade: websocket required");
-  if (!connection) return bad("Connection: upgrade required");
-  if (!version) return bad("Sec-WebSocket-Version: 13 required");
+  if (!upgrade || !connection)
+    return bad("WebSocket upgrade required (Upgrade: websocket, Connection: upgrade)", RejectReason::bad_request, 426);
   if (!key_ok(key)) return bad("Sec-WebSocket-Key missing or invalid");
+  if (!version) return bad("Sec-WebSocket-Version: 13 required", RejectReason::bad_version);
   std::string r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   "Sec-WebSocket-Accept: ";
   r += accept_key(key);
   r += "\r\n\r\n";
   return Result{true, std::move(r)};
 }
+
+std::string refusal(int status, std::string_view why) { return response(status, why, ""); }
 
 std::string accept_key(std::string_view key) {
   char buf[64 + 36];

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "handshake.h"
 #include "spawn.h"
 
 namespace wslab {
@@ -82,7 +83,8 @@ Listener::~Listener() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void Listener::start(Dispatcher& dispatcher, size_t stack_bytes) {
+void Listener::start(Server& server, Dispatcher& dispatcher, size_t stack_bytes) {
+  server_ = &server;
   dispatcher_ = &dispatcher;
   const int rc = spawn(&thread_, stack_bytes < 65536 ? 65536 : stack_bytes, &Listener::entry, this);
   if (rc != 0) throw StartError(errno_code(rc), std::string("accept thread: ") + strerror(rc));
@@ -119,7 +121,9 @@ void Listener::run() {
     for (;;) {
       // Accepted sockets are blocking (O_NONBLOCK is not inherited on Linux): every read and write of a connection
       // thread is a plain blocking call, bounded by SO_RCVTIMEO / SO_SNDTIMEO.
-      const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      sockaddr_storage peer{};
+      socklen_t peer_len = sizeof peer;
+      const int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) timeout = kBackoffMs;
@@ -128,9 +132,25 @@ void Listener::run() {
       const auto accepted = Clock::now();
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (!server_->address_limit().acquire(fd, peer)) {
+        static const std::string kTooMany =
+            handshake::refusal(429, "too many connections from your address (--max-conns-per-ip)");
+        server_->counters().reject(RejectReason::conn_limit);
+        refuse_now(*server_, fd, kTooMany);
+        continue;
+      }
       dispatcher_->dispatch(fd, accepted);
     }
   }
+}
+
+void refuse_now(Server& server, int fd, const std::string& response) {
+  ::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  char drop[4096];
+  for (int i = 0; i < 4 && ::recv(fd, drop, sizeof drop, MSG_DONTWAIT) > 0; ++i) {}
+  server.counters().close(CloseReason::rejected);
+  server.close_socket(fd);
 }
 
 }  // namespace wslab

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <vector>
 
+#include "handshake.h"
+#include "listener.h"
 #include "spawn.h"
 
 namespace wslab {
@@ -44,15 +46,17 @@ class Pool final : public Dispatcher {
         return;
       }
     }
-    ::close(fd);  // queue full: refused at once, counted
-    c_.close(CloseReason::error);
+    // Queue full: refused at once with 503, counted (on the accept thread, which is the caller).
+    static const std::string kQueueFull = handshake::refusal(503, "every worker is busy and the queue is full (--queue-limit)");
+    c_.reject(RejectReason::queue_full);
+    refuse_now(server_, fd, kQueueFull);
   }
 
   void stop() override {
     std::lock_guard<std::mutex> lk(mu_);
     stopping_ = true;
     for (const Queued& q : queue_) {
-      ::close(q.fd);  // never handshaken: the TCP connection just ends
+      server_.close_socket(q.fd);  // never handshaken: the TCP connection just ends
       c_.queued.fetch_sub(1, std::memory_order_relaxed);
       c_.close(CloseReason::going_away);
     }

@@ -1,7 +1,7 @@
 // pool: the bounded design, as a synchronous worker server runs: N worker threads created at start, each taking the
 // oldest accepted socket from a FIFO queue, doing its handshake and serving it until it closes, then taking the next.
 // The queue holds at most `queue_limit` sockets beyond those an idle worker is about to take; a socket that does not
-// fit is closed at once and counted as closed 'error'.
+// fit is answered 503 at once, closed, and counted as a `queue_full` rejection.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "connection_thread.h"
 #include "listener.h"
@@ -15,12 +16,19 @@ constexpr auto kStopGrace = std::chrono::milliseconds(2000);
 }  // namespace
 
 uint32_t Options::send_timeout_ms() const {
+  if (!defenses) return kNoTimeout;
   if (idle_timeout_ms == 0) return 2000;
   const uint32_t half = idle_timeout_ms / 2;
   return half < 100 ? 100 : half > 2000 ? 2000 : half;
 }
 
-Server::Server(const Options& options) : options_(options), counters_(options.histogram_bounds) {}
+Server::Server(const Options& options)
+    : options_(options), counters_(options.histogram_bounds), address_limit_(options.max_conns_per_ip) {}
+
+void Server::close_socket(int fd) {
+  address_limit_.release(fd);
+  ::close(fd);
+}
 
 Server::~Server() { stop(); }  // a no-op after close(); otherwise never free memory threads still use
 
@@ -30,7 +38,7 @@ std::unique_ptr<Server> Server::start(const Options& options) {
   s->port_ = s->listener_->port();
   s->dispatcher_ = options.pool > 0 ? make_pool(*s) : make_thread_per_connection(*s);  // the pool spawns here
   try {
-    s->listener_->start(*s->dispatcher_, options.thread_stack);
+    s->listener_->start(*s, *s->dispatcher_, options.thread_stack);
   } catch (...) {
     s->stop();
     throw;

@@ -17,11 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "address_limit.h"
 #include "counters.h"
 
 namespace wslab {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr uint32_t kNoTimeout = UINT32_MAX;  // a send timeout of "block as long as it takes" (--no-defenses)
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -33,11 +36,14 @@ struct Options {
   uint32_t idle_timeout_ms = 120000;
   uint64_t max_backpressure = 1024 * 1024;
   uint32_t handshake_timeout_ms = 10000;
+  uint32_t max_conns_per_ip = 0;    // 0: no limit
+  bool defenses = true;             // false (--no-defenses): a write blocks as long as the client does not read
   std::vector<double> histogram_bounds;
 
   // A write that cannot make progress for this long ends the connection as a slow reader ('backpressure'): half the
-  // idle timeout, within 100 ms..2 s; 2 s when there is no idle timeout. (The loop designs drop a slow reader the
-  // moment its buffer passes the budget; a blocking writer can only notice that it has stopped moving.)
+  // idle timeout, within 100 ms..2 s; 2 s when there is no idle timeout; kNoTimeout without defenses. (The loop
+  // designs drop a slow reader the moment its buffer passes the budget; a blocking writer can only notice that it
+  // has stopped moving.)
   uint32_t send_timeout_ms() const;
 };
 
@@ -58,7 +64,8 @@ struct Link {
 class Dispatcher {
  public:
   virtual ~Dispatcher() = default;
-  // Takes ownership of `fd`; a socket it cannot place is closed at once and counted as 'error'.
+  // Takes ownership of `fd`; a socket it cannot place is closed at once: a full pool queue answers 503 and counts a
+  // `queue_full` rejection, a thread that cannot be created counts 'error'.
   virtual void dispatch(int fd, Clock::time_point accepted) = 0;
   // Called once the accept thread is gone: close queued sockets, let idle workers exit.
   virtual void stop() = 0;
@@ -76,6 +83,9 @@ class Server {
 
   int port() const { return port_; }
   Counters& counters() { return counters_; }
+  AddressLimit& address_limit() { return address_limit_; }
+  // Every accepted socket is closed here: its --max-conns-per-ip count is released first.
+  void close_socket(int fd);
   const Options& options() const { return options_; }
 
   // Closes every connection with 1001, stops accepting and joins every thread. Blocking (runs off the JS thread),
@@ -95,6 +105,7 @@ class Server {
 
   Options options_;
   Counters counters_;
+  AddressLimit address_limit_;
   int port_ = 0;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Dispatcher> dispatcher_;

@@ -22,7 +22,7 @@ export interface ThreadsStartOptions {
   pool: number;
   /**
    * Pool only: sockets that may wait in the queue beyond those an idle worker is about to take. A connection that does
-   * not fit is closed at once (TCP, no HTTP answer) and counted in `closed.error`.
+   * not fit is answered HTTP 503 at once by the accept thread and closed, counted in `rejected.queue_full`.
    */
   queueLimit: number;
   /** Stack size of every connection and worker thread, bytes (at least 16384; rounded up to pages). */
@@ -46,12 +46,24 @@ export interface ThreadsStartOptions {
    * is closed without an answer and counted as `handshake_timeout`. 0 = never.
    */
   handshakeTimeoutMs: number;
+  /**
+   * Sockets one source address may hold at once, counted from accept() to close. The accept thread answers one more
+   * with HTTP 429 at once, without reading its request or spending a thread on it (`rejected.conn_limit`). 0 = no
+   * limit, the default.
+   */
+  maxConnsPerIp?: number;
+  /**
+   * false (--no-defenses): a reply write blocks for as long as the client does not read (no send timeout, so no
+   * `backpressure` close). The other limits are off when their own option is 0. Default true.
+   */
+  defenses?: boolean;
   /** Upper bounds, seconds, increasing, of the handshake and command-duration histograms. */
   histogramBounds: number[];
 }
 
 export type ThreadsCloseReason =
-  'normal' | 'going_away' | 'protocol_error' | 'too_big' | 'idle_timeout' | 'backpressure' | 'handshake_timeout' | 'error';
+  'normal' | 'going_away' | 'protocol_error' | 'too_big' | 'idle_timeout' | 'backpressure' | 'handshake_timeout' | 'error' | 'rejected';
+export type ThreadsRejectReason = 'bad_request' | 'bad_version' | 'method' | 'headers_too_large' | 'conn_limit' | 'queue_full';
 export type ThreadsCommand = 'echo' | 'wait' | 'block' | 'cpu' | 'fill' | 'binary' | 'invalid';
 
 /**
@@ -65,12 +77,13 @@ export interface ThreadsHistogram { buckets: number[]; sum: number; count: numbe
  * - `normal`: the client sent a close frame (its status code was echoed; 1000 if it sent none);
  * - `going_away`: close() (1001 `server shutting down`; also sockets still queued or mid-handshake, by TCP close);
  * - `protocol_error`: 1002 (unmasked frame, RSV bits, bad opcode, bad control frame, bad continuation, 64-bit length
- *   with its top bit set, bad close code), 1007 (invalid UTF-8 in a text message or close reason), and an upgrade
- *   request answered with HTTP 400;
+ *   with its top bit set, bad close code), 1007 (invalid UTF-8 in a text message or close reason);
+ * - `rejected`: the upgrade was refused with an HTTP error (400, 405, 426, 429, 431, 503), counted by cause in
+ *   {@link ThreadsStats.rejected};
  * - `too_big`: 1009; `idle_timeout`: 1001 `idle timeout`; `backpressure`: see {@link ThreadsStartOptions.maxBackpressure};
  * - `handshake_timeout`: no complete upgrade request in time;
  * - `error`: the TCP connection ended without a close frame (1006: reset, EOF, failed write), before or after the
- *   handshake; a connection refused because the pool queue was full or a thread could not be created (EAGAIN).
+ *   handshake; a connection refused because a thread could not be created (EAGAIN).
  */
 export interface ThreadsStats {
   /** Handshake completed and not yet closed. */
@@ -78,6 +91,8 @@ export interface ThreadsStats {
   /** Handshakes completed since start. */
   accepted: number;
   closed: Record<ThreadsCloseReason, number>;
+  /** Upgrades refused with an HTTP answer, by cause; each is also in `closed.rejected`. */
+  rejected: Record<ThreadsRejectReason, number>;
   /**
    * Connection threads by state (their sum is the live connection or worker threads): `working` runs a command or
    * writes its reply, `reading` holds a connection (handshake included) and waits for bytes, `free` is a pool worker
@@ -115,7 +130,7 @@ export interface ThreadsServer {
 
 interface NativeServer { readonly port: number; stats(): ThreadsStats; close(): Promise<void> }
 interface NativeAddon {
-  startThreadsServer(o: ThreadsStartOptions): NativeServer;
+  startThreadsServer(o: Required<ThreadsStartOptions>): NativeServer;
   addonVersion(): string;
 }
 
@@ -148,7 +163,7 @@ function load(): NativeAddon {
 
 /** Binds and starts accepting; throws an Error with `code` (EADDRINUSE, ...) on failure, TypeError on bad options. */
 export function startThreadsServer(o: ThreadsStartOptions): ThreadsServer {
-  const native = load().startThreadsServer(o);
+  const native = load().startThreadsServer({ maxConnsPerIp: 0, defenses: true, ...o });
   let closing: Promise<void> | undefined;
   return {
     port: native.port,

@@ -17,6 +17,12 @@ describe('wslab serve: bad input', () => {
     [['serve', '--host', 'not-an-ip'], /--host: "not-an-ip" is not an IP address/],
     [['serve', '--design', 'uws', '--handshake-timeout', '2s'], /uws fixes the handshake timeout at 10s/],
     [['serve', '--port', '9000', '--metrics-port', '9000'], /--port and --metrics-port are both 9000/],
+    [['serve', '--max-conns-per-ip', '-1'], /--max-conns-per-ip: "-1" must be a whole number from 0 to 1000000/],
+    [['serve', '--max-conns-per-ip', 'lots'], /--max-conns-per-ip: "lots" must be a whole number/],
+    [['serve', '--no-defenses', '--max-payload', '1MiB'], /--no-defenses turns every limit off, so it conflicts with --max-payload: drop one/],
+    [['serve', '--design', 'threads', '--no-defenses', '--idle-timeout', '2m', '--max-conns-per-ip', '5'],
+      /conflicts with --idle-timeout, --max-conns-per-ip/],
+    [['serve', '--no-defenses', '--thread-stack', '1KiB'], /--thread-stack: must be from 64KiB/],
     [['serve', '--bogus', '1'], /Unknown argument: bogus/],
     [['frobnicate'], /Unknown argument: frobnicate|Unknown command/i],
     [[], /name a command/],
@@ -55,7 +61,7 @@ describe('wslab --help', () => {
     const r = run('serve', '--help');
     assert.equal(r.status, 0);
     for (const flag of ['--design', '--host', '--port', '--metrics-host', '--metrics-port', '--max-payload', '--idle-timeout',
-      '--max-backpressure', '--handshake-timeout', '--pool', '--thread-stack', '--workers', '--inner']) {
+      '--max-backpressure', '--handshake-timeout', '--max-conns-per-ip', '--no-defenses', '--pool', '--thread-stack', '--workers', '--inner']) {
       assert.match(r.stdout, new RegExp(`${flag}\\b`), `${flag} in --help`);
     }
     assert.match(r.stdout, /\[default: "120s"\]/);

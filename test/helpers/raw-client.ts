@@ -31,10 +31,13 @@ export function frame(opcode: number, payload: Buffer, { mask = true, fin = true
   return Buffer.concat([head, body]);
 }
 
-/** Opens a raw connection and completes the handshake (unless `handshake` is false); `read: false` never reads. */
-export async function rawConnect(url: string, { handshake = true, read = true } = {}): Promise<RawConnection> {
+/**
+ * Opens a raw connection and completes the handshake (unless `handshake` is false); `read: false` never reads.
+ * `localAddress` binds the source address (another 127.0.0.x: a per-address limit, or 127.0.0.1 out of ports).
+ */
+export async function rawConnect(url: string, { handshake = true, read = true, localAddress = undefined as string | undefined } = {}): Promise<RawConnection> {
   const { hostname, port } = new URL(url);
-  const socket = net.connect({ host: hostname, port: Number(port) });
+  const socket = net.connect({ host: hostname, port: Number(port), localAddress });
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
   let buf = Buffer.alloc(0);
   let upgraded = !handshake;

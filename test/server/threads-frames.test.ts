@@ -48,7 +48,7 @@ test('threads server: ≥100k random valid and malformed frames, exact replies a
     assert.equal(s.accepted, t.connections);
     assert.equal(s.open, 0);
     assert.deepEqual(s.closed, {
-      normal: 0, going_away: 0, protocol_error: 0, too_big: 0, idle_timeout: 0, backpressure: 0, handshake_timeout: 0, error: 0,
+      normal: 0, going_away: 0, protocol_error: 0, too_big: 0, idle_timeout: 0, backpressure: 0, handshake_timeout: 0, error: 0, rejected: 0,
       ...t.closed,
     });
     assert.equal(s.messagesReceived, t.messages);
