@@ -182,7 +182,7 @@ const ANALYSE_MS = 120_000;
 export async function profile(o: ProfileOptions, log: (line: string) => void = () => undefined): Promise<ProfileResult> {
   const { bin, version, caveat } = preflight(o);
   const scenario = SCENARIOS.get(o.scenario);
-  const scenarioFlags = scenario ? scenarioServerFlags(scenario, o.design) : [];
+  const scenarioFlags = scenario ? scenarioServerFlags(scenario, o.design, o.serverFlags) : [];
   // A fixed port, not clinic's $PORT: --on-port reports the first server that listens in JS, which for uws and
   // threads (native WebSocket listeners) is /metrics. It fires after the design is up either way.
   const port = await freePort('127.0.0.1');

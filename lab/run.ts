@@ -111,7 +111,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
   let started = 0;
   try {
     await mkdir(tmp, { recursive: true });
-    server = await spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design)]);
+    server = await spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design, design.flags)]);
     versions[design.label] = String(server.ready.version ?? 'unknown');
     sampler = new Sampler(server.pid, server.metricsUrl).start();
     const s = sampler;

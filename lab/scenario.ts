@@ -28,8 +28,8 @@ export interface Scenario {
   readonly question: string;
   readonly claims: readonly ClaimId[];
   readonly columns: readonly Column[];
-  /** Server flags the scenario needs (e.g. no idle timeout while holding): the same for every design, or by design name. */
-  readonly serverFlags?: readonly string[] | ((design: string) => readonly string[]);
+  /** Server flags the scenario needs (e.g. no idle timeout while holding): the same for every design, or by design and its flags. */
+  readonly serverFlags?: readonly string[] | ((design: string, flags: readonly string[]) => readonly string[]);
   /** The variants this scenario compares, chosen from the lab's designs (it may add its own, e.g. worker counts). */
   designs(available: readonly LabDesign[], scale: Scale): LabDesign[];
   /** What it ran at this scale, in one paragraph for the report. */
@@ -45,5 +45,5 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const at = <T>(scale: Scale, values: Record<Scale, T>): T => values[scale];
 
 /** The flags `scenario` adds to `wslab serve --design <design>`. */
-export const scenarioServerFlags = (scenario: Scenario, design: string): readonly string[] =>
-  typeof scenario.serverFlags === 'function' ? scenario.serverFlags(design) : scenario.serverFlags ?? [];
+export const scenarioServerFlags = (scenario: Scenario, design: string, flags: readonly string[] = []): readonly string[] =>
+  typeof scenario.serverFlags === 'function' ? scenario.serverFlags(design, flags) : scenario.serverFlags ?? [];

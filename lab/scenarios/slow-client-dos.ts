@@ -39,8 +39,9 @@ export const slowClientDos: Scenario = {
   title: 'Slow-client DoS',
   question: 'Do slowloris attackers and clients that never read take the service away from healthy clients, per design, with defences on and off?',
   claims: ['slow-client-dos'],
-  // uws (and a cluster of uws) keeps uWebSockets.js's fixed 10 s and refuses another value.
-  serverFlags: (design) => ['--idle-timeout', '0', ...(design === 'ws' || design === 'threads' ? ['--handshake-timeout', `${HANDSHAKE_TIMEOUT_S}s`] : [])],
+  // uws (and a cluster of uws) keeps uWebSockets.js's fixed 10 s and refuses another value; --no-defenses has none.
+  serverFlags: (design, flags) => ['--idle-timeout', '0',
+    ...((design === 'ws' || design === 'threads') && !flags.includes('--no-defenses') ? ['--handshake-timeout', `${HANDSHAKE_TIMEOUT_S}s`] : [])],
   columns: [
     { key: 'healthyConnectRate', label: 'slowloris: new healthy clients accepted', unit: 'ratio' },
     { key: 'healthyServedRate', label: 'slowloris: healthy requests answered', unit: 'ratio' },
