@@ -38,8 +38,14 @@ export interface Series {
   /** Client round-trip time over the last interval from the swarm's histogram, ms. */
   rttP50Ms: (number | null)[];
   rttP99Ms: (number | null)[];
+  /** Machine-wide, sampled only by `--scale max` (lab/sockstat.ts): MemAvailable in /proc/meminfo, bytes. */
+  boxAvailableBytes?: (number | null)[];
+  /** TCP sockets in use on the box (/proc/net/sockstat `inuse`: both ends of every loopback connection). */
+  tcpInuse?: (number | null)[];
+  /** Pages charged to tcp_mem (/proc/net/sockstat `mem`). */
+  tcpMemPages?: (number | null)[];
 }
-export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms'] as const;
+export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms', 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
 
 export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */
@@ -49,6 +55,8 @@ export interface Cell {
   cause?: string;
   /** Scenario-specific figures, named with their unit (see each scenario's `columns`). */
   figures: Record<string, number | null>;
+  /** Findings in words that figures cannot carry (idle-hold at `max`: the budget, the limit that stopped it). */
+  notes?: string[];
   series: Series;
   /** `lab --profile <tool>`: the clinic report of this design under this scenario, relative to the report folder. */
   profile?: string;
@@ -87,7 +95,7 @@ export interface LabResults {
   startedAt: string;
   finishedAt: string;
   durationSec: number;
-  scale: 'quick' | 'default' | 'full';
+  scale: 'quick' | 'default' | 'full' | 'max';
   machine: Machine;
   scenarios: ScenarioResult[];
   claims: Claim[];
