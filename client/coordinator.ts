@@ -72,6 +72,7 @@ export interface WorkerStats {
   cpuSeconds: number;
   load: { delayMs: number; cpu: number; maxDelayMs: number; maxCpu: number; saturatedRamp: number; saturatedHold: number };
 }
+export type WorkerHeld = Pick<WorkerFinal, 'heldAtEnd' | 'rssAtEndBytes' | 'openByTargetAtEnd'>;
 export interface WorkerFinal {
   t: 'final';
   s: WorkerStats;
@@ -88,6 +89,8 @@ export type FromWorker =
   | { t: 'ramped' }
   | { t: 'failure'; cause: SwarmCause; detail: string }
   | WorkerFinal
+  /** What the worker held when the close order arrived, sent before it closes anything. */
+  | ({ t: 'held' } & WorkerHeld)
   | { t: 'metrics'; id: number; data: WorkerMetrics };
 
 /** Exit codes of `wslab swarm` (also in docs/swarm-summary.md). */
@@ -117,6 +120,8 @@ class WorkerProcess {
   stats: WorkerStats | undefined;
   ramped = false;
   final: WorkerFinal | undefined;
+  /** Its figures at the close order; they survive a worker killed for closing too slowly. */
+  held: WorkerHeld | undefined;
   exited = false;
   readonly ready: Promise<void>;
   finalReceived!: () => void;
@@ -135,6 +140,8 @@ class WorkerProcess {
         clearTimeout(timer);
         this.baselineRssBytes = m.baselineRssBytes;
         readyResolve();
+      } else if (m.t === 'held') {
+        this.held = m;
       } else if (m.t === 'final') {
         this.final = m;
         this.stats = m.s;
@@ -344,7 +351,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   await endpoint?.close();
 
   const cpu = process.cpuUsage(coordinatorCpu);
-  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, baseline: w.baselineRssBytes })), {
+  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes })), {
     startedAt, endedAt, sampledPeak, interrupted, warnings,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
@@ -393,7 +400,7 @@ const causes = (values: number[]): Record<SwarmCause, number> =>
 const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
 
 /** The summary of docs/swarm-summary.md from every worker's last figures. */
-export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined; final: WorkerFinal | undefined; baseline: number }[], run: RunFacts): Summary {
+export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined; final: WorkerFinal | undefined; held?: WorkerHeld; baseline: number }[], run: RunFacts): Summary {
   const zeroC = SWARM_CAUSES.map(() => 0);
   const zeroT = o.targets.map(() => 0);
   const stats = ws.map((w) => w.stats).filter((s): s is WorkerStats => s !== undefined);
@@ -402,8 +409,8 @@ export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined;
   const lost = stats.reduce((a, s) => add(a, s.lost), zeroC);
   const lostByTarget = stats.reduce((a, s) => add(a, s.lostByTarget), zeroT);
   const abruptByTarget = stats.reduce((a, s) => add(a, s.abruptByTarget), zeroT);
-  const openAtEnd = ws.reduce((a, w) => add(a, w.final?.openByTargetAtEnd ?? w.stats?.openByTarget ?? zeroT), zeroT);
-  const heldAtEnd = ws.reduce((a, w) => a + (w.final?.heldAtEnd ?? w.stats?.open ?? 0), 0);
+  const openAtEnd = ws.reduce((a, w) => add(a, (w.final ?? w.held)?.openByTargetAtEnd ?? w.stats?.openByTarget ?? zeroT), zeroT);
+  const heldAtEnd = ws.reduce((a, w) => a + ((w.final ?? w.held)?.heldAtEnd ?? w.stats?.open ?? 0), 0);
   const connect = latencyHistogram();
   const rtt = latencyHistogram();
   for (const w of ws) {
@@ -440,7 +447,7 @@ export function summarize(o: SwarmOptions, ws: { stats: WorkerStats | undefined;
     if (l.saturatedHold > 0) warnings.push(`client is the bottleneck: worker ${i} was saturated for ${l.saturatedHold} s of the hold (${how}): round trips include the client's own delay; add --workers or lower the load`);
   });
 
-  const rssWorkers = ws.reduce((a, w) => a + (w.final?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
+  const rssWorkers = ws.reduce((a, w) => a + ((w.final ?? w.held)?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
   const rssBytes = rssWorkers + run.coordinator.rssAtEndBytes;
   const baselineRssBytes = ws.reduce((a, w) => a + w.baseline, 0) + run.coordinator.baselineRssBytes;
   const rampSec = (lastOpened - firstAttempt) / 1000;

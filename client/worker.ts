@@ -108,6 +108,8 @@ class WorkerRun {
     clearInterval(this.sampleTimer); // saturation is judged over ramp and hold, not over the close
     const c = this.pool.counts;
     const atEnd = { heldAtEnd: c.open, rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget) };
+    // sent before closing: a close of ~19k sockets on a busy box can outlast the coordinator's close budget
+    send({ t: 'held', ...atEnd });
     this.ramp.stop();
     this.profile.stop();
     if (graceful) await closeAll(this.pool, this.o.closeTimeoutMs);

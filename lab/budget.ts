@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
 
@@ -30,8 +31,8 @@ export interface HoldCosts {
   readonly processBaseBytes: number;
   /** The lab, the server's primary and the swarm's coordinator, together. */
   readonly fixedBytes: number;
-  /** Pages an idle established socket charges to tcp_mem (sockstat `mem`): none once its handshake bytes are read. */
-  readonly tcpMemPagesPerConnection: number;
+  /** Pages a held loopback pair charges to tcp_mem (sockstat `mem`): 0.15 measured at 20,000 pairs (lab --scale max). */
+  readonly tcpMemPagesPerPair: number;
 }
 
 export const HOLD_COSTS: HoldCosts = Object.freeze({
@@ -40,7 +41,7 @@ export const HOLD_COSTS: HoldCosts = Object.freeze({
   kernelBytesPerPair: 9 * KiB,
   processBaseBytes: 32 * MiB,
   fixedBytes: 300 * MiB,
-  tcpMemPagesPerConnection: 0.01,
+  tcpMemPagesPerPair: 0.15,
 });
 
 /** Limits of the plan, each with its default. */
@@ -74,6 +75,8 @@ export type HoldMachine = Pick<Box, 'memTotalBytes' | 'memAvailableBytes' | 'tcp
   /** Open files one process may have (20,000 here, hard). */
   readonly fdLimit: number;
   readonly pageSize: number;
+  /** fs.file-max binds only processes without CAP_SYS_ADMIN (the kernel lets that capability past it). */
+  readonly fileMaxEnforced: boolean;
 };
 
 /** One limit of the machine and how many connections it allows with this plan. */
@@ -141,7 +144,7 @@ export function planHold(connections: number, m: HoldMachine, c: HoldCosts = HOL
   const usedNow = m.memTotalBytes - m.memAvailableBytes;
   const boxUsedBytes = usedNow + need.total;
 
-  const tcpPages = c.tcpMemPagesPerConnection * 2;
+  const tcpPages = c.tcpMemPagesPerPair;
   const tracking = m.conntrackCount !== null && m.conntrackMax !== null && m.conntrackCount > 0;
   const limits: HoldLimit[] = [
     { name: 'memory', allows: fitting(availableBytes, c, perProcess, serverPerProcess),
@@ -153,8 +156,8 @@ export function planHold(connections: number, m: HoldMachine, c: HoldCosts = HOL
     { name: 'nf_conntrack', allows: tracking ? m.conntrackMax! - m.conntrackCount! : Infinity,
       note: m.conntrackMax === null ? 'not loaded' : tracking ? `tracking: ${count(m.conntrackCount!)} of ${count(m.conntrackMax)} entries used, one per connection`
         : `loaded, max ${count(m.conntrackMax)}, not tracking loopback (count 0): would stop at ${count(m.conntrackMax)} if a rule made it track` },
-    { name: 'fs.file-max', allows: Math.floor((m.fileMax - m.filesOpen) / 2),
-      note: `${count(m.fileMax)} file handles, ${count(m.filesOpen)} open; two per connection (one each side)` },
+    { name: 'fs.file-max', allows: m.fileMaxEnforced ? Math.floor((m.fileMax - m.filesOpen) / 2) : Infinity,
+      note: `${count(m.fileMax)} file handles, ${count(m.filesOpen)} open; two per connection (one each side)${m.fileMaxEnforced ? '' : '; not enforced here: these processes have CAP_SYS_ADMIN'}` },
     { name: 'source ports', allows: l.maxSources * 28_232,
       note: `${l.maxSources} addresses 127.0.0.2–254 × 28,232 ephemeral ports towards one server port` },
   ].sort((a, b) => a.allows - b.allows);
@@ -180,5 +183,7 @@ export function planHold(connections: number, m: HoldMachine, c: HoldCosts = HOL
 /** This machine, now: /proc (lab/sockstat.ts) and this process's open-files limit, which its children inherit. */
 export function readHoldMachine(): HoldMachine {
   // x86-64 and arm64 Linux both use 4 KiB pages for tcp_mem accounting
-  return Object.freeze({ ...readBox(), fdLimit: openFilesLimit(), pageSize: 4096 });
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '0';
+  const CAP_SYS_ADMIN = 21n;
+  return Object.freeze({ ...readBox(), fdLimit: openFilesLimit(), pageSize: 4096, fileMaxEnforced: ((BigInt(`0x${capEff}`) >> CAP_SYS_ADMIN) & 1n) === 0n });
 }
