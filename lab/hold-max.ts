@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { processTree } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';
 import { sleep } from './scenario.js';
@@ -35,6 +37,7 @@ export const MAX_COLUMNS: readonly Column[] = [
   { key: 'tcpMemPagesPeak', label: 'tcp_mem charged', unit: 'pages' },
   { key: 'conntrackPeak', label: 'nf_conntrack entries', unit: 'entries' },
   { key: 'serverWorkers', label: 'server processes', unit: 'processes' },
+  { key: 'serverMaxFdsPerProcess', label: 'most fds in one server process', unit: 'fds' },
   { key: 'swarmWorkers', label: 'swarm processes', unit: 'processes' },
 ];
 
@@ -84,6 +87,11 @@ function peakRate(t: number[], open: (number | null)[]): number | null {
   return best === null ? null : Math.round(best);
 }
 
+/** Open fds of each worker of the server (the primary excluded): SO_REUSEPORT's spread against the 20,000 cap. */
+function workerFds(primary: number): number[] {
+  return processTree(primary).slice(1).map((pid) => { try { return readdirSync(`/proc/${pid}/fd`).length; } catch { return 0; } });
+}
+
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(2)} KiB`;
 const n = (v: number): string => Math.round(v).toLocaleString('en-US');
 
@@ -99,11 +107,18 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   const run = await ctx.swarm(['--connections', String(plan.connections), '--workers', String(plan.swarmWorkers),
     '--source-ips', plan.sourceIps, '--max-pending', String(plan.maxPending), '--rate', '0', '--hold', `${m.holdMs}ms`,
     '--profile', 'idle', '--handshake-timeout', '30s']);
+  // counted once, when the server holds the target: reading 55 × 19k fd entries is not free on two cores
+  let fds: number[] = [];
+  const fdWatch = setInterval(() => {
+    if ((ctx.sampler.last('open') ?? 0) < plan.connections) return;
+    fds = workerFds(ctx.server.pid);
+    clearInterval(fdWatch);
+  }, 1000);
   const watch = watchBox((b) => {
     lowNote = `stopped by the memory guard: MemAvailable fell to ${(b.memAvailableBytes / 2 ** 20).toFixed(0)} MiB with ${n(b.tcpInuse / 2)} pairs open; the swarm was interrupted`;
     run.child.kill('SIGINT');
   });
-  const summary = await ctx.finish(run).finally(watch.stop);
+  const summary = await ctx.finish(run).finally(() => { watch.stop(); clearInterval(fdWatch); });
   const p = watch.peaks;
   const held = summary.heldAtEnd;
   const peakRss = ctx.sampler.max('rssBytes', from);
@@ -130,6 +145,8 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     tcpMemPagesPeak: p.tcpMemPages,
     conntrackPeak: p.conntrack,
     serverWorkers: plan.serverWorkers,
+    serverMaxFdsPerProcess: fds.length ? Math.max(...fds) : null,
+    serverMinFdsPerProcess: fds.length ? Math.min(...fds) : null,
     swarmWorkers: plan.swarmWorkers,
     serverPeakOpenScraped: ctx.sampler.max('open', from),
     swarmCpuSeconds: summary.client.cpuSeconds,
