@@ -31,10 +31,11 @@ export const MAX_COLUMNS: readonly Column[] = [
   { key: 'budgetedBytes', label: 'budgeted', unit: 'bytes' },
   { key: 'boxDropBytes', label: 'MemAvailable drop', unit: 'bytes' },
   { key: 'boxUsedPeakBytes', label: 'box used at peak', unit: 'bytes' },
-  { key: 'tcpInusePeak', label: 'sockstat TCP inuse', unit: 'sockets' },
-  { key: 'tcpOrphanPeak', label: 'orphan', unit: 'sockets' },
-  { key: 'tcpTwPeak', label: 'TIME_WAIT', unit: 'sockets' },
-  { key: 'tcpMemPagesPeak', label: 'tcp_mem charged', unit: 'pages' },
+  { key: 'tcpInuseHeld', label: 'sockstat TCP inuse (held)', unit: 'sockets' },
+  { key: 'tcpOrphanHeld', label: 'orphan (held)', unit: 'sockets' },
+  { key: 'tcpTwHeld', label: 'TIME_WAIT (held)', unit: 'sockets' },
+  { key: 'tcpMemPagesHeld', label: 'tcp_mem charged (held)', unit: 'pages' },
+  { key: 'tcpMemPagesPeak', label: 'tcp_mem charged (peak)', unit: 'pages' },
   { key: 'conntrackPeak', label: 'nf_conntrack entries', unit: 'entries' },
   { key: 'serverWorkers', label: 'server processes', unit: 'processes' },
   { key: 'serverMaxFdsPerProcess', label: 'most fds in one server process', unit: 'fds' },
@@ -107,10 +108,15 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   const run = await ctx.swarm(['--connections', String(plan.connections), '--workers', String(plan.swarmWorkers),
     '--source-ips', plan.sourceIps, '--max-pending', String(plan.maxPending), '--rate', '0', '--hold', `${m.holdMs}ms`,
     '--profile', 'idle', '--handshake-timeout', '30s']);
-  // counted once, when the server holds the target: reading 55 × 19k fd entries is not free on two cores
+  // taken once, when the server holds the target (the close phase's TIME_WAIT and orphans are not the hold's);
+  // fds counted then too: reading 55 × 19k fd entries is not free on two cores
   let fds: number[] = [];
+  let atHold: Box | undefined;
+  let heldAtSec: number | undefined;
   const fdWatch = setInterval(() => {
     if ((ctx.sampler.last('open') ?? 0) < plan.connections) return;
+    heldAtSec = ctx.sampler.elapsedSec();
+    atHold = readBox();
     fds = workerFds(ctx.server.pid);
     clearInterval(fdWatch);
   }, 1000);
@@ -139,10 +145,16 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     budgetedBytes: plan.need.total,
     boxDropBytes: drop,
     boxUsedPeakBytes: base.memTotalBytes - p.minAvailable,
+    tcpInuseHeld: atHold?.tcpInuse ?? null,
+    tcpOrphanHeld: atHold?.tcpOrphan ?? null,
+    tcpTwHeld: atHold?.tcpTw ?? null,
+    tcpMemPagesHeld: atHold?.tcpMemPages ?? null,
+    tcpMemPagesPeak: p.tcpMemPages,
     tcpInusePeak: p.tcpInuse,
     tcpOrphanPeak: p.tcpOrphan,
     tcpTwPeak: p.tcpTw,
-    tcpMemPagesPeak: p.tcpMemPages,
+    boxAvailableAtHoldBytes: atHold?.memAvailableBytes ?? null,
+    serverHeldAfterSec: heldAtSec === undefined ? null : +(heldAtSec - from).toFixed(1),
     conntrackPeak: p.conntrack,
     serverWorkers: plan.serverWorkers,
     serverMaxFdsPerProcess: fds.length ? Math.max(...fds) : null,
@@ -153,7 +165,12 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   };
 
   ctx.note(`budget: ${plan.limits.map((l) => `${l.name} allows ${Number.isFinite(l.allows) ? n(l.allows) : 'no limit'} (${l.note})`).join('; ')}.`);
-  ctx.note(`sockstat at the peak: TCP inuse ${n(p.tcpInuse)} (both ends of every pair), orphan ${n(p.tcpOrphan)}, tw ${n(p.tcpTw)}, ` +
+  if (atHold) {
+    ctx.note(`sockstat with all ${n(plan.connections)} held: TCP inuse ${n(atHold.tcpInuse)}, orphan ${n(atHold.tcpOrphan)}, tw ${n(atHold.tcpTw)}, alloc ${n(atHold.tcpAlloc)}, ` +
+      `mem ${n(atHold.tcpMemPages)} pages (${tcpMemState(atHold)}); MemAvailable ${(atHold.memAvailableBytes / GiB).toFixed(2)} GiB; Slab ${(atHold.slabBytes / GiB).toFixed(2)} GiB; ` +
+      `server fds per worker ${fds.length ? `${n(Math.min(...fds))}–${n(Math.max(...fds))}` : 'not counted'}; the server counted them all ${heldAtSec === undefined ? '?' : (heldAtSec - from).toFixed(1)} s after the swarm started.`);
+  }
+  ctx.note(`sockstat peaks over the run (close phase included): TCP inuse ${n(p.tcpInuse)} (both ends of every pair), orphan ${n(p.tcpOrphan)}, tw ${n(p.tcpTw)}, ` +
     `mem ${n(p.tcpMemPages)} pages against tcp_mem ${base.tcpMem.map(n).join(' / ')} (${tcpMemState({ tcpMemPages: p.tcpMemPages, tcpMem: base.tcpMem })}); ` +
     `nf_conntrack ${p.conntrack === null ? 'not loaded' : `${n(p.conntrack)} of ${n(base.conntrackMax ?? 0)}`}; ` +
     `MemAvailable ${(base.memAvailableBytes / GiB).toFixed(2)} → ${(p.minAvailable / GiB).toFixed(2)} GiB (budgeted drop ${(plan.need.total / GiB).toFixed(2)} GiB, measured ${(drop / GiB).toFixed(2)} GiB).`);
