@@ -5,7 +5,7 @@
  * histograms (encoded, then added: percentiles of a merge, never an average of percentiles) and produces the
  * summary, the exit code and the /metrics endpoint.
  *
- * Every wait here is bounded: workers must be ready within 15 s, the ramp ends by construction (one attempt per
+ * Every wait here is bounded: workers must be ready within 15 s (plus 0.5 s per further worker: they load on the same cores), the ramp ends by construction (one attempt per
  * connection, each bounded by --handshake-timeout), the hold by --hold, the close by --close timeout + 10 s, after
  * which a silent worker is killed and its last periodic figures are used.
  */
@@ -103,7 +103,12 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
  * here at 20,000 idle connections, ≈1.1 KB per held connection with the flag against ≈1.8 KB without.
  */
 const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+/*
+ * Workers fork together and load on the same cores: dozens of them (a million connections is 53 here) take a
+ * while on two vCPUs, so each further worker adds half a second.
+ */
 const READY_TIMEOUT_MS = 15_000;
+const READY_PER_WORKER_MS = 500;
 /** Per ephemeral-port range of one source address (32768–60999). */
 const PORTS_PER_SOURCE = 28_232;
 
@@ -127,14 +132,15 @@ class WorkerProcess {
   finalReceived!: () => void;
   readonly finalOrExit: Promise<void>;
 
-  constructor(readonly init: WorkerInit, onMessage: (w: WorkerProcess, m: FromWorker) => void, onExit: (w: WorkerProcess, code: number | null, signal: string | null) => void) {
+  constructor(readonly init: WorkerInit, onMessage: (w: WorkerProcess, m: FromWorker) => void, onExit: (w: WorkerProcess, code: number | null, signal: string | null) => void, workerCount = 1) {
     this.child = fork(WORKER, [], { execArgv: WORKER_EXEC_ARGV, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
     this.ready.catch(() => {}); // observed by runSwarm; a later exit must not surface as an unhandled rejection
     this.finalOrExit = new Promise((res) => { this.finalReceived = res; });
-    const timer = setTimeout(() => readyReject(new Error(`swarm worker ${init.index} did not start within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+    const readyMs = READY_TIMEOUT_MS + READY_PER_WORKER_MS * (workerCount - 1);
+    const timer = setTimeout(() => readyReject(new Error(`swarm worker ${init.index} did not start within ${readyMs / 1000} s`)), readyMs);
     this.child.on('message', (m: FromWorker) => {
       if (m.t === 'ready') {
         clearTimeout(timer);
@@ -253,7 +259,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     endRun('a worker died');
   };
 
-  const workers = slices(o).map((s) => new WorkerProcess({ t: 'init', ...s, metrics: o.metricsPort !== undefined }, onMessage, onExit));
+  const workers = slices(o).map((s) => new WorkerProcess({ t: 'init', ...s, metrics: o.metricsPort !== undefined }, onMessage, onExit, o.workers));
   try {
     await Promise.all(workers.map((w) => w.ready));
   } catch (err) {
