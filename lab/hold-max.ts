@@ -37,6 +37,7 @@ export const MAX_COLUMNS: readonly Column[] = [
   { key: 'tcpMemPagesHeld', label: 'tcp_mem charged (held)', unit: 'pages' },
   { key: 'tcpMemPagesPeak', label: 'tcp_mem charged (peak)', unit: 'pages' },
   { key: 'conntrackPeak', label: 'nf_conntrack entries', unit: 'entries' },
+  { key: 'serverOpenScrapedAtHold', label: 'server gauge at hold', unit: 'connections' },
   { key: 'serverWorkers', label: 'server processes', unit: 'processes' },
   { key: 'serverMaxFdsPerProcess', label: 'most fds in one server process', unit: 'fds' },
   { key: 'swarmWorkers', label: 'swarm processes', unit: 'processes' },
@@ -95,6 +96,7 @@ function workerFds(primary: number): number[] {
 
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(2)} KiB`;
 const n = (v: number): string => Math.round(v).toLocaleString('en-US');
+const n2 = (v: number): number => Math.max(1, v / 2);
 
 export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   const m = ctx.max;
@@ -110,15 +112,24 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     '--profile', 'idle', '--handshake-timeout', '30s']);
   // taken once, when the server holds the target (the close phase's TIME_WAIT and orphans are not the hold's);
   // fds counted then too: reading 55 × 19k fd entries is not free on two cores
+  // The trigger is the box's own count (both ends of every pair in sockstat): at a million, the cluster's /metrics
+  // answered none of the sampler's 2 s scrapes during the run, so the server's gauge cannot be relied on here.
   let fds: number[] = [];
   let atHold: Box | undefined;
   let heldAtSec: number | undefined;
+  let serverOpen: number | null = null;
+  let scraping = false;
   const fdWatch = setInterval(() => {
-    if ((ctx.sampler.last('open') ?? 0) < plan.connections) return;
+    const b = readBox();
+    if (scraping || b.tcpInuse - base.tcpInuse < 2 * plan.connections) return;
     heldAtSec = ctx.sampler.elapsedSec();
-    atHold = readBox();
+    atHold = b;
     fds = workerFds(ctx.server.pid);
     clearInterval(fdWatch);
+    scraping = true;
+    void Promise.race([ctx.server.scrape(), sleep(20_000).then(() => null)])
+      .then((samples) => { serverOpen = samples?.filter((x) => x.name === 'wslab_connections_open').reduce((a, x) => a + x.value, 0) ?? null; })
+      .catch(() => undefined);
   }, 1000);
   const watch = watchBox((b) => {
     lowNote = `stopped by the memory guard: MemAvailable fell to ${(b.memAvailableBytes / 2 ** 20).toFixed(0)} MiB with ${n(b.tcpInuse / 2)} pairs open; the swarm was interrupted`;
@@ -137,7 +148,8 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     failed: summary.failed.total,
     timeToTargetSec: summary.connectRatePerSec ? +(summary.opened / summary.connectRatePerSec).toFixed(1) : null,
     connectRatePerSec: summary.connectRatePerSec === null ? null : Math.round(summary.connectRatePerSec),
-    peakOpenRatePerSec: peakRate(ctx.sampler.series.t, ctx.sampler.series.open),
+    // pairs open on the box = (TCP inuse − before) / 2: the same count as the server's gauge, read from sockstat
+    peakOpenRatePerSec: peakRate(ctx.sampler.series.t, (ctx.sampler.series.tcpInuse ?? []).map((v) => (v === null ? null : (v - base.tcpInuse) / 2))),
     serverRssPerConnectionBytes: per(peakRss !== null && baseRss !== null ? peakRss - baseRss : null),
     swarmRssPerConnectionBytes: summary.client.bytesPerConnection === null ? null : Math.round(summary.client.bytesPerConnection),
     kernelSlabPerConnectionBytes: per(p.maxSlab - base.slabBytes),
@@ -154,13 +166,14 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     tcpOrphanPeak: p.tcpOrphan,
     tcpTwPeak: p.tcpTw,
     boxAvailableAtHoldBytes: atHold?.memAvailableBytes ?? null,
-    serverHeldAfterSec: heldAtSec === undefined ? null : +(heldAtSec - from).toFixed(1),
+    heldAfterSec: heldAtSec === undefined ? null : +(heldAtSec - from).toFixed(1),
     conntrackPeak: p.conntrack,
     serverWorkers: plan.serverWorkers,
     serverMaxFdsPerProcess: fds.length ? Math.max(...fds) : null,
     serverMinFdsPerProcess: fds.length ? Math.min(...fds) : null,
     swarmWorkers: plan.swarmWorkers,
     serverPeakOpenScraped: ctx.sampler.max('open', from),
+    serverOpenScrapedAtHold: serverOpen,
     swarmCpuSeconds: summary.client.cpuSeconds,
   };
 
@@ -168,13 +181,17 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   if (atHold) {
     ctx.note(`sockstat with all ${n(plan.connections)} held: TCP inuse ${n(atHold.tcpInuse)}, orphan ${n(atHold.tcpOrphan)}, tw ${n(atHold.tcpTw)}, alloc ${n(atHold.tcpAlloc)}, ` +
       `mem ${n(atHold.tcpMemPages)} pages (${tcpMemState(atHold)}); MemAvailable ${(atHold.memAvailableBytes / GiB).toFixed(2)} GiB; Slab ${(atHold.slabBytes / GiB).toFixed(2)} GiB; ` +
-      `server fds per worker ${fds.length ? `${n(Math.min(...fds))}–${n(Math.max(...fds))}` : 'not counted'}; the server counted them all ${heldAtSec === undefined ? '?' : (heldAtSec - from).toFixed(1)} s after the swarm started.`);
+      `server fds per worker ${fds.length ? `${n(Math.min(...fds))}–${n(Math.max(...fds))}` : 'not counted'}; every pair was open ${heldAtSec === undefined ? '?' : (heldAtSec - from).toFixed(1)} s after the swarm started (worker start included); the server's gauge then read ${serverOpen === null ? 'nothing (scrape failed)' : n(serverOpen)}.`);
   }
   ctx.note(`sockstat peaks over the run (close phase included): TCP inuse ${n(p.tcpInuse)} (both ends of every pair), orphan ${n(p.tcpOrphan)}, tw ${n(p.tcpTw)}, ` +
     `mem ${n(p.tcpMemPages)} pages against tcp_mem ${base.tcpMem.map(n).join(' / ')} (${tcpMemState({ tcpMemPages: p.tcpMemPages, tcpMem: base.tcpMem })}); ` +
     `nf_conntrack ${p.conntrack === null ? 'not loaded' : `${n(p.conntrack)} of ${n(base.conntrackMax ?? 0)}`}; ` +
     `MemAvailable ${(base.memAvailableBytes / GiB).toFixed(2)} → ${(p.minAvailable / GiB).toFixed(2)} GiB (budgeted drop ${(plan.need.total / GiB).toFixed(2)} GiB, measured ${(drop / GiB).toFixed(2)} GiB).`);
   if (lowNote) ctx.note(lowNote);
+  if (p.tcpMemPages >= base.tcpMem[1]) {
+    ctx.note(`tcp_mem reached ${tcpMemState({ tcpMemPages: p.tcpMemPages, tcpMem: base.tcpMem })} at ${n(p.tcpMemPages)} pages of ${n(base.tcpMem[2])} ` +
+      `(${(p.tcpMemPages / n2(p.tcpInuse)).toFixed(2)} pages per pair at the peak) while the hold charged ${atHold ? n(atHold.tcpMemPages) : '?'}: the close phase, when close frames and FINs queue on both ends at once, is what nears the kernel's TCP memory limit.`);
+  }
   ctx.note(bottleneck(held, plan.connections, summary.failed, base, allIn, m));
   return figures;
 }
