@@ -26,6 +26,9 @@ export interface Box {
   memAvailableBytes: number;
   /** Kernel slab (sockets, dentries, …): where a held TCP socket's memory goes. */
   slabBytes: number;
+  /** /proc/net/netstat TcpExt: times TCP entered memory pressure, and connections it aborted for lack of memory. */
+  tcpMemoryPressures: number;
+  tcpAbortOnMemory: number;
 }
 
 const read = (path: string): string | null => {
@@ -42,6 +45,14 @@ export function parseSockstat(text: string): Record<string, number> {
   return out;
 }
 
+/** The `TcpExt:` header and value lines of /proc/net/netstat → value by name. */
+export function parseTcpExt(text: string): Record<string, number> {
+  const lines = text.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  if (lines.length < 2) return {};
+  const [names, values] = [lines[0].split(/\s+/), lines[1].split(/\s+/)];
+  return Object.fromEntries(names.slice(1).map((k, i) => [k, Number(values[i + 1])]));
+}
+
 /** `MemAvailable:   23012345 kB` lines → bytes by key. */
 export function parseMeminfo(text: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -56,12 +67,14 @@ export function readBox(): Box {
   const count = read('/proc/sys/net/netfilter/nf_conntrack_count');
   const max = read('/proc/sys/net/netfilter/nf_conntrack_max');
   const fileNr = numbers(read('/proc/sys/fs/file-nr'));
+  const ext = parseTcpExt(read('/proc/net/netstat') ?? '');
   return {
     tcpInuse: tcp.inuse ?? 0, tcpOrphan: tcp.orphan ?? 0, tcpTw: tcp.tw ?? 0, tcpAlloc: tcp.alloc ?? 0, tcpMemPages: tcp.mem ?? 0,
     tcpMem: [tcpMem[0] ?? 0, tcpMem[1] ?? 0, tcpMem[2] ?? 0],
     conntrackCount: count === null ? null : Number(count), conntrackMax: max === null ? null : Number(max),
     filesOpen: fileNr[0] ?? 0, fileMax: fileNr[2] ?? numbers(read('/proc/sys/fs/file-max'))[0] ?? 0,
     memTotalBytes: mem.MemTotal ?? 0, memAvailableBytes: mem.MemAvailable ?? 0, slabBytes: mem.Slab ?? 0,
+    tcpMemoryPressures: ext.TCPMemoryPressures ?? 0, tcpAbortOnMemory: ext.TCPAbortOnMemory ?? 0,
   };
 }
 

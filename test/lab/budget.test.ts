@@ -5,7 +5,7 @@ import { labOptions } from '../../cli/lab.js';
 import { UsageError } from '../../cli/errors.js';
 import { BudgetError, HOLD_COSTS, planHold, type HoldMachine } from '../../lab/budget.js';
 import { WSLAB } from '../../lab/processes.js';
-import { parseMeminfo, parseSockstat, tcpMemState } from '../../lab/sockstat.js';
+import { parseMeminfo, parseSockstat, parseTcpExt, tcpMemState } from '../../lab/sockstat.js';
 
 const GiB = 1024 ** 3;
 
@@ -75,6 +75,7 @@ describe('lab/sockstat', () => {
       { inuse: 205, orphan: 1, tw: 415, alloc: 206, mem: 160 });
     assert.deepEqual(parseMeminfo('MemTotal:       24554904 kB\nMemAvailable:   23012345 kB\nHugePages_Total:       0\n'),
       { MemTotal: 24554904 * 1024, MemAvailable: 23012345 * 1024, HugePages_Total: 0 });
+    assert.deepEqual(parseTcpExt("TcpExt: SyncookiesSent TCPMemoryPressures TCPAbortOnMemory\nTcpExt: 3 6 0\n"), { SyncookiesSent: 3, TCPMemoryPressures: 6, TCPAbortOnMemory: 0 });
     assert.equal(tcpMemState({ tcpMemPages: 100, tcpMem: [10, 200, 300] }), 'ok');
     assert.equal(tcpMemState({ tcpMemPages: 250, tcpMem: [10, 200, 300] }), 'pressure');
     assert.equal(tcpMemState({ tcpMemPages: 300, tcpMem: [10, 200, 300] }), 'exhausted');
