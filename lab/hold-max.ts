@@ -3,6 +3,7 @@ import { processTree } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';
 import { sleep } from './scenario.js';
+import { HOLD_COSTS } from './budget.js';
 import { readBox, tcpMemState, type Box } from './sockstat.js';
 
 /**
@@ -214,12 +215,16 @@ export function bottleneck(held: number, target: number, failed: Record<string, 
     return `bottleneck: held ${n(held)} of ${n(target)}; failures: ${causes || 'none counted (connections lost during the hold)'}.`;
   }
   if (!allIn) return 'bottleneck: not measured (no memory growth recorded).';
-  const byMemory = Math.floor((base.memAvailableBytes - GiB) / allIn);
-  const byCap = Math.floor((20 * GiB - (base.memTotalBytes - base.memAvailableBytes)) / allIn);
+  // the server's workers started before the baseline: add their budgeted cost, so that the estimate scales both sides
+  const perConnection = allIn + (m.plan.serverWorkers * HOLD_COSTS.processBaseBytes) / held;
+  const byMemory = Math.floor((base.memAvailableBytes - GiB) / perConnection);
+  const byCap = Math.floor((20 * GiB - (base.memTotalBytes - base.memAvailableBytes)) / perConnection);
   const other = m.plan.limits.filter((l) => l.name !== 'memory' && l.name !== 'box memory cap')[0];
   const first = [{ name: 'memory (MemAvailable − 1 GiB reserve)', allows: byMemory }, { name: 'the 20 GiB box cap', allows: byCap },
     { name: other.name, allows: other.allows }].sort((a, b) => a.allows - b.allows)[0];
-  return `bottleneck: at the measured ${kb(allIn)} per connection all-in (kernel pair + both userlands + process baselines), ` +
+  return `bottleneck: at the measured ${kb(allIn)} per connection all-in (MemAvailable drop: kernel pair, both userlands, swarm processes) ` +
+    `+ ${kb(perConnection - allIn)} for the server's ${m.plan.serverWorkers} process baselines, ` +
     `${first.name} stops it first, at ≈${n(first.allows)} connections (memory alone: ≈${n(byMemory)}; the 20 GiB cap: ≈${n(byCap)}; ` +
-    `${other.name}: ${Number.isFinite(other.allows) ? n(other.allows) : 'no limit'}). The open rate is set by the 2 vCPUs shared by ${m.plan.serverWorkers + m.plan.swarmWorkers} processes.`;
+    `${other.name}: ${Number.isFinite(other.allows) ? n(other.allows) : 'no limit'}). The open rate is set by the 2 vCPUs shared by ${m.plan.serverWorkers + m.plan.swarmWorkers} processes; ` +
+    'tearing the connections down charges tcp_mem far more than holding them (see above).';
 }
