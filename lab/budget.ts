@@ -18,11 +18,11 @@ const GiB = 1024 * MiB;
 
 /** Measured per-connection and per-process costs on this machine (../shared/MACHINE.md, bench/results/idle-memory.json). */
 export interface HoldCosts {
-  /** uws server userland RSS per idle connection: 725 B measured at 19,500 (bench/results/idle-memory.json), rounded up. */
+  /** uws server userland RSS per idle connection: 725 B at 19,500 (bench/results/idle-memory.json), 638–771 B at 1M (bench/results/million/). */
   readonly serverBytesPerConnection: number;
-  /** Swarm worker RSS per held connection: ≈0.8–1.1 KB measured (client/coordinator.ts' semi-space note). */
+  /** Swarm worker RSS per held connection: 870–894 B at 300k and 1M (bench/results/million/), 1.1 KB at 20k. */
   readonly swarmBytesPerConnection: number;
-  /** Kernel memory per loopback pair (both sockets, slab): 8.2 KB measured at 100,200 pairs (MACHINE.md). */
+  /** Kernel memory per loopback pair (both sockets, slab): 8.2 KB at 100,200 pairs (MACHINE.md), 8.4–9.4 KiB at 1M. */
   readonly kernelBytesPerPair: number;
   /**
    * MemAvailable one idle Node worker process costs before it holds anything: Private_Dirty of a cluster uws worker
