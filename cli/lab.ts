@@ -1,25 +1,47 @@
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { ClinicUnavailableError, clinicBin, PROFILE_TOOLS, type ProfileTool } from '../lab/profile.js';
+import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab/budget.js';
 import { CLAIM_IDS } from '../lab/results.js';
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { SCENARIOS } from '../lab/scenarios/index.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from './errors.js';
+import { parseDuration, parseInteger } from './units.js';
 
-const SCALES = ['quick', 'default', 'full'] as const;
+const SCALES = ['quick', 'default', 'full', 'max'] as const;
+/** `--scale max` defaults: issue 10's million, held a minute. */
+const MAX_DEFAULTS = Object.freeze({ connections: 1_000_000, hold: '60s' });
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter(Boolean);
 
-/** Checks the lab flags once; unknown names are errors that list what is known. */
-export function labOptions(a: Record<string, unknown>): LabOptions {
+/**
+ * Checks the lab flags once; unknown names are errors that list what is known. `--scale max` is also budgeted here,
+ * against `machine` (this box, read from /proc), and refused in one line when it cannot fit.
+ */
+export function labOptions(a: Record<string, unknown>, machine: () => HoldMachine = readHoldMachine): LabOptions {
   const designs = list(a.designs);
   for (const d of designs) if (!DESIGNS.has(d)) throw new UsageError(`--designs: unknown design "${d}" (known: ${[...DESIGNS.keys()].join(', ')})`);
   const scenarios = list(a.scenarios);
   for (const s of scenarios) if (!SCENARIOS.has(s)) throw new UsageError(`--scenarios: unknown scenario "${s}" (known: ${[...SCENARIOS.keys()].join(', ')})`);
   const scale = String(a.scale ?? 'default');
   if (!(SCALES as readonly string[]).includes(scale)) throw new UsageError(`--scale: "${scale}" is not one of ${SCALES.join(', ')}`);
+  if (scale !== 'max' && (a.connections !== undefined || a.hold !== undefined)) throw new UsageError('--connections and --hold apply to --scale max only');
+  let max: LabOptions['max'];
+  if (scale === 'max') {
+    if (scenarios.length !== 1 || scenarios[0] !== 'idle-hold') throw new UsageError('--scale max runs idle-hold only: add --scenarios idle-hold');
+    if (designs.length > 0 && !(designs.length === 1 && designs[0] === 'cluster')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
+    if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
+    const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
+    const holdMs = parseDuration('hold', a.hold ?? MAX_DEFAULTS.hold);
+    if (holdMs < 1000 || holdMs > 3_600_000) throw new UsageError('--hold: from 1s to 1h');
+    try {
+      max = Object.freeze({ plan: planHold(connections, machine()), holdMs });
+    } catch (err) {
+      throw err instanceof BudgetError ? new UsageError(`--scale max: ${err.message}`) : err;
+    }
+  }
   const profile = a.profile === undefined ? undefined : String(a.profile);
   if (profile !== undefined && !(PROFILE_TOOLS as readonly string[]).includes(profile)) throw new UsageError(`--profile: "${profile}" is not one of ${PROFILE_TOOLS.join(', ')}`);
   if (profile !== undefined) {
@@ -27,7 +49,7 @@ export function labOptions(a: Record<string, unknown>): LabOptions {
   }
   return Object.freeze({
     designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
-    profile: profile as ProfileTool | undefined,
+    profile: profile as ProfileTool | undefined, max,
   });
 }
 
@@ -55,12 +77,20 @@ export const labCommand = {
   builder: (y: Argv) => y
     .option('designs', { type: 'string', array: true, describe: `designs to include, comma-separated (default: all: ${[...DESIGNS.keys()].join(', ')})` })
     .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: all: ${[...SCENARIOS.keys()].join(', ')})` })
-    .option('scale', { type: 'string', default: 'default', describe: 'quick (≤ 60 s), default (≤ 5 min), full (as far as the machine allows)' })
+    .option('scale', { type: 'string', default: 'default', describe: 'quick (≤ 60 s), default (≤ 5 min), full (as far as the machine allows), max (idle-hold only: --connections on one box, budgeted first)' })
+    .option('connections', { type: 'string', describe: `--scale max: idle connections to hold (default ${MAX_DEFAULTS.connections})` })
+    .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
-    .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims'),
+    .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims')
+    .example('$0 lab --scenarios idle-hold --scale max', 'a million idle connections held 60 s on this box (refused if they cannot fit)'),
   handler: async (a: Record<string, unknown>) => {
     const o = labOptions(a);
+    if (o.max) {
+      const p = o.max.plan;
+      process.stderr.write(`wslab lab: ${p.connections.toLocaleString('en-US')} connections: ${p.serverWorkers} server + ${p.swarmWorkers} swarm processes over ${p.sourceIps}, ` +
+        `budget ≈${(p.need.total / 2 ** 30).toFixed(1)} GiB of ${(p.availableBytes / 2 ** 30).toFixed(1)} GiB available; first limit: ${p.limits[0].name} at ≈${p.limits[0].allows.toLocaleString('en-US')}\n`);
+    }
     const { results, dir } = await runLab(o, progressView());
     process.stdout.write(`${summaryLines(results).join('\n')}\n`);
     const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));

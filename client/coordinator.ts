@@ -5,7 +5,7 @@
  * histograms (encoded, then added: percentiles of a merge, never an average of percentiles) and produces the
  * summary, the exit code and the /metrics endpoint.
  *
- * Every wait here is bounded: workers must be ready within 15 s, the ramp ends by construction (one attempt per
+ * Every wait here is bounded: workers must be ready within 15 s (plus 0.5 s per further worker: they load on the same cores), the ramp ends by construction (one attempt per
  * connection, each bounded by --handshake-timeout), the hold by --hold, the close by --close timeout + 10 s, after
  * which a silent worker is killed and its last periodic figures are used.
  */
@@ -88,6 +88,7 @@ export interface WorkerStats {
   /** Attack profiles: outcomes by index of ATTACK_OUTCOMES, close codes by index of ATTACK_CLOSE_CODES. */
   attack: { outcomes: number[]; closeCodes: number[]; bytesSent: number; bytesReceived: number } | null;
 }
+export type WorkerHeld = Pick<WorkerFinal, 'heldAtEnd' | 'attackersHeldAtEnd' | 'rssAtEndBytes' | 'openByTargetAtEnd'>;
 export interface WorkerFinal {
   t: 'final';
   s: WorkerStats;
@@ -108,6 +109,8 @@ export type FromWorker =
   | { t: 'ramped' }
   | { t: 'failure'; cause: SwarmCause; detail: string }
   | WorkerFinal
+  /** What the worker held when the close order arrived, sent before it closes anything. */
+  | ({ t: 'held' } & WorkerHeld)
   | { t: 'metrics'; id: number; data: WorkerMetrics };
 
 /** Exit codes of `wslab swarm` (also in docs/swarm-summary.md). */
@@ -120,7 +123,12 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
  * here at 20,000 idle connections, ≈1.1 KB per held connection with the flag against ≈1.8 KB without.
  */
 const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+/*
+ * Workers fork together and load on the same cores: dozens of them (a million connections is 53 here) take a
+ * while on two vCPUs, so each further worker adds half a second.
+ */
 const READY_TIMEOUT_MS = 15_000;
+const READY_PER_WORKER_MS = 500;
 /** Per ephemeral-port range of one source address (32768–60999). */
 const PORTS_PER_SOURCE = 28_232;
 
@@ -137,24 +145,29 @@ class WorkerProcess {
   stats: WorkerStats | undefined;
   ramped = false;
   final: WorkerFinal | undefined;
+  /** Its figures at the close order; they survive a worker killed for closing too slowly. */
+  held: WorkerHeld | undefined;
   exited = false;
   readonly ready: Promise<void>;
   finalReceived!: () => void;
   readonly finalOrExit: Promise<void>;
 
-  constructor(readonly init: WorkerInit, onMessage: (w: WorkerProcess, m: FromWorker) => void, onExit: (w: WorkerProcess, code: number | null, signal: string | null) => void) {
+  constructor(readonly init: WorkerInit, onMessage: (w: WorkerProcess, m: FromWorker) => void, onExit: (w: WorkerProcess, code: number | null, signal: string | null) => void, workerCount = 1) {
     this.child = fork(WORKER, [], { execArgv: WORKER_EXEC_ARGV, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => { readyResolve = res; readyReject = rej; });
     this.ready.catch(() => {}); // observed by runSwarm; a later exit must not surface as an unhandled rejection
     this.finalOrExit = new Promise((res) => { this.finalReceived = res; });
-    const timer = setTimeout(() => readyReject(new Error(`swarm worker ${init.index} did not start within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+    const readyMs = READY_TIMEOUT_MS + READY_PER_WORKER_MS * (workerCount - 1);
+    const timer = setTimeout(() => readyReject(new Error(`swarm worker ${init.index} did not start within ${readyMs / 1000} s`)), readyMs);
     this.child.on('message', (m: FromWorker) => {
       if (m.t === 'ready') {
         clearTimeout(timer);
         this.baselineRssBytes = m.baselineRssBytes;
         readyResolve();
+      } else if (m.t === 'held') {
+        this.held = m;
       } else if (m.t === 'final') {
         this.final = m;
         this.stats = m.s;
@@ -280,7 +293,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     endRun('a worker died');
   };
 
-  const workers = slices(o).map((s) => new WorkerProcess({ t: 'init', ...s, metrics: o.metricsPort !== undefined }, onMessage, onExit));
+  const workers = slices(o).map((s) => new WorkerProcess({ t: 'init', ...s, metrics: o.metricsPort !== undefined }, onMessage, onExit, o.workers));
   try {
     await Promise.all(workers.map((w) => w.ready));
   } catch (err) {
@@ -378,7 +391,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   await endpoint?.close();
 
   const cpu = process.cpuUsage(coordinatorCpu);
-  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, baseline: w.baselineRssBytes, group: w.init.group })), {
+  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group })), {
     startedAt, endedAt, sampledPeak, interrupted, warnings,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
@@ -432,7 +445,7 @@ const causes = (values: number[]): Record<SwarmCause, number> =>
   Object.fromEntries(SWARM_CAUSES.map((c, i) => [c, values[i] ?? 0])) as Record<SwarmCause, number>;
 const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
 
-interface WorkerFigures { stats: WorkerStats | undefined; final: WorkerFinal | undefined; baseline: number; group: number }
+interface WorkerFigures { stats: WorkerStats | undefined; final: WorkerFinal | undefined; held?: WorkerHeld; baseline: number; group: number }
 
 const ratio = (n: number, d: number): number | null => (d > 0 ? Math.round(n / d * 10_000) / 10_000 : null);
 
@@ -448,7 +461,7 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
   const common = {
     target: g.connections, startAfterSec: g.startDelayMs / 1000, attempted, opened,
     failed: total((s) => s.failed.reduce((a, b) => a + b, 0)),
-    heldAtEnd: ws.reduce((a, w) => a + (w.final?.heldAtEnd ?? w.stats?.open ?? 0), 0),
+    heldAtEnd: ws.reduce((a, w) => a + ((w.final ?? w.held)?.heldAtEnd ?? w.stats?.open ?? 0), 0),
     connectLatencyMs: latencyMs(connect),
   };
   if (!isAttack(g.profile)) {
@@ -471,7 +484,7 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
   return {
     role: 'attack', ...common,
     outcomes: {
-      held: ws.reduce((a, w) => a + (w.final?.attackersHeldAtEnd ?? (w.stats ? w.stats.open + w.stats.dribbling : 0)), 0),
+      held: ws.reduce((a, w) => a + ((w.final ?? w.held)?.attackersHeldAtEnd ?? (w.stats ? w.stats.open + w.stats.dribbling : 0)), 0),
       ...Object.fromEntries(ATTACK_OUTCOMES.map((k, i) => [k, outcomes[i]])) as Record<AttackOutcome, number>,
     },
     closeCodes: Object.fromEntries(ATTACK_CLOSE_CODES.map((c, i) => [c, codes[i]]).filter(([, n]) => (n as number) > 0)),
@@ -492,8 +505,8 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
   const lost = stats.reduce((a, s) => add(a, s.lost), zeroC);
   const lostByTarget = stats.reduce((a, s) => add(a, s.lostByTarget), zeroT);
   const abruptByTarget = stats.reduce((a, s) => add(a, s.abruptByTarget), zeroT);
-  const openAtEnd = ws.reduce((a, w) => add(a, w.final?.openByTargetAtEnd ?? w.stats?.openByTarget ?? zeroT), zeroT);
-  const heldAtEnd = ws.reduce((a, w) => a + (w.final?.heldAtEnd ?? w.stats?.open ?? 0), 0);
+  const openAtEnd = ws.reduce((a, w) => add(a, (w.final ?? w.held)?.openByTargetAtEnd ?? w.stats?.openByTarget ?? zeroT), zeroT);
+  const heldAtEnd = ws.reduce((a, w) => a + ((w.final ?? w.held)?.heldAtEnd ?? w.stats?.open ?? 0), 0);
   const connect = latencyHistogram();
   const rtt = latencyHistogram();
   for (const w of ws) {
@@ -530,7 +543,7 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
     if (l.saturatedHold > 0) warnings.push(`client is the bottleneck: worker ${i} was saturated for ${l.saturatedHold} s of the hold (${how}): round trips include the client's own delay; add --workers or lower the load`);
   });
 
-  const rssWorkers = ws.reduce((a, w) => a + (w.final?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
+  const rssWorkers = ws.reduce((a, w) => a + ((w.final ?? w.held)?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
   const rssBytes = rssWorkers + run.coordinator.rssAtEndBytes;
   const baselineRssBytes = ws.reduce((a, w) => a + w.baseline, 0) + run.coordinator.baselineRssBytes;
   const rampSec = (lastOpened - firstAttempt) / 1000;

@@ -149,6 +149,8 @@ class WorkerRun {
       heldAtEnd: c.open, attackersHeldAtEnd: this.attack ? c.open + c.dribbling : 0,
       rssAtEndBytes: rss(), openByTargetAtEnd: Array.from(c.openByTarget),
     };
+    // sent before closing: a close of ~19k sockets on a busy box can outlast the coordinator's close budget
+    send({ t: 'held', ...atEnd });
     this.ramp.stop();
     this.profile.flush?.();
     this.profile.stop();

@@ -24,8 +24,8 @@ export interface ServerProcess {
  * ready line and /metrics, exactly as a user would run it.
  */
 
-/** Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits for its ready line. */
-export async function spawnServer(design: string, flags: string[] = []): Promise<ServerProcess> {
+/** Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits `readyMs` for its ready line. */
+export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000): Promise<ServerProcess> {
   const child = spawn(process.execPath, [WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -33,7 +33,7 @@ export async function spawnServer(design: string, flags: string[] = []): Promise
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   let out = '';
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server ${design} not ready in 15 s: ${err}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`server ${design} not ready in ${readyMs / 1000} s: ${err}`)), readyMs);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       out += d;
       const nl = out.indexOf('\n');

@@ -19,6 +19,9 @@ const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: nu
   rttP50Ms: { title: 'Client RTT p50', axis: 'RTT p50 (ms)', factor: 1 },
   rttP99Ms: { title: 'Client RTT p99', axis: 'RTT p99 (ms)', factor: 1 },
   available: { title: 'Service available (fresh probe client)', axis: 'available (1 = yes)', factor: 1 },
+  boxAvailableBytes: { title: 'Box MemAvailable', axis: 'MemAvailable (GiB)', factor: 1 / GiB },
+  tcpInuse: { title: 'TCP sockets in use (box)', axis: 'sockets', factor: 1 },
+  tcpMemPages: { title: 'tcp_mem charged (box)', axis: 'pages', factor: 1 },
 };
 
 const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };
@@ -97,6 +100,7 @@ function mdScenario(s: ScenarioResult): string {
     `**Question.** ${s.question}`,
     `**Method.** ${s.method}`,
     rows.length ? mdTable(head, rows, [false, ...s.columns.map(() => true), false]) : '_No cells ran._',
+    ...(s.cells.some((c) => c.notes?.length) ? [s.cells.flatMap((c) => (c.notes ?? []).map((n) => `- **${c.design}**: ${n}`)).join('\n')] : []),
   ].join('\n\n');
 }
 
@@ -128,18 +132,18 @@ interface ChartSpec {
 
 /** One chart per series key with any value in any cell; a cell that measured nothing for it gets no line. */
 function chartSpecs(s: ScenarioResult, colorOf: (design: string) => string): ChartSpec[] {
-  return SERIES_KEYS.filter((key) => s.cells.some((c) => c.series[key].some((v) => v !== null))).map((key) => {
+  return SERIES_KEYS.filter((key) => s.cells.some((c) => c.series[key]?.some((v) => v !== null))).map((key) => {
     const { title, axis, factor } = SERIES_CHARTS[key];
     return {
       id: `${s.id}/${key}`,
       title,
       yTitle: axis,
-      datasets: s.cells.filter((c) => c.series[key].some((v) => v !== null)).map((c) => ({
+      datasets: s.cells.filter((c) => c.series[key]?.some((v) => v !== null)).map((c) => ({
         label: c.status === 'ok' ? c.design : `${c.design} (${c.status})`,
         color: colorOf(c.design),
         failed: c.status !== 'ok',
         data: c.series.t.map((x, i) => {
-          const y = c.series[key][i] ?? null;
+          const y = c.series[key]?.[i] ?? null;
           return { x, y: y === null ? null : +(y * factor).toPrecision(6) };
         }),
       })),
@@ -171,6 +175,7 @@ function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
 <p><strong>Question.</strong> ${prose(s.question)}</p>
 <p><strong>Method.</strong> ${prose(s.method)}</p>
 ${table}
+${s.cells.some((c) => c.notes?.length) ? `<ul class="notes">${s.cells.flatMap((c) => (c.notes ?? []).map((n) => `<li><strong>${esc(c.design)}</strong>: ${prose(n)}</li>`)).join('\n')}</ul>` : ''}
 <div class="charts">${charts.map((c) => `<figure class="chart"><canvas data-chart="${esc(c.id)}" role="img" aria-label="${esc(`${s.title}: ${c.title}`)}"></canvas></figure>`).join('\n')}</div>
 </section>`;
 }

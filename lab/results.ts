@@ -43,9 +43,17 @@ export interface Series {
    * answered within 1 s) succeeded, 0 when it failed; null where the scenario does not probe.
    */
   available: (number | null)[];
+  /** Machine-wide, sampled only by `--scale max` (lab/sockstat.ts): MemAvailable in /proc/meminfo, bytes. */
+  boxAvailableBytes?: (number | null)[];
+  /** TCP sockets in use on the box (/proc/net/sockstat `inuse`: both ends of every loopback connection). */
+  tcpInuse?: (number | null)[];
+  /** Pages charged to tcp_mem (/proc/net/sockstat `mem`). */
+  tcpMemPages?: (number | null)[];
 }
-export const SERIES_KEYS = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
-export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(SERIES_KEYS.map((k) => [k, []])) }) as unknown as Series;
+/** The series every cell has; the box series follow only at `--scale max`. */
+const CELL_SERIES = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
+export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
+export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(CELL_SERIES.map((k) => [k, []])) }) as unknown as Series;
 
 export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */
@@ -55,6 +63,8 @@ export interface Cell {
   cause?: string;
   /** Scenario-specific figures, named with their unit (see each scenario's `columns`). */
   figures: Record<string, number | null>;
+  /** Findings in words that figures cannot carry (idle-hold at `max`: the budget, the limit that stopped it). */
+  notes?: string[];
   series: Series;
   /** `lab --profile <tool>`: the clinic report of this design under this scenario, relative to the report folder. */
   profile?: string;
@@ -93,7 +103,7 @@ export interface LabResults {
   startedAt: string;
   finishedAt: string;
   durationSec: number;
-  scale: 'quick' | 'default' | 'full';
+  scale: 'quick' | 'default' | 'full' | 'max';
   machine: Machine;
   scenarios: ScenarioResult[];
   claims: Claim[];

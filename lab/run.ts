@@ -10,7 +10,7 @@ import { writeReport } from './report.js';
 import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
 import { emptySeries, RESULTS_SCHEMA } from './results.js';
 import { Sampler } from './sampler.js';
-import { scenarioServerFlags, type CellContext, type Scale, type Scenario } from './scenario.js';
+import { scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 export interface LabOptions {
@@ -22,6 +22,8 @@ export interface LabOptions {
   readonly out: string;
   /** `--profile`: after each cell, a clinic profile of that design under that scenario, linked from the report. */
   readonly profile?: ProfileTool;
+  /** `--scale max`: the budgeted plan, checked against the box at the CLI edge before anything starts. */
+  readonly max?: MaxRun;
 }
 
 /** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
@@ -49,7 +51,7 @@ export function plan(o: LabOptions): PlanStep[] {
     : o.designs.length === 0 || o.designs.includes(d.design));
   return o.scenarios.flatMap((id) => {
     const scenario = SCENARIOS.get(id)!;
-    return scenario.designs(available, o.scale).map((design) => ({ scenario, design }));
+    return scenario.designs(available, o.scale, o.max).map((design) => ({ scenario, design }));
   });
 }
 
@@ -64,21 +66,21 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   const versions: Record<string, string> = {};
   const byScenario = new Map<string, ScenarioResult>();
   const tmp = await mkdtemp(join(tmpdir(), 'wslab-lab-'));
-  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale) + 1.5 + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
+  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale, o.max) + 1.5 + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
   const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   progress.start(steps.length, eta(0));
   try {
     for (const [i, { scenario, design }] of steps.entries()) {
       progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
       const result = byScenario.get(scenario.id) ?? {
-        id: scenario.id, title: scenario.title, question: scenario.question, method: scenario.method(o.scale),
-        columns: [...scenario.columns], cells: [],
+        id: scenario.id, title: scenario.title, question: scenario.question, method: scenario.method(o.scale, o.max),
+        columns: [...(scenario.columnsAt?.(o.scale) ?? scenario.columns)], cells: [],
       };
       byScenario.set(scenario.id, result);
-      const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions);
+      const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions, o.max);
       result.cells.push(cell);
       if (o.profile) {
-        progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale));
+        progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale, o.max));
         await profileCell(o.profile, scenario, design, dir, cell);
       }
     }
@@ -103,7 +105,7 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   return { results, dir };
 }
 
-async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>): Promise<Cell> {
+async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>, max?: MaxRun): Promise<Cell> {
   const cell: Cell = { design: design.label, status: 'ok', figures: {}, series: emptySeries() };
   let server: ServerProcess | undefined;
   let sampler: Sampler | undefined;
@@ -111,13 +113,16 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
   let started = 0;
   try {
     await mkdir(tmp, { recursive: true });
-    server = await spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design, design.flags)]);
+    // dozens of cluster workers start on two cores: give them a second each
+    server = await spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design, design.flags)],
+      max ? 15_000 + 1000 * max.plan.serverWorkers : undefined);
     versions[design.label] = String(server.ready.version ?? 'unknown');
-    sampler = new Sampler(server.pid, server.metricsUrl).start();
+    sampler = new Sampler(server.pid, server.metricsUrl, 500, max !== undefined).start();
     const s = sampler;
     const srv = server;
     const ctx: CellContext = {
-      design, scale, server: srv, sampler: s,
+      design, scale, server: srv, sampler: s, max,
+      note: (text) => { (cell.notes ??= []).push(text); },
       async swarm(args) {
         const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
         const run = await startSwarm(['--url', srv.url, ...args], file);
@@ -131,7 +136,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
         return summary;
       },
     };
-    const limit = (scenario.seconds(scale) * 3 + 30) * 1000;
+    const limit = (scenario.seconds(scale, max) * 3 + 30) * 1000;
     let timer: NodeJS.Timeout | undefined;
     const crashed = new Promise<never>((_, reject) => srv.child.once('exit', (code, signal) =>
       reject(new Error(`server exited during the run (${signal ?? `exit ${code}`}): ${lastLine(srv.stderr())}`))));

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { processTree, readTreeStatus } from '../metrics/proc-status.js';
+import { readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
@@ -47,8 +48,13 @@ export class Sampler {
   private probing: Promise<void> | undefined;
   private probeStop = false;
 
-  constructor(private readonly pid: number, private readonly metricsUrl: string, private readonly intervalMs = 500) {
+  /** The latest machine-wide reading, when sampling the box (`box`). */
+  lastBox: Box | undefined;
+
+  /** `box`: also sample the machine (MemAvailable, TCP sockets, tcp_mem), for holds that load the whole box. */
+  constructor(private readonly pid: number, private readonly metricsUrl: string, private readonly intervalMs = 500, private readonly box = false) {
     this.prevCpu = treeCpuSeconds(pid);
+    if (box) Object.assign(this.series, { boxAvailableBytes: [], tcpInuse: [], tcpMemPages: [] });
   }
 
   /** A swarm whose RTT histogram joins the series from now on. */
@@ -111,7 +117,7 @@ export class Sampler {
 
   /** The latest value of a series (skipping nulls), or null. */
   last(key: keyof Omit<Series, 't'>): number | null {
-    const v = this.series[key];
+    const v = this.series[key] ?? [];
     for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null) return v[i];
     return null;
   }
@@ -119,7 +125,7 @@ export class Sampler {
   /** Max of a series over samples whose time is within [from, to] seconds (all when omitted). */
   max(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): number | null {
     let m: number | null = null;
-    this.series[key].forEach((v, i) => {
+    (this.series[key] ?? []).forEach((v, i) => {
       const t = this.series.t[i];
       if (v !== null && t >= from && t <= to && (m === null || v > m)) m = v;
     });
@@ -144,6 +150,12 @@ export class Sampler {
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);
     s.cpuCores.push(status?.processes && dt > 0.05 ? +((cpu - this.prevCpu) / dt).toFixed(3) : null);
+    if (this.box) {
+      const b = this.lastBox = readBox();
+      s.boxAvailableBytes!.push(b.memAvailableBytes);
+      s.tcpInuse!.push(b.tcpInuse);
+      s.tcpMemPages!.push(b.tcpMemPages);
+    }
     const window = this.rttWindow(swarms);
     s.rttP50Ms.push(window ? round(bucketQuantile(window, 0.5) * 1000) : null);
     s.rttP99Ms.push(window ? round(bucketQuantile(window, 0.99) * 1000) : null);

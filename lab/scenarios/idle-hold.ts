@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { variant } from '../designs.js';
+import { MAX_COLUMNS, maxMethod, maxSeconds, runMaxHold } from '../hold-max.js';
 import { at, SOURCE_IPS, sleep, type Scenario } from '../scenario.js';
 
 /**
@@ -32,14 +34,18 @@ export const idleHold: Scenario = {
     { key: 'peakRssBytes', label: 'server RSS at peak', unit: 'bytes' },
     { key: 'connectRatePerSec', label: 'open rate', unit: 'conn/s' },
   ],
-  // quick leaves cluster to cpu-bound, where it is the question.
-  designs: (all, scale) => all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
-  method: (s) => `A swarm opens ${at(s, N)} idle connections at ${at(s, RATE)}/s from ${SOURCE_IPS} and holds them ` +
+  columnsAt: (scale) => (scale === 'max' ? MAX_COLUMNS : idleHold.columns),
+  // quick leaves cluster to cpu-bound, where it is the question; max is one cluster as wide as the plan (lab/hold-max.ts).
+  designs: (all, scale, max) => scale === 'max'
+    ? [variant('cluster', ['--workers', String(max?.plan.serverWorkers ?? 1), '--inner', 'uws'])]
+    : all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
+  method: (s, max) => s === 'max' ? maxMethod(max) : `A swarm opens ${at(s, N)} idle connections at ${at(s, RATE)}/s from ${SOURCE_IPS} and holds them ` +
     `${at(s, HOLD_S)} s; the server's whole process tree is sampled from /proc every 0.5 s. Per-connection cost = ` +
     '(peak − baseline before the swarm) ÷ connections held, for the server\'s RSS and, separately, for the kernel stacks ' +
     'and page tables in /proc/meminfo (memory a thread costs outside any RSS).',
-  seconds: (s) => at(s, N) / at(s, RATE) + at(s, HOLD_S) + 3,
+  seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 3),
   async run(ctx) {
+    if (ctx.scale === 'max') return runMaxHold(ctx);
     await sleep(500);
     const baseRss = ctx.sampler.last('rssBytes');
     const baseThreads = ctx.sampler.last('threads');
