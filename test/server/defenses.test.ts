@@ -19,9 +19,9 @@ import { frame, rawConnect } from '../helpers/raw-client.js';
 
 const LIMIT = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let nextSource = 120 + Math.floor(Math.random() * 60);
-/** A source address no other test uses. */
-const source = (): string => `127.0.0.${nextSource++}`;
+let nextSource = Math.floor(Math.random() * 5000);
+/** A source address no other test uses: 127.0.100.1 onwards, 250 per /24 (a run takes a few dozen). */
+const source = (): string => { const n = nextSource++; return `127.0.${100 + Math.floor(n / 250)}.${1 + (n % 250)}`; };
 const SCRAPER = '127.0.0.119';
 
 /** /metrics, fetched from SCRAPER rather than 127.0.0.1 (see above). */
