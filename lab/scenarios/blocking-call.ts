@@ -18,8 +18,8 @@ export const blockingCall: Scenario = {
     { key: 'blockRttMs', label: 'the blocking call', unit: 'ms' },
     { key: 'loopDelayMaxMs', label: 'event-loop delay max', unit: 'ms' },
   ],
-  // quick leaves cluster to cpu-bound, where it is the question.
-  designs: (all, scale) => all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
+  // cluster only at full: each of its workers is a loop that stalls the same way; cpu-bound is where it is the question.
+  designs: (all, scale) => all.filter((d) => !d.flags.includes('--pool') && (scale === 'full' || d.model !== 'processes')),
   method: (s) => `${at(s, CLIENTS)} clients send \`echo 16\` every 100 ms (open loop) for ${at(s, HOLD_S)} s; 1 s in, ` +
     `one more client sends \`block ${BLOCK_MS}\` once (about 2–2.5 s in), so the block ends inside the others' run. Others' RTT is measured by the swarm from the intended send time.`,
   seconds: (s) => at(s, HOLD_S) + 3,

@@ -18,7 +18,8 @@ export const cpuFanout: Scenario = {
     { key: 'involuntaryPerSec', label: 'involuntary switches', unit: '1/s' },
     { key: 'cpuMsPerKiloRequest', label: 'server CPU per 1000 requests', unit: 'ms' },
   ],
-  designs: (all) => all.filter((d) => d.model !== 'processes' && !d.flags.includes('--pool')),
+  // one loop stands for both below full: ws and uws wake on the same epoll loop (libuv vs uSockets) per request.
+  designs: (all, scale) => all.filter((d) => d.model !== 'processes' && !d.flags.includes('--pool') && (scale === 'full' || d.design !== 'ws' || !all.some((x) => x.design === 'uws'))),
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu 5\` (≈10–25 µs of work) every 100 ms for ${at(s, HOLD_S)} s; ` +
     'context switches of the server process from its wslab_context_switches_total (from /proc), requests from its command counter.',
   seconds: (s) => at(s, HOLD_S) + 3,
