@@ -10,6 +10,8 @@ const ATTACK_HOLD_S = { quick: 3, default: 6, full: 12 } as const;
 const READERS = { quick: 100, default: 200, full: 1000 } as const;
 const READ_HOLD_S = { quick: 3, default: 3, full: 8 } as const;
 const FILL = 1024 * 1024;
+/** Each slow reader asks for a 1 MiB reply this often (so do the healthy clients beside them, with `echo 16`). */
+const READ_INTERVAL_MS = 500;
 /**
  * The server's handshake timeout in this scenario: short, so that a pool's recovery fits in the cell (uWS keeps its
  * own fixed 10 s, docs/defenses.md). Healthy clients give up on an upgrade after HEALTHY_PATIENCE_S, as an impatient
@@ -70,7 +72,7 @@ export const slowClientDos: Scenario = {
   method: (s) => `Server flags: \`--handshake-timeout ${HANDSHAKE_TIMEOUT_S}s\` (uWS keeps its fixed 10 s), default limits otherwise ` +
     `(\`--max-backpressure\` 1 MiB). Slowloris: ${at(s, ATTACKERS)} attackers dribble their upgrade request 4 bytes a second and never finish it; ` +
     `1 s in, ${at(s, HEALTHY)} healthy clients connect (giving up after ${HEALTHY_PATIENCE_S} s) and send \`echo 16\` every 200 ms for ${at(s, ATTACK_HOLD_S)} s. ` +
-    `Slow readers: ${at(s, READERS)} clients ask for \`fill ${FILL}\` every second and never read, ${at(s, HEALTHY) / 2} healthy clients alongside, ${at(s, READ_HOLD_S)} s. ` +
+    `Slow readers: ${at(s, READERS)} clients ask for \`fill ${FILL}\` every ${READ_INTERVAL_MS} ms and never read, ${at(s, HEALTHY) / 2} healthy clients alongside, ${at(s, READ_HOLD_S)} s. ` +
     'A probe opens a fresh connection every 0.5 s and needs its echo within 1 s ("service available", as slowhttptest charts it). ' +
     '`--no-defenses` variants run only the phase they demonstrate' + (s === 'quick' ? '; quick runs slowloris only. ' : s === 'full' ? '. ' : '; below full, the pool runs slowloris only. ') + 'Threads are the server process tree\'s, from /proc.',
   seconds: (s) => at(s, ATTACK_HOLD_S) + (s === 'quick' ? 0 : at(s, READ_HOLD_S) + 3) + 4,
@@ -123,7 +125,7 @@ async function slowReaders(ctx: CellContext): Promise<Figures> {
   const from = ctx.sampler.elapsedSec();
   const summary = await ctx.finish(await ctx.swarm([
     '--mix', `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, '--rate', '4000', '--hold', `${at(s, READ_HOLD_S)}s`,
-    '--command', 'echo 16', '--interval', '1s', '--read-rate', '0', '--source-ips', SOURCE_IPS,
+    '--command', 'echo 16', '--interval', `${READ_INTERVAL_MS}ms`, '--read-rate', '0', '--source-ips', SOURCE_IPS,
   ]));
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), 'wslab_connections_closed_total', { reason: 'backpressure' }) - cutBefore;
