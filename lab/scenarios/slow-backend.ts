@@ -22,7 +22,8 @@ export const slowBackend: Scenario = {
     { key: 'slowP99Ms', label: 'wait 500: RTT p99', unit: 'ms' },
     { key: 'slowAnsweredRatio', label: 'wait 500: answered', unit: 'ratio' },
   ],
-  designs: (all) => all.filter((d) => d.model !== 'processes'),
+  // one loop (uws) stands for both below full: a timer-based wait is the same in ws and uws.
+  designs: (all, scale) => all.filter((d) => d.model !== 'processes' && (scale === 'full' || d.design !== 'ws' || !all.some((x) => x.design === 'uws'))),
   method: (s) => `${at(s, CLIENTS)} clients each send a request every ${INTERVAL_MS} ms (open loop): \`wait 50\` for ` +
     `${at(s, PHASE_S)} s, then a new swarm at the same rate with \`wait 500\` for ${at(s, PHASE_S)} s. RTT from the swarm.`,
   seconds: (s) => 2 * at(s, PHASE_S) + 4,
