@@ -6,7 +6,7 @@ import { at, SOURCE_IPS, sleep, type CellContext, type Figures, type Scale, type
 const ATTACKERS = { quick: 600, default: 2000, full: 2000 } as const;
 const HEALTHY = { quick: 50, default: 200, full: 200 } as const;
 /** The slowloris phase's hold, counted from when the healthy clients have joined (1 s after the attackers). */
-const ATTACK_HOLD_S = { quick: 3, default: 6, full: 12 } as const;
+const ATTACK_HOLD_S = { quick: 3, default: 8, full: 12 } as const;
 const READERS = { quick: 100, default: 200, full: 1000 } as const;
 const READ_HOLD_S = { quick: 3, default: 3, full: 8 } as const;
 const FILL = 1024 * 1024;
