@@ -6,6 +6,8 @@ export interface ProcStatus {
    * multi-process tree counts again for the same executable and libraries */
   rssAnonBytes: number;
   threads: number;
+  /** the process's page tables (VmPTE): kernel memory that grows with its mappings, thread stacks included */
+  pageTablesBytes: number;
   voluntarySwitches: number;
   involuntarySwitches: number;
 }
@@ -22,6 +24,7 @@ export function readProcStatus(pid: number | 'self' = 'self'): ProcStatus {
     rssBytes: field(text, 'VmRSS') * 1024,
     rssAnonBytes: field(text, 'RssAnon') * 1024,
     threads: field(text, 'Threads'),
+    pageTablesBytes: field(text, 'VmPTE') * 1024,
     voluntarySwitches: field(text, 'voluntary_ctxt_switches'),
     involuntarySwitches: field(text, 'nonvoluntary_ctxt_switches'),
   };
@@ -52,13 +55,14 @@ export function processTree(pid: number): number[] {
 
 /** /proc status summed over a process tree; processes that exit while being read are skipped. */
 export function readTreeStatus(pid: number): ProcStatus & { processes: number } {
-  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
+  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, pageTablesBytes: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
   for (const p of processTree(pid)) {
     let s: ProcStatus;
     try { s = readProcStatus(p); } catch { continue; }
     sum.rssBytes += s.rssBytes;
     sum.rssAnonBytes += s.rssAnonBytes;
     sum.threads += s.threads;
+    sum.pageTablesBytes += s.pageTablesBytes;
     sum.voluntarySwitches += s.voluntarySwitches;
     sum.involuntarySwitches += s.involuntarySwitches;
     sum.processes++;

@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
+import { readTreeStatus } from '../../metrics/proc-status.js';
 import { variant } from '../designs.js';
 import { MAX_COLUMNS, maxMethod, maxSeconds, runMaxHold } from '../hold-max.js';
 import { at, SOURCE_IPS, sleep, type Scenario } from '../scenario.js';
 
 /**
- * Kernel memory that grows with threads but is not in any process's RSS: each thread's kernel stack and page
- * tables (/proc/meminfo, machine-wide; the swarm's thread count does not change during a cell, so the change is the
- * server's).
+ * Kernel memory that grows with threads but is not in any process's RSS: each thread's kernel stack (KernelStack in
+ * /proc/meminfo, machine-wide: the swarm's thread count does not change during a cell, so the change is the server's)
+ * and the server's own page tables (VmPTE of its process tree; machine-wide PageTables would also count the swarm's).
  */
-function kernelThreadBytes(): number {
-  const info = readFileSync('/proc/meminfo', 'latin1');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-  return (kb('KernelStack') + kb('PageTables')) * 1024;
+function kernelThreadBytes(pid: number): number {
+  const kernelStack = Number(/^KernelStack:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'latin1'))?.[1] ?? 0) * 1024;
+  return kernelStack + readTreeStatus(pid).pageTablesBytes;
 }
 
 const N = { quick: 1000, default: 10_000, full: 19_000 } as const;
@@ -31,7 +31,7 @@ export const idleHold: Scenario = {
     { key: 'rssPerConnectionBytes', label: 'RSS per connection', unit: 'bytes' },
     { key: 'kernelPerConnectionBytes', label: 'kernel stacks + page tables per connection', unit: 'bytes' },
     { key: 'threadsPerConnection', label: 'threads per connection', unit: 'threads' },
-    { key: 'peakRssBytes', label: 'server RSS at peak', unit: 'bytes' },
+    { key: 'peakRssBytes', label: 'server RSS while held', unit: 'bytes' },
     { key: 'connectRatePerSec', label: 'open rate', unit: 'conn/s' },
   ],
   columnsAt: (scale) => (scale === 'max' ? MAX_COLUMNS : idleHold.columns),
@@ -41,23 +41,35 @@ export const idleHold: Scenario = {
     : all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
   method: (s, max) => s === 'max' ? maxMethod(max) : `A swarm opens ${at(s, N)} idle connections at ${at(s, RATE)}/s from ${SOURCE_IPS} and holds them ` +
     `${at(s, HOLD_S)} s; the server's whole process tree is sampled from /proc every 0.5 s. Per-connection cost = ` +
-    '(peak − baseline before the swarm) ÷ connections held, for the server\'s RSS and, separately, for the kernel stacks ' +
-    'and page tables in /proc/meminfo (memory a thread costs outside any RSS).',
+    '(RSS while all are held, the median of those samples, − baseline before the swarm) ÷ connections held, for the server\'s RSS and, separately, ' +
+    'for the kernel stacks (/proc/meminfo) and the server\'s page tables (VmPTE): memory a thread costs outside any RSS. ' +
+    'The teardown is left out: closing sockets makes garbage, not connections.',
   seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 3),
   async run(ctx) {
     if (ctx.scale === 'max') return runMaxHold(ctx);
     await sleep(500);
+    const pid = ctx.server.pid;
     const baseRss = ctx.sampler.last('rssBytes');
     const baseThreads = ctx.sampler.last('threads');
-    const baseKernel = kernelThreadBytes();
-    let peakKernel = baseKernel;
-    const kernelWatch = setInterval(() => { peakKernel = Math.max(peakKernel, kernelThreadBytes()); }, 250);
+    const baseKernel = kernelThreadBytes(pid);
+    const kernel: [number, number][] = [];
+    const kernelWatch = setInterval(() => {
+      try { kernel.push([ctx.sampler.elapsedSec(), kernelThreadBytes(pid)]); } catch { /* the server is gone: the cell fails on its exit */ }
+    }, 250);
     const from = ctx.sampler.elapsedSec();
     const summary = await ctx.finish(await ctx.swarm(['--connections', String(at(ctx.scale, N)), '--rate', String(at(ctx.scale, RATE)),
       '--hold', `${at(ctx.scale, HOLD_S)}s`, '--profile', 'idle', '--source-ips', SOURCE_IPS]));
     clearInterval(kernelWatch);
-    const peakRss = ctx.sampler.max('rssBytes', from);
-    const peakThreads = ctx.sampler.max('threads', from);
+    // the hold: the samples that scraped the most open connections (the whole run when the scrape gave none)
+    const peakOpen = ctx.sampler.max('open', from);
+    const { t, open } = ctx.sampler.series;
+    const heldAt = peakOpen ? t.filter((ti, i) => ti >= from && open[i] === peakOpen) : [];
+    const [h0, h1] = heldAt.length ? [heldAt[0] - 0.25, heldAt[heldAt.length - 1] + 0.25] : [from, Infinity];
+    // the median of the hold's samples: the last of them may already see the teardown's garbage (the open gauge lags)
+    const heldRss = t.map((ti, i) => (ti >= h0 && ti <= h1 ? ctx.sampler.series.rssBytes[i] : null)).filter((v) => v !== null).sort((a, b) => a - b);
+    const peakRss = heldRss.length ? heldRss[(heldRss.length - 1) >> 1] : null;
+    const peakThreads = ctx.sampler.max('threads', h0, h1);
+    const peakKernel = Math.max(baseKernel, ...kernel.filter(([ti]) => ti >= h0 && ti <= h1).map(([, b]) => b));
     const held = summary.heldAtEnd;
     return {
       held,
@@ -67,7 +79,7 @@ export const idleHold: Scenario = {
       threadsPerConnection: held && peakThreads !== null && baseThreads !== null ? +((peakThreads - baseThreads) / held).toFixed(3) : null,
       peakRssBytes: peakRss,
       connectRatePerSec: summary.connectRatePerSec,
-      peakOpenScraped: ctx.sampler.max('open', from),
+      peakOpenScraped: peakOpen,
     };
   },
 };
