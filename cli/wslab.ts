@@ -2,11 +2,20 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError } from './errors.js';
-import { labCommand } from './lab.js';
-import { profileCommand } from './profile.js';
-import { serveCommand } from './serve.js';
-import { stackCommand } from './stack.js';
-import { swarmCommand } from './swarm.js';
+
+/*
+ * Each command's module, loaded on demand: the lab starts dozens of `serve` and `swarm` processes per run, and
+ * loading the other commands' modules too cost each ≈0.15 s of CPU on this box. An unknown or absent command
+ * (a typo, --help) loads them all, for the command list and the suggestions.
+ */
+const COMMANDS = {
+  serve: async () => (await import('./serve.js')).serveCommand,
+  swarm: async () => (await import('./swarm.js')).swarmCommand,
+  lab: async () => (await import('./lab.js')).labCommand,
+  profile: async () => (await import('./profile.js')).profileCommand,
+  stack: async () => (await import('./stack.js')).stackCommand,
+} as const;
+type CommandName = keyof typeof COMMANDS;
 
 const debug = process.argv.includes('--debug');
 
@@ -22,14 +31,12 @@ function fail(err: unknown): never {
 process.on('unhandledRejection', fail);
 
 try {
-  await yargs(hideBin(process.argv))
+  const first = hideBin(process.argv).find((a) => !a.startsWith('-'));
+  const names = first !== undefined && first in COMMANDS ? [first as CommandName] : (Object.keys(COMMANDS) as CommandName[]);
+  const commands = await Promise.all(names.map((n) => COMMANDS[n]()));
+  await commands.reduce((y, c) => y.command(c as never), yargs(hideBin(process.argv)))
     .scriptName('wslab')
     .usage('$0 <command> [options]\n\nA WebSocket long-connection stress lab: single-loop vs thread-per-connection designs, measured.')
-    .command(serveCommand)
-    .command(swarmCommand)
-    .command(labCommand)
-    .command(profileCommand)
-    .command(stackCommand)
     .option('debug', { type: 'boolean', default: false, describe: 'print stack traces of unexpected errors' })
     .demandCommand(1, 'wslab: name a command (see wslab --help)')
     .strict()
