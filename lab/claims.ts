@@ -125,7 +125,7 @@ export function judge(results: readonly ScenarioResult[], machine: Machine): Cla
     const knee = plusOne === null ? '' : `; ${machine.cpus + 1} workers: ${plusOne} req/s (${x(ratio(plusOne, atCores))} of ${machine.cpus})`;
     const v: Verdict = r >= 1.4 ? 'confirmed' : r <= 1.1 ? 'refuted' : 'inconclusive';
     claims.push(verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${x(r)})${knee}; ` +
-      `threads ${rps('threads') ?? 'n/a'} req/s; the swarm shares the ${machine.cpus} cores`));
+      `${rps('threads') === null ? '' : `threads ${rps('threads')} req/s; `}the swarm shares the ${machine.cpus} cores`));
   }
 
   if (tMem === null || uMem === null || tThr === null) claims.push(missing('tasks-vs-threads-scale', 'idle-hold', 'threads and uws'));

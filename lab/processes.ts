@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseExposition, type Sample } from '../metrics/exposition.js';
+import { processTree } from '../metrics/proc-status.js';
 
 /** The built CLI, as a user runs it. */
 export const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
@@ -17,6 +20,8 @@ export interface ServerProcess {
   scrape(): Promise<Sample[]>;
   /** SIGTERM, then the exit code (SIGKILL after 10 s so a test never hangs). */
   stop(): Promise<number | null>;
+  /** Sets the nice value of every thread of the process tree (Linux nice is per thread); throws where not allowed. */
+  renice(niceness: number): void;
 }
 
 /**
@@ -24,11 +29,14 @@ export interface ServerProcess {
  * ready line and /metrics, exactly as a user would run it.
  */
 
-/** Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits `readyMs` for its ready line. */
-export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits `readyMs` for its ready line;
+ * `niceness` > 0 starts it through nice(1), so that every thread it ever makes inherits the lower priority.
+ */
+export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000, niceness = 0): Promise<ServerProcess> {
+  const argv = [process.execPath, WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags];
+  const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   let out = '';
@@ -46,6 +54,13 @@ export async function spawnServer(design: string, flags: string[] = [], readyMs 
     child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid),
     stderr: () => err,
     scrape: async () => parseExposition(await (await fetch(metricsUrl)).text()),
+    renice(niceness) {
+      for (const p of processTree(Number(ready.pid))) {
+        let tasks: string[] = [];
+        try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; } // exited meanwhile
+        for (const t of tasks) setPriority(Number(t), niceness);
+      }
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = once(child, 'exit');

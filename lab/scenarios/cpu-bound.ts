@@ -23,8 +23,9 @@ export const cpuBound: Scenario = {
     { key: 'serverCpuCores', label: 'server CPU', unit: 'cores' },
     { key: 'rttP50Ms', label: 'RTT p50', unit: 'ms' },
   ],
+  // quick: one loop against cores worker processes, the claim itself; threads join from default on.
   designs: (all, scale) => [
-    ...all.filter((d) => d.design === 'uws' || (d.design === 'threads' && d.flags.length === 0)),
+    ...all.filter((d) => d.design === 'uws' || (scale !== 'quick' && d.design === 'threads' && d.flags.length === 0)),
     ...(all.some((d) => d.design === 'cluster')
       ? (scale === 'quick' ? [CORES] : [1, CORES, CORES + 1]).map((n) => variant('cluster', ['--workers', String(n), '--inner', 'uws'])) : []),
   ],

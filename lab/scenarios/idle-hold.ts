@@ -15,7 +15,7 @@ function kernelThreadBytes(pid: number): number {
 }
 
 const N = { quick: 1000, default: 10_000, full: 19_000 } as const;
-const RATE = { quick: 2000, default: 5000, full: 5000 } as const;
+const RATE = { quick: 4000, default: 5000, full: 5000 } as const;
 const HOLD_S = { quick: 1, default: 2, full: 10 } as const;
 
 /** Memory and threads per idle connection: the thread-per-connection vs single-loop cost, measured. */

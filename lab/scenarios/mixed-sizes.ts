@@ -2,7 +2,7 @@ import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
 
 const SMALL = { quick: 30, default: 100, full: 300 } as const;
 const LARGE = { quick: 2, default: 4, full: 8 } as const;
-const HOLD_S = { quick: 2, default: 4, full: 10 } as const;
+const HOLD_S = { quick: 1.5, default: 4, full: 10 } as const;
 export const LARGE_COMMAND = 'cpu 20000';
 
 /** The bank queue vs the fast-food counter: do small requests wait behind large ones? */

@@ -1,7 +1,7 @@
 import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
 
 const CLIENTS = { quick: 20, default: 50, full: 200 } as const;
-const PHASE_S = { quick: 2, default: 4, full: 10 } as const;
+const PHASE_S = { quick: 1, default: 4, full: 10 } as const;
 const INTERVAL_MS = 200;
 
 /**
