@@ -164,7 +164,9 @@ function judgeDos(results: readonly ScenarioResult[]): Claim {
   const recovery = pool?.figures.recoverySec;
   return verdict('slow-client-dos', v, `under slowloris: ${loops.map((c) => `${c.design} answered ${pct(served(c))} of healthy requests (p99 ${ms(c.figures.healthyRttP99Ms ?? NaN)})`).join(', ')}; ` +
     `${pool!.design} accepted ${pct(poolRate)} of the healthy clients arriving during the attack` +
-    `${typeof recovery === 'number' ? `; its probe failed for ${pool!.figures.unavailableSec} s, until the handshake timeout cut the attackers` : ', and was not available again before the attack ended'}` +
+    `; its probe failed for ${pool!.figures.unavailableSec} s` +
+    `${pool!.figures.attackersHeldAtEnd === 0 ? ', until the handshake timeout cut every attacker' : ', until the attack ended'}` +
+    `${typeof recovery === 'number' ? ` (service back ${recovery} s into the attack)` : ' and was not back within 2 s of its end'}` +
     `${nakedPool ? `; without defences ${nakedPool.design.split(' --no')[0]} accepted ${pct(nakedPool.figures.healthyConnectRate)}` : ''}` +
     `${naked ? `; slow readers grew ws --no-defenses by ${naked.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s (with the send cap: ${defended.find((c) => c.design === 'ws')?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`);
 }

@@ -79,6 +79,12 @@ export class Sampler {
     })();
   }
 
+  /** When the latest sample saw the probe fail: waits, at most `ms`, for a sample that sees it succeed again. */
+  async untilAvailable(ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    while (this.series.available.at(-1) === 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 100));
+  }
+
   /**
    * Seconds from `from` until the probe succeeded for good (every later sample up to `to`): 0 when it never failed,
    * null when it was still failing at `to` (or never probed).

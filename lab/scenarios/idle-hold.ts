@@ -14,6 +14,22 @@ function kernelThreadBytes(pid: number): number {
   return kernelStack + readTreeStatus(pid).pageTablesBytes;
 }
 
+/**
+ * The server's tree status once its RSS holds still (within 256 KiB across two readings 0.25 s apart, at most 3 s):
+ * a server just started may still give memory back (measured: −6 MiB in its first half second), which would read as
+ * connections costing nothing.
+ */
+async function settled(pid: number): Promise<ReturnType<typeof readTreeStatus>> {
+  const until = performance.now() + 3000;
+  const readings = [readTreeStatus(pid)];
+  for (;;) {
+    await sleep(250);
+    readings.push(readTreeStatus(pid));
+    const [a, b, c] = readings.slice(-3);
+    if ((c && Math.max(a.rssBytes, b.rssBytes, c.rssBytes) - Math.min(a.rssBytes, b.rssBytes, c.rssBytes) < 256 * 1024) || performance.now() > until) return readings.at(-1)!;
+  }
+}
+
 const N = { quick: 1000, default: 10_000, full: 19_000 } as const;
 const RATE = { quick: 4000, default: 5000, full: 5000 } as const;
 const HOLD_S = { quick: 1, default: 2, full: 10 } as const;
@@ -41,16 +57,14 @@ export const idleHold: Scenario = {
     : all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
   method: (s, max) => s === 'max' ? maxMethod(max) : `A swarm opens ${at(s, N)} idle connections at ${at(s, RATE)}/s from ${SOURCE_IPS} and holds them ` +
     `${at(s, HOLD_S)} s; the server's whole process tree is sampled from /proc every 0.5 s. Per-connection cost = ` +
-    '(RSS while all are held, the median of those samples, − baseline before the swarm) ÷ connections held, for the server\'s RSS and, separately, ' +
+    '(RSS while all are held, the median of those samples, − baseline once the idle server\'s RSS holds still) ÷ connections held, for the server\'s RSS and, separately, ' +
     'for the kernel stacks (/proc/meminfo) and the server\'s page tables (VmPTE): memory a thread costs outside any RSS. ' +
     'The teardown is left out: closing sockets makes garbage, not connections.',
   seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 3),
   async run(ctx) {
     if (ctx.scale === 'max') return runMaxHold(ctx);
-    await sleep(500);
     const pid = ctx.server.pid;
-    const baseRss = ctx.sampler.last('rssBytes');
-    const baseThreads = ctx.sampler.last('threads');
+    const { rssBytes: baseRss, threads: baseThreads } = await settled(pid);
     const baseKernel = kernelThreadBytes(pid);
     const kernel: [number, number][] = [];
     const kernelWatch = setInterval(() => {

@@ -6,6 +6,8 @@ import { at, SOURCE_IPS, sleep, type CellContext, type Figures, type Scale, type
 const ATTACKERS = { quick: 600, default: 2000, full: 2000 } as const;
 const HEALTHY = { quick: 50, default: 200, full: 200 } as const;
 /** The slowloris phase's hold, counted from when the healthy clients have joined (1 s after the attackers). */
+/** After the slowloris swarm, how long the probe may take to see the service back (it probes every 0.5 s). */
+const RECOVERY_GRACE_MS = 2000;
 const ATTACK_HOLD_S = { quick: 3, default: 8, full: 12 } as const;
 const READERS = { quick: 100, default: 200, full: 1000 } as const;
 const READ_HOLD_S = { quick: 3, default: 3, full: 8 } as const;
@@ -73,7 +75,7 @@ export const slowClientDos: Scenario = {
     `(\`--max-backpressure\` 1 MiB). Slowloris: ${at(s, ATTACKERS)} attackers dribble their upgrade request 4 bytes a second and never finish it; ` +
     `1 s in, ${at(s, HEALTHY)} healthy clients connect (giving up after ${HEALTHY_PATIENCE_S} s) and send \`echo 16\` every 200 ms for ${at(s, ATTACK_HOLD_S)} s. ` +
     `Slow readers: ${at(s, READERS)} clients ask for \`fill ${FILL}\` every ${READ_INTERVAL_MS} ms and never read, ${at(s, HEALTHY) / 2} healthy clients alongside, ${at(s, READ_HOLD_S)} s. ` +
-    'A probe opens a fresh connection every 0.5 s and needs its echo within 1 s ("service available", as slowhttptest charts it). ' +
+    'A probe opens a fresh connection every 0.5 s and needs its echo within 1 s ("service available", as slowhttptest charts it), watched up to 2 s past the attack for the service to come back. ' +
     '`--no-defenses` variants run only the phase they demonstrate' + (s === 'quick' ? '; quick runs slowloris only. ' : s === 'full' ? '. ' : '; below full, the pool runs slowloris only. ') + 'Threads are the server process tree\'s, from /proc.',
   seconds: (s) => at(s, ATTACK_HOLD_S) + (s === 'quick' ? 0 : at(s, READ_HOLD_S) + 3) + 4,
   async run(ctx) {
@@ -101,6 +103,8 @@ async function slowloris(ctx: CellContext): Promise<Figures> {
     '--mix', `slowloris:${at(s, ATTACKERS)},chatty:${at(s, HEALTHY)}@1s`, '--rate', '4000', '--hold', `${at(s, ATTACK_HOLD_S)}s`,
     '--command', 'echo 16', '--interval', '200ms', '--handshake-timeout', `${HEALTHY_PATIENCE_S}s`, '--source-ips', SOURCE_IPS,
   ]));
+  // The attack can end the moment the server cuts the last attacker: give the probe a moment to see the service back.
+  await ctx.sampler.untilAvailable(RECOVERY_GRACE_MS);
   const to = ctx.sampler.elapsedSec();
   const healthy = group(summary.profiles, 'chatty');
   const attack = group(summary.profiles, 'slowloris');
