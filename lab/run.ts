@@ -212,5 +212,6 @@ async function profileCell(tool: ProfileTool, scenario: Scenario, design: LabDes
 /** The line of a child's stderr that says what went wrong: the last error line, else the last line. */
 const lastLine = (text: string): string => {
   const lines = text.trim().split('\n');
-  return (lines.findLast((l) => /\b\w*Error\b|^wslab[^:]*: /.test(l)) ?? lines.at(-1) ?? '').trim().slice(0, 300);
+  // V8's own end (heap out of memory) comes first: its native stack trace follows it and the start banner precedes it
+  return (lines.find((l) => /^FATAL ERROR: /.test(l)) ?? lines.findLast((l) => /\b\w*Error\b|^wslab[^:]*: /.test(l)) ?? lines.at(-1) ?? '').trim().slice(0, 300);
 };
