@@ -18,11 +18,13 @@ describe('wslab lab --scale quick, end to end', () => {
   const seconds = (Date.now() - t0) / 1000;
   const readResults = (): LabResults => JSON.parse(readFileSync(join(out, readdirSync(out)[0], 'results.json'), 'utf8')) as LabResults;
 
-  it('finishes, prints a verdict per claim and the report path', () => {
+  it('finishes, prints a verdict per claim and the report path', (t) => {
     assert.equal(run.status, 0, run.stderr);
     for (const id of CLAIM_IDS) assert.match(run.stdout, new RegExp(`[✔✘?] ${id}: `));
     assert.match(run.stdout, /^report: .*index\.html/m);
-    assert.ok(seconds < 120, `quick took ${seconds} s`);
+    t.diagnostic(`quick took ${seconds.toFixed(1)} s`);
+    // quick is meant to take ≤ 60 s here (58 s measured, README); the bound leaves room for a busier CI machine
+    assert.ok(seconds < 75, `quick took ${seconds} s`);
   });
 
   it('writes index.html, report.md and results.json with every scenario and claim', () => {
