@@ -66,7 +66,9 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   const versions: Record<string, string> = {};
   const byScenario = new Map<string, ScenarioResult>();
   const tmp = await mkdtemp(join(tmpdir(), 'wslab-lab-'));
-  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale, o.max) + 1.5 + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
+  const startsAhead = !o.profile && !o.max;
+  // per cell: a server start (≈0.5 s, most of it hidden when servers start ahead) and a clinic run under --profile
+  const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale, o.max) + (startsAhead ? 0.5 : 1.5) + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
   const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   progress.start(steps.length, eta(0));
   /*
@@ -76,7 +78,7 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
    * priority needs root or CAP_SYS_NICE), starts a fresh server the plain way and stops starting ahead. Not under
    * --profile (clinic runs between cells) or at max (one cell that loads the whole box).
    */
-  let ahead = !o.profile && !o.max;
+  let ahead = startsAhead;
   const start = (i: number, background = false): Promise<ServerProcess> => {
     const { scenario, design } = steps[i];
     // dozens of cluster workers start on two cores: give them a second each; in the background, a whole cell's time

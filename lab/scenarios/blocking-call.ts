@@ -22,7 +22,7 @@ export const blockingCall: Scenario = {
   designs: (all, scale) => all.filter((d) => !d.flags.includes('--pool') && (scale === 'full' || d.model !== 'processes')),
   method: (s) => `${at(s, CLIENTS)} clients send \`echo 16\` every 100 ms (open loop) for ${at(s, HOLD_S)} s; 0.5 s in, ` +
     `one more client starts and sends \`block ${BLOCK_MS}\` once (about 1.5–2 s in), so the block ends inside the others' run. Others' RTT is measured by the swarm from the intended send time.`,
-  seconds: (s) => at(s, HOLD_S) + 3,
+  seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
     const healthy = await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '2000', '--hold', `${at(ctx.scale, HOLD_S)}s`,
       '--profile', 'chatty', '--command', 'echo 16', '--interval', '100ms', '--source-ips', SOURCE_IPS]);

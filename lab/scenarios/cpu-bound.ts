@@ -32,7 +32,7 @@ export const cpuBound: Scenario = {
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu ${UNITS}\` every ${INTERVAL_MS} ms (about twice what the machine can do) for ` +
     `${at(s, HOLD_S)} s; throughput = replies the swarm received ÷ its run time; server CPU from /proc. ` +
     `This machine has ${CORES} cores, shared with the swarm.`,
-  seconds: (s) => at(s, HOLD_S) + 3,
+  seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
     /*
      * Throughput is counted by the swarm (replies received over the run), not by scraping the server: a single

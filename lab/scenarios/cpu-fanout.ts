@@ -22,7 +22,7 @@ export const cpuFanout: Scenario = {
   designs: (all, scale) => all.filter((d) => d.model !== 'processes' && !d.flags.includes('--pool') && (scale === 'full' || d.design !== 'ws' || !all.some((x) => x.design === 'uws'))),
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu 5\` (≈10–25 µs of work) every 100 ms for ${at(s, HOLD_S)} s; ` +
     'context switches of the server process from its wslab_context_switches_total (from /proc), requests from its command counter.',
-  seconds: (s) => at(s, HOLD_S) + 3,
+  seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
     const read = (s: Sample[]) => ({
       requests: sumOf(s, 'wslab_command_duration_seconds_count', { command: 'cpu' }),

@@ -60,7 +60,7 @@ export const idleHold: Scenario = {
     '(RSS while all are held, the median of those samples, − baseline once the idle server\'s RSS holds still) ÷ connections held, for the server\'s RSS and, separately, ' +
     'for the kernel stacks (/proc/meminfo) and the server\'s page tables (VmPTE): memory a thread costs outside any RSS. ' +
     'The teardown is left out: closing sockets makes garbage, not connections.',
-  seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 3),
+  seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 1.5),
   async run(ctx) {
     if (ctx.scale === 'max') return runMaxHold(ctx);
     const pid = ctx.server.pid;

@@ -21,7 +21,7 @@ export const mixedSizes: Scenario = {
   designs: (all) => all.filter((d) => d.model !== 'processes'),
   method: (s) => `${at(s, SMALL)} clients send \`echo 16\` every 100 ms while ${at(s, LARGE)} clients send ` +
     `\`${LARGE_COMMAND}\` every 250 ms, for ${at(s, HOLD_S)} s. RTT of each kind from its own swarm.`,
-  seconds: (s) => at(s, HOLD_S) + 3,
+  seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
     const hold = `${at(ctx.scale, HOLD_S)}s`;
     const [small, large] = await Promise.all([

@@ -26,7 +26,7 @@ export const slowBackend: Scenario = {
   designs: (all, scale) => all.filter((d) => d.model !== 'processes' && (scale === 'full' || d.design !== 'ws' || !all.some((x) => x.design === 'uws'))),
   method: (s) => `${at(s, CLIENTS)} clients each send a request every ${INTERVAL_MS} ms (open loop): \`wait 50\` for ` +
     `${at(s, PHASE_S)} s, then a new swarm at the same rate with \`wait 500\` for ${at(s, PHASE_S)} s. RTT from the swarm.`,
-  seconds: (s) => 2 * at(s, PHASE_S) + 4,
+  seconds: (s) => 2 * at(s, PHASE_S) + 3,
   async run(ctx) {
     const phase = (ms: number) => ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '1000',
       '--hold', `${at(ctx.scale, PHASE_S)}s`, '--profile', 'chatty', '--command', `wait ${ms}`, '--interval', `${INTERVAL_MS}ms`,
