@@ -1,4 +1,5 @@
 import { BLOCK_MS } from './scenarios/blocking-call.js';
+import { RECOVERY_GRACE_MS } from './scenarios/slow-client-dos.js';
 import type { Cell, Claim, ClaimId, Machine, ScenarioResult, Verdict } from './results.js';
 
 /** The seed articles' claims, one sentence each, as the report states them. */
@@ -122,10 +123,11 @@ export function judge(results: readonly ScenarioResult[], machine: Machine): Cla
   if (one === null || atCores === null) claims.push(missing('cpu-bound-processes', 'cpu-bound', 'uws and cluster'));
   else {
     const r = ratio(atCores, one);
+    const threadsRps = rps('threads');
     const knee = plusOne === null ? '' : `; ${machine.cpus + 1} workers: ${plusOne} req/s (${x(ratio(plusOne, atCores))} of ${machine.cpus})`;
     const v: Verdict = r >= 1.4 ? 'confirmed' : r <= 1.1 ? 'refuted' : 'inconclusive';
     claims.push(verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${x(r)})${knee}; ` +
-      `${rps('threads') === null ? '' : `threads ${rps('threads')} req/s; `}the swarm shares the ${machine.cpus} cores`));
+      `${threadsRps === null ? '' : `threads ${threadsRps} req/s; `}the swarm shares the ${machine.cpus} cores`));
   }
 
   if (tMem === null || uMem === null || tThr === null) claims.push(missing('tasks-vs-threads-scale', 'idle-hold', 'threads and uws'));
@@ -166,7 +168,7 @@ function judgeDos(results: readonly ScenarioResult[]): Claim {
     `${pool!.design} accepted ${pct(poolRate)} of the healthy clients arriving during the attack` +
     `; its probe failed for ${pool!.figures.unavailableSec} s` +
     `${pool!.figures.attackersHeldAtEnd === 0 ? ', until the handshake timeout cut every attacker' : ', until the attack ended'}` +
-    `${typeof recovery === 'number' ? ` (service back ${recovery} s into the attack)` : ' and was not back within 2 s of its end'}` +
+    `${typeof recovery === 'number' ? ` (service back ${recovery} s into the attack)` : ` and was not back within ${RECOVERY_GRACE_MS / 1000} s of its end`}` +
     `${nakedPool ? `; without defences ${nakedPool.design.split(' --no')[0]} accepted ${pct(nakedPool.figures.healthyConnectRate)}` : ''}` +
     `${naked ? `; slow readers grew ws --no-defenses by ${naked.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s (with the send cap: ${defended.find((c) => c.design === 'ws')?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`);
 }

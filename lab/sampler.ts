@@ -92,18 +92,16 @@ export class Sampler {
   recoveredAfter(from: number, to = Infinity): number | null {
     let since: number | null = null;
     let failed = false;
-    this.series.available.forEach((v, i) => {
-      const t = this.series.t[i];
-      if (t < from || t > to || v === null) return;
+    for (const [t, v] of this.samples('available', from, to)) {
       if (v === 0) { failed = true; since = null; } else since ??= t;
-    });
+    }
     if (since === null) return null;
     return failed ? +((since as number) - from).toFixed(1) : 0;
   }
 
   /** Seconds within [from, to] whose samples saw the probe fail (sample count × the interval). */
   unavailableSec(from: number, to = Infinity): number {
-    const failed = this.series.available.filter((v, i) => v === 0 && this.series.t[i] >= from && this.series.t[i] <= to).length;
+    const failed = this.samples('available', from, to).filter(([, v]) => v === 0).length;
     return (failed * this.intervalMs) / 1000;
   }
 
@@ -128,14 +126,26 @@ export class Sampler {
     return null;
   }
 
-  /** Max of a series over samples whose time is within [from, to] seconds (all when omitted). */
-  max(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): number | null {
-    let m: number | null = null;
+  /** The [time, value] samples of a series within [from, to] seconds (all when omitted), nulls left out. */
+  samples(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): [number, number][] {
+    const out: [number, number][] = [];
     (this.series[key] ?? []).forEach((v, i) => {
       const t = this.series.t[i];
-      if (v !== null && t >= from && t <= to && (m === null || v > m)) m = v;
+      if (v !== null && t >= from && t <= to) out.push([t, v]);
     });
-    return m;
+    return out;
+  }
+
+  /** Max of a series over samples whose time is within [from, to] seconds (all when omitted). */
+  max(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): number | null {
+    const v = this.samples(key, from, to);
+    return v.length ? Math.max(...v.map(([, x]) => x)) : null;
+  }
+
+  /** Median of a series over [from, to] (the lower middle of an even count), or null. */
+  median(key: keyof Omit<Series, 't'>, from = 0, to = Infinity): number | null {
+    const v = this.samples(key, from, to).map(([, x]) => x).sort((a, b) => a - b);
+    return v.length ? v[(v.length - 1) >> 1] : null;
   }
 
   elapsedSec(): number {

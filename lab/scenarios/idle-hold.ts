@@ -21,12 +21,13 @@ function kernelThreadBytes(pid: number): number {
  */
 async function settled(pid: number): Promise<ReturnType<typeof readTreeStatus>> {
   const until = performance.now() + 3000;
-  const readings = [readTreeStatus(pid)];
+  const last3 = [readTreeStatus(pid)];
   for (;;) {
     await sleep(250);
-    readings.push(readTreeStatus(pid));
-    const [a, b, c] = readings.slice(-3);
-    if ((c && Math.max(a.rssBytes, b.rssBytes, c.rssBytes) - Math.min(a.rssBytes, b.rssBytes, c.rssBytes) < 256 * 1024) || performance.now() > until) return readings.at(-1)!;
+    const now = readTreeStatus(pid);
+    if (last3.push(now) > 3) last3.shift();
+    const rss = last3.map((r) => r.rssBytes);
+    if ((rss.length === 3 && Math.max(...rss) - Math.min(...rss) < 256 * 1024) || performance.now() > until) return now;
   }
 }
 
@@ -76,22 +77,20 @@ export const idleHold: Scenario = {
     clearInterval(kernelWatch);
     // the hold: the samples that scraped the most open connections (the whole run when the scrape gave none)
     const peakOpen = ctx.sampler.max('open', from);
-    const { t, open } = ctx.sampler.series;
-    const heldAt = peakOpen ? t.filter((ti, i) => ti >= from && open[i] === peakOpen) : [];
+    const heldAt = peakOpen ? ctx.sampler.samples('open', from).filter(([, v]) => v === peakOpen).map(([t]) => t) : [];
     const [h0, h1] = heldAt.length ? [heldAt[0] - 0.25, heldAt[heldAt.length - 1] + 0.25] : [from, Infinity];
     // the median of the hold's samples: the last of them may already see the teardown's garbage (the open gauge lags)
-    const heldRss = t.map((ti, i) => (ti >= h0 && ti <= h1 ? ctx.sampler.series.rssBytes[i] : null)).filter((v) => v !== null).sort((a, b) => a - b);
-    const peakRss = heldRss.length ? heldRss[(heldRss.length - 1) >> 1] : null;
+    const heldRss = ctx.sampler.median('rssBytes', h0, h1);
     const peakThreads = ctx.sampler.max('threads', h0, h1);
     const peakKernel = Math.max(baseKernel, ...kernel.filter(([ti]) => ti >= h0 && ti <= h1).map(([, b]) => b));
     const held = summary.heldAtEnd;
     return {
       held,
       failed: summary.failed.total,
-      rssPerConnectionBytes: held && peakRss !== null && baseRss !== null ? Math.round((peakRss - baseRss) / held) : null,
+      rssPerConnectionBytes: held && heldRss !== null ? Math.round((heldRss - baseRss) / held) : null,
       kernelPerConnectionBytes: held ? Math.max(0, Math.round((peakKernel - baseKernel) / held)) : null,
-      threadsPerConnection: held && peakThreads !== null && baseThreads !== null ? +((peakThreads - baseThreads) / held).toFixed(3) : null,
-      peakRssBytes: peakRss,
+      threadsPerConnection: held && peakThreads !== null ? +((peakThreads - baseThreads) / held).toFixed(3) : null,
+      peakRssBytes: heldRss,
       connectRatePerSec: summary.connectRatePerSec,
       peakOpenScraped: peakOpen,
     };

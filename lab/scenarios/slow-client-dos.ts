@@ -6,9 +6,9 @@ import { at, SOURCE_IPS, sleep, type CellContext, type Figures, type Scale, type
 const ATTACKERS = { quick: 600, default: 2000, full: 2000 } as const;
 const HEALTHY = { quick: 50, default: 200, full: 200 } as const;
 /** The slowloris phase's hold, counted from when the healthy clients have joined (1 s after the attackers). */
-/** After the slowloris swarm, how long the probe may take to see the service back (it probes every 0.5 s). */
-const RECOVERY_GRACE_MS = 2000;
 const ATTACK_HOLD_S = { quick: 3, default: 8, full: 12 } as const;
+/** After the slowloris swarm, how long the probe may take to see the service back (it probes every 0.5 s). */
+export const RECOVERY_GRACE_MS = 2000;
 const READERS = { quick: 100, default: 200, full: 1000 } as const;
 const READ_HOLD_S = { quick: 3, default: 3, full: 8 } as const;
 const FILL = 1024 * 1024;
@@ -145,8 +145,7 @@ async function slowReaders(ctx: CellContext): Promise<Figures> {
 
 /** Least-squares slope of the server's RSS over [from, to], MiB/s: ≈0 when a cap holds, the growth rate when not. */
 function rssSlope(ctx: CellContext, from: number, to: number): number | null {
-  const pts = ctx.sampler.series.t.map((t, i) => [t, ctx.sampler.series.rssBytes[i]] as const)
-    .filter((p): p is readonly [number, number] => p[0] >= from && p[0] <= to && p[1] !== null);
+  const pts = ctx.sampler.samples('rssBytes', from, to);
   if (pts.length < 3) return null;
   const mt = pts.reduce((a, p) => a + p[0], 0) / pts.length;
   const mr = pts.reduce((a, p) => a + p[1], 0) / pts.length;
