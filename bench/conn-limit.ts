@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
@@ -21,7 +22,6 @@ const { values } = parseArgs({
     limit: { type: 'string', default: '100' },
   },
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One healthy client: handshake and one echo within 3 s; its time in ms, or undefined when it was not served. */
 async function healthy(url: string): Promise<number | undefined> {

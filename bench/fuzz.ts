@@ -15,6 +15,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import { CLOSE_REASONS } from '../metrics/index.js';
@@ -37,7 +38,6 @@ if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) fail(`--seed: "${a.s
 const inner = flags.includes('--inner') ? flags[flags.indexOf('--inner') + 1] : undefined;
 const dialect = dialectFor(a.design, inner);
 const label = [a.design, ...flags].join(' ');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const server = await spawnServer(a.design, [...flags, '--max-payload', String(maxPayload), '--idle-timeout', '0']);
 const port = Number(new URL(server.url).port);

@@ -2,6 +2,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExposition, sumOf } from '../metrics/exposition.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
@@ -22,7 +23,6 @@ const { values } = parseArgs({
 const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./idle-client.js', import.meta.url));
 const N = Number(values.connections);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function readLine(child: ChildProcess): Promise<Record<string, unknown>> {
   let buf = '';

@@ -54,6 +54,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../cli/errors.js';
 import { onPath } from '../cli/stack.js';
 import { parseSourceIps } from '../cli/swarm.js';
@@ -129,7 +130,6 @@ const { connections: CONNECTIONS, peers: PEERS, hold: HOLD, sourceIps: SOURCE_IP
   rampTimeout: RAMP_TIMEOUT, stall: STALL, deadline: DEADLINE, quietBelow: QUIET_BELOW, quietWait: QUIET_WAIT } = o;
 const CALIBRATE_HOLD = 8;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 // ---- children: every one in its own process group, all killed on any exit -------------------------------------

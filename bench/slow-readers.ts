@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeText, newKey, UpgradeRequest } from '../client/codec.js';
 import { spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
@@ -20,7 +21,6 @@ const { values } = parseArgs({
     hold: { type: 'string', default: '4000' },
   },
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function measure(label: string, defenses: boolean): Promise<Record<string, unknown>> {
   const [design, ...flags] = label.split(' ');

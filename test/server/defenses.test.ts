@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExposition, sumOf, type Sample } from '../../metrics/exposition.js';
 import type { RejectReason } from '../../metrics/index.js';
 import { eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
@@ -18,7 +19,6 @@ import { frame, rawConnect } from '../helpers/raw-client.js';
  */
 
 const LIMIT = 3;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let nextSource = Math.floor(Math.random() * 5000);
 /** A source address no other test uses: 127.0.100.1 onwards, 250 per /24 (a run takes a few dozen). */
 const source = (): string => { const n = nextSource++; return `127.0.${100 + Math.floor(n / 250)}.${1 + (n % 250)}`; };
