@@ -2,10 +2,9 @@ import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { ClinicUnavailableError, clinicBin, PROFILE_TOOLS, type ProfileTool } from '../lab/profile.js';
 import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab/budget.js';
-import { CLAIM_IDS } from '../lab/results.js';
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
-import { SCENARIOS } from '../lab/scenarios/index.js';
+import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from './errors.js';
 import { parseDuration, parseInteger } from './units.js';
@@ -31,7 +30,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   let max: LabOptions['max'];
   if (scale === 'max') {
     if (scenarios.length !== 1 || scenarios[0] !== 'idle-hold') throw new UsageError('--scale max runs idle-hold only: add --scenarios idle-hold');
-    if (designs.length > 0 && !(designs.length === 1 && designs[0] === 'cluster')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
+    if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])!.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
     const holdMs = parseDuration('hold', a.hold ?? MAX_DEFAULTS.hold);

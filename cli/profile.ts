@@ -1,4 +1,6 @@
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
+import { fromArgs, toArgv, type OptionDefs } from '../core/flags.js';
+import { SERVE_OPTIONS } from '../server/options.js';
 import { ClinicUnavailableError, PROFILE_TOOLS, preflight, profile, SWARM_RECIPES, type ProfileOptions, type ProfileTool } from '../lab/profile.js';
 import { SCENARIOS } from '../lab/scenarios/index.js';
 import { DESIGNS } from '../server/registry.js';
@@ -8,8 +10,11 @@ import { parseDuration } from './units.js';
 
 type Raw = Record<string, unknown>;
 
-/** The flags serverFlags() declares, by name. */
-const SERVER_FLAGS = ['max-payload', 'idle-timeout', 'max-backpressure', 'handshake-timeout', 'max-conns-per-ip', 'defenses', 'pool', 'thread-stack', 'queue-limit', 'workers', 'inner'] as const;
+/** The flags the user gave whose value is not the default, as argv, by the definitions `defs`. */
+function givenFlags(defs: OptionDefs<Record<string, unknown>>, a: Raw, values: Record<string, unknown>): string[] {
+  const keys = Object.keys(defs).filter((k) => a[defs[k].flag] !== undefined && values[k] !== defs[k].default);
+  return toArgv(defs, Object.fromEntries(keys.map((k) => [k, values[k]])));
+}
 
 /**
  * Checks the profile flags once (server flags through serveOptions, as `serve` does) into the options profile()
@@ -22,14 +27,15 @@ export function profileOptions(a: Raw): ProfileOptions {
   if (!(PROFILE_TOOLS as readonly string[]).includes(tool)) throw new UsageError(`--tool: "${tool}" is not one of ${PROFILE_TOOLS.join(', ')}`);
   const scenario = String(a.scenario);
   if (!SCENARIOS.has(scenario) || !SWARM_RECIPES[scenario]) throw new UsageError(`--scenario: unknown scenario "${scenario}" (known: ${[...SCENARIOS.keys()].join(', ')})`);
-  serveOptions(a); // every server flag checked exactly as `wslab serve` checks it, design included
+  const o = serveOptions(a); // every server flag checked exactly as `wslab serve` checks it, design included
   const durationMs = parseDuration('duration', a.duration ?? '5s');
   if (durationMs < 2000 || durationMs > 600_000) throw new UsageError('--duration: must be from 2s to 10m');
-  const defaults = serverFlags(yargs([])).parseSync() as Raw;
-  const given = SERVER_FLAGS.filter((f) => a[f] !== undefined && String(a[f]) !== String(defaults[f]));
+  // the common limits as given (not zeroed by --no-defenses: the profiled server applies that itself)
+  const common = givenFlags(SERVE_OPTIONS as OptionDefs<Record<string, unknown>>, a, { ...o, ...fromArgs(SERVE_OPTIONS, a) });
+  const own = givenFlags(DESIGNS.get(o.design)!.flags as OptionDefs<Record<string, unknown>>, a, o.own);
   return Object.freeze({
     tool: tool as ProfileTool, design: String(a.design), scenario, durationMs, out: String(a.out ?? 'profiles'),
-    serverFlags: given.flatMap((f) => [`--${f}`, String(a[f])]),
+    serverFlags: [...own, ...common],
   });
 }
 

@@ -1,35 +1,87 @@
 import { availableParallelism } from 'node:os';
+import { fromArgv, toArgv } from '../core/flags.js';
+import { ownDefaults, type Design, type Model, type Traits } from '../server/design.js';
+import { SERVE_OPTIONS, type CommonServeOptions, type OwnOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
 
-/** A server design as the lab runs it: a registered design plus the flags of one variant. */
+/** What the lab knows of a variant, for scenarios choosing designs and for the verdicts (kept in results.json). */
+export interface VariantTraits extends Traits {
+  /** The design stands for its model where a scenario runs one design per model (Design.representative). */
+  readonly representative: boolean;
+  /** false for a `--no-defenses` variant. */
+  readonly defenses: boolean;
+}
+
+/** A server design as the lab runs it: a registered design plus the options of one variant, and their argv. */
 export interface LabDesign {
   readonly label: string;
   readonly design: string;
+  /** The variant's own options (only those it sets) and common ones (e.g. `defenses: false`). */
+  readonly own: Partial<OwnOptions>;
+  readonly common: Partial<CommonServeOptions>;
+  /** `wslab serve` argv for the variant, built from the options above by their definitions. */
   readonly flags: readonly string[];
-  readonly model: 'loop' | 'threads' | 'processes';
+  readonly model: Model;
+  readonly traits: VariantTraits;
 }
 
 export const CORES = availableParallelism();
 
-/** Pool size of the bounded thread variant: fixed workers, as a prefork/sync-worker server runs them. */
-export const POOL_SIZE = 64;
 /** Pool size in the slow-client DoS scenario: the 256 workers of the seed claim (a typical prefork MaxRequestWorkers). */
 export const POOL_SIZE_DOS = 256;
 
-/**
- * The variants the lab compares by default. A registered design with no entry here runs with its defaults, so a
- * new design joins the lab by joining the registry.
- */
-const VARIANTS: Record<string, readonly (readonly string[])[]> = {
-  threads: [[], ['--pool', String(POOL_SIZE)]],
-  cluster: [['--workers', String(CORES), '--inner', 'uws']],
-};
-
-export function variant(design: string, flags: readonly string[] = []): LabDesign {
-  const d = DESIGNS.get(design);
-  if (!d) throw new Error(`unknown design ${design}`);
-  return { label: [design, ...flags.filter((f) => f !== '--inner' && f !== 'uws')].join(' '), design, flags, model: d.model };
+/** The variant of `design` with `own` and `common` options; labelled as a user would type it (`threads --pool 64`). */
+export function variant(design: Design | string, own: Partial<OwnOptions> = {}, common: Partial<CommonServeOptions> = {}): LabDesign {
+  const d = typeof design === 'string' ? DESIGNS.get(design) : design;
+  if (!d) throw new Error(`unknown design ${String(design)}`);
+  const ownFlags = toArgv(d.flags, own);
+  const commonFlags = toArgv(SERVE_OPTIONS, common);
+  const labelled = Object.fromEntries(Object.entries(own).filter(([k]) => !d.labelFlags || d.labelFlags.includes(k)));
+  const traits = d.traits({ ...ownDefaults(d), ...own } as OwnOptions);
+  return {
+    label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
+    flags: [...ownFlags, ...commonFlags], model: traits.model,
+    traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false },
+  };
 }
 
-export const LAB_DESIGNS: readonly LabDesign[] = [...DESIGNS.keys()].flatMap((name) =>
-  (VARIANTS[name] ?? [[]]).map((flags) => variant(name, flags)));
+/** The variant `wslab serve --design <design> ...flags` runs, read back by the options' own definitions. */
+export function variantOf(design: string, flags: readonly string[]): LabDesign {
+  const d = DESIGNS.get(design);
+  if (!d) throw new Error(`unknown design ${design}`);
+  const all = fromArgv({ ...SERVE_OPTIONS, ...d.flags }, flags) as Record<string, unknown>;
+  const pick = (keys: string[]) => Object.fromEntries(Object.entries(all).filter(([k]) => keys.includes(k)));
+  return variant(d, pick(Object.keys(d.flags)) as Partial<OwnOptions>, pick(Object.keys(SERVE_OPTIONS)) as Partial<CommonServeOptions>);
+}
+
+/**
+ * The variants the lab compares by default: each registered design's `labVariants` (one with its defaults when it
+ * declares none), so a new design joins the lab by joining the registry.
+ */
+export const LAB_DESIGNS: readonly LabDesign[] = [...DESIGNS.values()].flatMap((d) => (d.labVariants ?? [{}]).map((own) => variant(d, own)));
+
+/** The variant of the first design of `model` that has a worker-count knob, with `n` workers (a pool, a cluster). */
+export function withWorkers(model: Model, n: number, common: Partial<CommonServeOptions> = {}): LabDesign | undefined {
+  const d = [...DESIGNS.values()].find((x) => x.model === model && x.withWorkers);
+  return d && variant(d, d.withWorkers!(n), common);
+}
+
+/** Predicates scenarios and verdicts choose variants by. */
+export const is = {
+  loop: (d: { traits: VariantTraits }) => d.traits.model === 'loop',
+  /** The loop that stands for all loops (uws); see {@link oneLoop}. */
+  standingLoop: (d: { traits: VariantTraits }) => d.traits.model === 'loop' && d.traits.representative,
+  /** A thread per connection. */
+  threadPerConnection: (d: { traits: VariantTraits }) => d.traits.model === 'threads' && d.traits.workers === null,
+  /** A fixed pool of worker threads. */
+  pool: (d: { traits: VariantTraits }) => d.traits.model === 'threads' && d.traits.workers !== null,
+  processes: (d: { traits: VariantTraits }) => d.traits.model === 'processes',
+  naked: (d: { traits: VariantTraits }) => !d.traits.defenses,
+};
+
+/**
+ * Below `--scale full`, one loop stands for all where a scenario measures what every loop does alike (a timer, an
+ * epoll wake-up): the representative loop when it is among `all`, else every loop given.
+ */
+export const oneLoop = <T extends { traits: VariantTraits }>(all: readonly T[], scale: string): (d: T) => boolean =>
+  (d) => !is.loop(d) || scale === 'full' || !all.some(is.standingLoop) || is.standingLoop(d);

@@ -8,10 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DESIGNS } from '../server/registry.js';
 import { WSLAB } from './processes.js';
-import { scenarioServerFlags, SOURCE_IPS } from './scenario.js';
-import { BLOCK_MS } from './scenarios/blocking-call.js';
+import { variantOf } from './designs.js';
+import { scenarioServerFlags, type SwarmStep } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
-import { LARGE_COMMAND } from './scenarios/mixed-sizes.js';
 
 /*
  * clinic (npm `clinic` 13, an optional dependency) profiles one server design while a swarm drives it. clinic is
@@ -59,41 +58,9 @@ export class ClinicUnavailableError extends Error {
   readonly code = 'WSLAB_CLINIC_UNAVAILABLE';
 }
 
-/** A load step: `wslab swarm --url <server> ...args`, started `atSec` seconds after the server listens. */
-interface SwarmStep { readonly atSec: number; readonly args: readonly string[] }
-
-const hold = (sec: number): string => `${Math.max(0.5, sec).toFixed(1)}s`;
-const chatty = (connections: number, command: string, interval: string, sec: number, spread = true): string[] => [
-  '--connections', String(connections), '--rate', '2000', '--hold', hold(sec), '--profile', 'chatty', '--command', command,
-  '--interval', interval, ...(spread ? ['--source-ips', SOURCE_IPS] : []),
-];
-
-/**
- * One small swarm per lab scenario: the scenario's commands at its quick scale, sized to be profiled for `sec`
- * seconds rather than measured. A scenario without a recipe cannot be profiled (a test checks that all have one).
- */
-export const SWARM_RECIPES: Readonly<Record<string, (sec: number) => readonly SwarmStep[]>> = {
-  'idle-hold': (sec) => [{ atSec: 0, args: ['--connections', '1000', '--rate', '2000', '--hold', hold(sec), '--profile', 'idle', '--source-ips', SOURCE_IPS] }],
-  // As lab/scenarios/blocking-call.ts: others chat while one client, 1 s in, sends one `block` (chatty sends first
-  // at open + interval, and a 1.5 s hold lets exactly one go out).
-  'blocking-call': (sec) => [
-    { atSec: 0, args: chatty(100, 'echo 16', '100ms', sec) },
-    { atSec: 1, args: ['--connections', '1', '--hold', '1500ms', '--profile', 'chatty', '--command', `block ${BLOCK_MS}`, '--interval', '1s'] },
-  ],
-  'slow-backend': (sec) => [
-    { atSec: 0, args: chatty(20, 'wait 50', '200ms', sec / 2) },
-    { atSec: sec / 2, args: chatty(20, 'wait 500', '200ms', sec / 2) },
-  ],
-  'mixed-sizes': (sec) => [
-    { atSec: 0, args: chatty(30, 'echo 16', '100ms', sec) },
-    { atSec: 0, args: chatty(2, LARGE_COMMAND, '250ms', sec, false) },
-  ],
-  'cpu-bound': (sec) => [{ atSec: 0, args: chatty(16, 'cpu 2000', '20ms', sec) }],
-  'cpu-fanout': (sec) => [{ atSec: 0, args: chatty(100, 'cpu 5', '100ms', sec) }],
-  // As lab/scenarios/slow-client-dos.ts (its slowloris phase): attackers first, healthy clients 1 s into the attack.
-  'slow-client-dos': (sec) => [{ atSec: 0, args: ['--mix', 'slowloris:1000,chatty:50@1s', '--rate', '4000', '--hold', hold(Math.max(1, sec - 1)),
-    '--command', 'echo 16', '--interval', '200ms', '--source-ips', SOURCE_IPS] }],
-};
+/** Each scenario's profile load (Scenario.profileLoad), by scenario id. */
+export const SWARM_RECIPES: Readonly<Record<string, (sec: number) => readonly SwarmStep[]>> =
+  Object.fromEntries([...SCENARIOS.values()].map((s) => [s.id, s.profileLoad]));
 
 /** Printed by the load command when every swarm has exited: from then on clinic must stop the server. */
 const LOAD_DONE = 'wslab profile: load done';
@@ -182,7 +149,7 @@ const ANALYSE_MS = 120_000;
 export async function profile(o: ProfileOptions, log: (line: string) => void = () => undefined): Promise<ProfileResult> {
   const { bin, version, caveat } = preflight(o);
   const scenario = SCENARIOS.get(o.scenario);
-  const scenarioFlags = scenario ? scenarioServerFlags(scenario, o.design, o.serverFlags) : [];
+  const scenarioFlags = scenario ? scenarioServerFlags(scenario, variantOf(o.design, o.serverFlags)) : [];
   // A fixed port, not clinic's $PORT: --on-port reports the first server that listens in JS, which for uws and
   // threads (native WebSocket listeners) is /metrics. It fires after the design is up either way.
   const port = await freePort('127.0.0.1');

@@ -2,18 +2,15 @@
  * The lab's results, as written to reports/<timestamp>/results.json (schema `wslab-lab-results/1`, documented in
  * docs/lab-results.md). Every number comes from a sampler scrape of a server's /metrics, /proc, or a swarm summary.
  */
+import type { VariantTraits } from './designs.js';
+
 export const RESULTS_SCHEMA = 'wslab-lab-results/1';
 
 export type Verdict = 'confirmed' | 'refuted' | 'inconclusive';
 
-export const CLAIM_IDS = [
-  'thread-per-connection-memory', 'loop-unlimited-connections', 'slow-client-dos', 'blocking-call',
-  'slow-backend-queueing', 'mixed-sizes', 'context-switch', 'cpu-bound-processes', 'tasks-vs-threads-scale',
-] as const;
-export type ClaimId = (typeof CLAIM_IDS)[number];
-
 export interface Claim {
-  id: ClaimId;
+  /** A claim of lab/claims.ts CLAIM_TEXT; the ids in a run are those of the scenarios that exist (lab/scenarios/index.ts CLAIM_IDS). */
+  id: string;
   /** The seed article's claim, in one sentence. */
   claim: string;
   verdict: Verdict;
@@ -59,6 +56,8 @@ export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */
   design: string;
   status: 'ok' | 'failed' | 'skipped';
+  /** What the variant is (model, fixed workers, defences, …): what the verdicts judge it by, never its name. */
+  traits: VariantTraits;
   /** Why the cell failed or was skipped (a design crashed, the machine ran out of something, addon not built). */
   cause?: string;
   /** Scenario-specific figures, named with their unit (see each scenario's `columns`). */
@@ -72,8 +71,8 @@ export interface Cell {
   profileNote?: string;
 }
 
-export interface Column {
-  key: string;
+export interface Column<K extends string = string> {
+  key: K;
   label: string;
   unit: string;
 }

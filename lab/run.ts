@@ -3,7 +3,7 @@ import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
-import { LAB_DESIGNS, type LabDesign } from './designs.js';
+import { is, LAB_DESIGNS, type LabDesign } from './designs.js';
 import { spawnServer, startSwarm, type ServerProcess, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
@@ -29,8 +29,6 @@ export interface LabOptions {
 /** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
 const PROFILE_SEC = 5;
 
-const QUICK_DESIGNS = ['uws', 'threads', 'cluster'];
-
 export interface PlanStep {
   readonly scenario: Scenario;
   readonly design: LabDesign;
@@ -44,10 +42,10 @@ export interface Progress {
 
 /** Every (scenario, design) cell the options ask for, in run order. */
 export function plan(o: LabOptions): PlanStep[] {
-  // quick keeps one loop (uws), a thread per connection, and cluster where it is the question (cpu-bound).
+  // quick keeps the loop that stands for all, a thread per connection, and processes where they are the question (cpu-bound).
   const quick = o.scale === 'quick' && o.designs.length === 0;
   const available = LAB_DESIGNS.filter((d) => quick
-    ? QUICK_DESIGNS.includes(d.label.split(' ')[0]) && !d.flags.includes('--pool')
+    ? is.standingLoop(d) || is.threadPerConnection(d) || is.processes(d)
     : o.designs.length === 0 || o.designs.includes(d.design));
   return o.scenarios.flatMap((id) => {
     const scenario = SCENARIOS.get(id)!;
@@ -83,7 +81,7 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     const { scenario, design } = steps[i];
     // dozens of cluster workers start on two cores: give them a second each; in the background, a whole cell's time
     const readyMs = o.max ? 15_000 + 1000 * o.max.plan.serverWorkers : background ? 15_000 + cellLimitMs(steps[i - 1].scenario, o.scale) : undefined;
-    const p = spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design.design, design.flags)], readyMs, background ? 19 : 0);
+    const p = spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design)], readyMs, background ? 19 : 0);
     p.catch(() => {}); // the cell that takes it records the failure
     return p;
   };
@@ -132,7 +130,7 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   const results: LabResults = {
     schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),
     durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
-    claims: judge(scenarios, machine),
+    claims: judge([...SCENARIOS.values()], scenarios, machine),
   };
   await mkdir(dir, { recursive: true });
   await writeReport(results, dir);
@@ -145,7 +143,7 @@ const cellLimitMs = (scenario: Scenario, scale: Scale, max?: MaxRun): number => 
 /** `starting`: this cell's server, already spawning; `ready`: called once it is up (or failed to start). */
 async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>,
   starting: Promise<ServerProcess>, ready: () => void, max?: MaxRun): Promise<Cell> {
-  const cell: Cell = { design: design.label, status: 'ok', figures: {}, series: emptySeries() };
+  const cell: Cell = { design: design.label, traits: design.traits, status: 'ok', figures: {}, series: emptySeries() };
   let server: ServerProcess | undefined;
   let sampler: Sampler | undefined;
   const swarms: SwarmRun[] = [];

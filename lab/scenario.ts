@@ -1,11 +1,15 @@
-import type { ServerProcess, SwarmRun, SwarmSummary } from './processes.js';
-import type { Column, ClaimId } from './results.js';
-import type { LabDesign } from './designs.js';
-import type { Sampler } from './sampler.js';
+import { toArgv } from '../core/flags.js';
+import { SERVE_OPTIONS, type CommonServeOptions } from '../server/options.js';
+import type { ClaimId, JudgedCell } from './claims.js';
 import type { HoldPlan } from './budget.js';
+import type { LabDesign } from './designs.js';
+import type { ServerProcess, SwarmRun, SwarmSummary } from './processes.js';
+import type { Claim, Column, Machine } from './results.js';
+import type { Sampler } from './sampler.js';
 
 /** `max` is idle-hold's alone: as many connections as the box holds (lab/budget.ts plans and budgets it). */
 export type Scale = 'quick' | 'default' | 'full' | 'max';
+/** A scenario's figures, by name; null = not measured. Each scenario declares its own as a type. */
 export type Figures = Record<string, number | null>;
 
 /** What a scenario gets for one design: a running server, its sampler, and a way to start swarms against it. */
@@ -24,28 +28,42 @@ export interface CellContext {
   finish(run: SwarmRun): Promise<SwarmSummary>;
 }
 
+/** A load step of `wslab profile`: `wslab swarm --url <server> ...args`, started `atSec` seconds after the server listens. */
+export interface SwarmStep { readonly atSec: number; readonly args: readonly string[] }
+
 /**
- * One experiment of the lab: data (what it runs at each scale, which designs, which claims it informs) plus a small
- * runner that drives one design and returns its figures. The lab starts and stops the server around `run`.
+ * One experiment of the lab, in one file: data (what it runs at each scale, which designs, which claims it informs,
+ * its figures with their types), a runner that drives one design and returns those figures, the judge of its
+ * claims, and the load `wslab profile` plays for it. The lab starts and stops the server around `run`.
  */
-export interface Scenario {
+export interface Scenario<F extends Figures = Figures> {
   readonly id: string;
   readonly title: string;
   readonly question: string;
   readonly claims: readonly ClaimId[];
-  readonly columns: readonly Column[];
+  readonly columns: readonly Column<keyof F & string>[];
   /** Columns at a scale whose figures differ (idle-hold at `max`); `columns` when absent. */
   columnsAt?(scale: Scale): readonly Column[];
-  /** Server flags the scenario needs (e.g. no idle timeout while holding): the same for every design, or by design and its flags. */
-  readonly serverFlags?: readonly string[] | ((design: string, flags: readonly string[]) => readonly string[]);
+  /** Server options the scenario needs (e.g. no idle timeout while holding): the same for every variant, or by variant. */
+  readonly serverOptions?: Partial<CommonServeOptions> | ((d: LabDesign) => Partial<CommonServeOptions>);
   /** The variants this scenario compares, chosen from the lab's designs (it may add its own, e.g. worker counts). */
   designs(available: readonly LabDesign[], scale: Scale, max?: MaxRun): LabDesign[];
   /** What it ran at this scale, in one paragraph for the report. */
   method(scale: Scale, max?: MaxRun): string;
   /** Rough seconds per design at this scale, for the ETA. */
   seconds(scale: Scale, max?: MaxRun): number;
-  run(ctx: CellContext): Promise<Figures>;
+  run(ctx: CellContext): Promise<F>;
+  /**
+   * A verdict on each claim in `claims`, from this scenario's cells that ran (none when it did not run: every claim
+   * is then inconclusive, saying what is missing). Only measured figures count.
+   */
+  judge(cells: readonly JudgedCell<F>[], machine: Machine): Claim[];
+  /** The scenario's load at its quick scale, sized to be profiled for `sec` seconds rather than measured. */
+  profileLoad(sec: number): readonly SwarmStep[];
 }
+
+/** Declares a scenario with its figures typed, and erases them for the index. */
+export const defineScenario = <F extends Figures>(s: Scenario<F>): Scenario => s as unknown as Scenario;
 
 /** What `--scale max` runs: the plan lab/budget.ts made and checked against the box, and how long to hold. */
 export interface MaxRun {
@@ -59,6 +77,17 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const at = <T>(scale: Scale, values: Record<Exclude<Scale, 'max'>, T> & { max?: T }): T =>
   (scale === 'max' ? values.max ?? values.full : values[scale]);
 
-/** The flags `scenario` adds to `wslab serve --design <design>`. */
-export const scenarioServerFlags = (scenario: Scenario, design: string, flags: readonly string[] = []): readonly string[] =>
-  typeof scenario.serverFlags === 'function' ? scenario.serverFlags(design, flags) : scenario.serverFlags ?? [];
+/** The server options `scenario` adds for the variant `design`. */
+export const scenarioServerOptions = (scenario: Scenario, design: LabDesign): Partial<CommonServeOptions> =>
+  typeof scenario.serverOptions === 'function' ? scenario.serverOptions(design) : scenario.serverOptions ?? {};
+
+/** The `wslab serve` flags `scenario` adds for the variant `design`, built by the options' own definitions. */
+export const scenarioServerFlags = (scenario: Scenario, design: LabDesign): string[] => toArgv(SERVE_OPTIONS, scenarioServerOptions(scenario, design));
+
+/** A profile hold: never under half a second. */
+export const profileHold = (sec: number): string => `${Math.max(0.5, sec).toFixed(1)}s`;
+/** A chatty profile swarm: `connections` clients sending `command` every `interval` for `sec` seconds. */
+export const chattyLoad = (connections: number, command: string, interval: string, sec: number, spread = true): string[] => [
+  '--connections', String(connections), '--rate', '2000', '--hold', profileHold(sec), '--profile', 'chatty', '--command', command,
+  '--interval', interval, ...(spread ? ['--source-ips', SOURCE_IPS] : []),
+];

@@ -1,10 +1,15 @@
+import { isIP } from 'node:net';
+import { UsageError } from '../cli/errors.js';
+import { parseDuration, parseInteger, parseSize } from '../cli/units.js';
+import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
+
 /**
- * `wslab serve` options: defaults in one frozen object, checked once at the CLI edge (cli/serve.ts) and passed
- * inward as a frozen {@link ServeOptions}. Inner modules never read argv or env.
+ * `wslab serve` options every design takes: defaults in one frozen object, checked once at the CLI edge
+ * (cli/serve.ts) and passed inward as a frozen {@link ServeOptions}. Inner modules never read argv or env. A
+ * design's own knobs (threads' --pool, cluster's --workers) are declared in its folder (server/designs/<name>/) and
+ * ride in {@link ServeOptions.own}.
  */
-export interface ServeOptions {
-  /** Design name from the registry (server/registry.ts). */
-  readonly design: string;
+export interface CommonServeOptions {
   /** Address the WebSocket listener binds. Default `127.0.0.1`. */
   readonly host: string;
   /** Port of the WebSocket listener; 0 picks a free one. Default 8080. */
@@ -27,7 +32,7 @@ export interface ServeOptions {
    * (--no-defenses: ws and uws then buffer without bound, a threads connection blocks in send). Default 1 MiB.
    */
   readonly maxBackpressure: number;
-  /** Time a client has to complete the HTTP upgrade, ms. 0 = never (--no-defenses; not on uws). Default 10 s. */
+  /** Time a client has to complete the HTTP upgrade, ms. 0 = never (--no-defenses; not where the design fixes it). Default 10 s. */
   readonly handshakeTimeoutMs: number;
   /**
    * Connections one source address may hold at once; the next is refused with HTTP 429 (`conn_limit`). 0 = no
@@ -35,33 +40,48 @@ export interface ServeOptions {
    * lab's scenarios rely on that. Cluster: per worker process (docs/defenses.md).
    */
   readonly maxConnsPerIp: number;
-  /** threads: 0 = one thread per connection; N = fixed pool of N workers with an accept queue. Default 0. */
-  readonly pool: number;
-  /** threads: stack size of each connection thread, bytes. Default 256 KiB. */
-  readonly threadStack: number;
-  /** threads with a pool: connections that may wait in the accept queue before new ones are refused. Default 4096. */
-  readonly queueLimit: number;
-  /** cluster: worker processes. Default: the number of CPUs. */
-  readonly workers: number;
-  /** cluster: the single-loop design each worker runs. Default `uws`. */
-  readonly inner: string;
 }
 
-export const SERVE_DEFAULTS: ServeOptions = Object.freeze({
-  design: 'ws',
-  host: '127.0.0.1',
-  port: 8080,
-  metricsHost: '127.0.0.1',
-  metricsPort: 9464,
-  defenses: true,
-  maxPayload: 1024 * 1024,
-  idleTimeoutMs: 120_000,
-  maxBackpressure: 1024 * 1024,
-  handshakeTimeoutMs: 10_000,
-  maxConnsPerIp: 0,
-  pool: 0,
-  threadStack: 256 * 1024,
-  queueLimit: 4096,
-  workers: 0,
-  inner: 'uws',
+/** Options of a design's own flags, as its folder declares and checks them. */
+export type OwnOptions = Readonly<Record<string, string | number | boolean>>;
+
+export interface ServeOptions extends CommonServeOptions {
+  /** Design name from the registry (server/registry.ts). */
+  readonly design: string;
+  /** The design's own options, parsed and checked by its own definitions (`Design.flags`). */
+  readonly own: OwnOptions;
+}
+
+const host = (flag: string, dflt: string): OptionDef<string> => option({
+  flag, type: 'string', default: dflt, describe: flag === 'host' ? 'address to listen on' : 'address of the /metrics endpoint',
+  parse: (raw) => {
+    const h = String(raw);
+    if (!isIP(h) && h !== 'localhost') throw new UsageError(`--${flag}: "${h}" is not an IP address`);
+    return h;
+  },
 });
+const size = (flag: string, dflt: number, text: string, describe: string): OptionDef<number> =>
+  option({ flag, type: 'string', default: dflt, defaultDescription: `"${text}"`, describe, parse: (raw) => parseSize(flag, raw) });
+const duration = (flag: string, dflt: number, text: string, describe: string): OptionDef<number> =>
+  option({ flag, type: 'string', default: dflt, defaultDescription: `"${text}"`, describe, parse: (raw) => parseDuration(flag, raw), format: (ms) => (ms ? `${ms}ms` : '0') });
+
+/** Every common option, once: the CLI's flags, their checks, and the argv the lab builds. */
+export const SERVE_OPTIONS: OptionDefs<CommonServeOptions> = Object.freeze({
+  host: host('host', '127.0.0.1'),
+  port: option({ flag: 'port', type: 'number', default: 8080, describe: 'WebSocket port (0 = any free port)', parse: (raw) => parseInteger('port', raw, 0, 65535) }),
+  metricsHost: host('metrics-host', '127.0.0.1'),
+  metricsPort: option({ flag: 'metrics-port', type: 'number', default: 9464, describe: '/metrics port (0 = any free port)', parse: (raw) => parseInteger('metrics-port', raw, 0, 65535) }),
+  defenses: option({ flag: 'defenses', type: 'boolean', default: true, describe: 'limits on; --no-defenses runs the design naked (no handshake timeout, max payload, idle timeout, send cap, per-IP limit)', parse: (raw) => raw !== false }),
+  maxPayload: size('max-payload', 1024 * 1024, '1MiB', 'largest client message; larger closes with 1009'),
+  idleTimeoutMs: duration('idle-timeout', 120_000, '120s', 'close after this long without a frame from the client (ping sent at half); 0 = never'),
+  maxBackpressure: size('max-backpressure', 1024 * 1024, '1MiB', 'unsent bytes per connection before it is dropped as a slow reader'),
+  handshakeTimeoutMs: duration('handshake-timeout', 10_000, '10s', 'time a client has to complete the HTTP upgrade'),
+  maxConnsPerIp: option({ flag: 'max-conns-per-ip', type: 'string', default: 0, defaultDescription: '0 (no limit: the swarm opens ~19.5k from 127.0.0.1)', describe: 'connections one source address may hold; the next gets HTTP 429 (cluster: per worker)', parse: (raw) => parseInteger('max-conns-per-ip', raw, 0, 1_000_000) }),
+});
+
+/** The defaults of every common option, from their definitions. */
+export const SERVE_DEFAULTS: CommonServeOptions = Object.freeze(Object.fromEntries(
+  Object.entries<OptionDef<unknown>>(SERVE_OPTIONS).map(([k, d]) => [k, d.default])) as unknown as CommonServeOptions);
+
+/** The design `wslab serve` runs when none is given. */
+export const DEFAULT_DESIGN = 'ws';

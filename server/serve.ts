@@ -46,7 +46,6 @@ export async function startServer(o: ServeOptions): Promise<Running> {
   };
 }
 
-const uwsInside = (o: ServeOptions): boolean => o.design === 'uws' || (o.design === 'cluster' && o.inner === 'uws');
 const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
 /** `wslab serve`: start, print the ready line, and shut down cleanly (1001 to every client, exit 0) on a signal. */
@@ -71,12 +70,13 @@ export async function serve(o: ServeOptions): Promise<void> {
   process.on('SIGTERM', stop);
   running = await startServer(o);
   const fdLimit = openFilesLimit();
+  const fixed = DESIGNS.get(o.design)!.traits(o.own).fixedHandshakeTimeout;
   process.stdout.write(`${JSON.stringify({
     event: 'listening', design: o.design, url: running.url, metrics: running.metricsUrl, pid: process.pid,
     version: running.handle.version, fdLimit, defenses: o.defenses, maxConnsPerIp: o.maxConnsPerIp,
   })}\n`);
   process.stderr.write(`wslab serve: ${o.design} (${running.handle.version}) on ${running.url}, metrics ${running.metricsUrl}; ` +
     `open-files limit ${fdLimit} (≈ the most connections this process can hold)` +
-    `${o.defenses ? '' : `; --no-defenses: no handshake timeout${uwsInside(o) ? ' (but uws keeps its fixed 10 s)' : ''}, max payload, idle timeout, send cap or per-IP limit`}\n`);
+    `${o.defenses ? '' : `; --no-defenses: no handshake timeout${fixed ? ` (but ${fixed.by} keeps its fixed ${fixed.ms / 1000} s)` : ''}, max payload, idle timeout, send cap or per-IP limit`}\n`);
   if (signalled) shutdown(running, signalled);
 }

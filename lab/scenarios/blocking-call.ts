@@ -1,16 +1,24 @@
-import { at, SOURCE_IPS, sleep, type Scenario } from '../scenario.js';
+import { figure, missing, ms, verdict, type JudgedCell } from '../claims.js';
+import { is } from '../designs.js';
+import type { Claim, Verdict } from '../results.js';
+import { at, chattyLoad, defineScenario, SOURCE_IPS, sleep } from '../scenario.js';
 
 const CLIENTS = { quick: 100, default: 500, full: 1000 } as const;
 const HOLD_S = { quick: 4, default: 8, full: 10 } as const;
 export const BLOCK_MS = 2000;
 
 /** The time.sleep() mistake: one client's blocking call, everyone else's latency. */
-export const blockingCall: Scenario = {
+type BlockFigures = {
+  healthyRttP50Ms: number | null; healthyRttP99Ms: number | null; healthyRttMaxMs: number | null; blockRttMs: number | null;
+  loopDelayMaxMs: number | null; healthyReplies: number | null;
+};
+
+export const blockingCall = defineScenario<BlockFigures>({
   id: 'blocking-call',
   title: 'One blocking call',
   question: 'Does one blocking call stall every client (loop) or only its own (threads)?',
   claims: ['blocking-call'],
-  serverFlags: ['--idle-timeout', '0'],
+  serverOptions: { idleTimeoutMs: 0 },
   columns: [
     { key: 'healthyRttP50Ms', label: 'others: RTT p50', unit: 'ms' },
     { key: 'healthyRttP99Ms', label: 'others: RTT p99', unit: 'ms' },
@@ -19,7 +27,7 @@ export const blockingCall: Scenario = {
     { key: 'loopDelayMaxMs', label: 'event-loop delay max', unit: 'ms' },
   ],
   // cluster only at full: each of its workers is a loop that stalls the same way; cpu-bound is where it is the question.
-  designs: (all, scale) => all.filter((d) => !d.flags.includes('--pool') && (scale === 'full' || d.model !== 'processes')),
+  designs: (all, scale) => all.filter((d) => !is.pool(d) && (scale === 'full' || !is.processes(d))),
   method: (s) => `${at(s, CLIENTS)} clients send \`echo 16\` every 100 ms (open loop) for ${at(s, HOLD_S)} s; 0.5 s in, ` +
     `one more client starts and sends \`block ${BLOCK_MS}\` once (about 1.5–2 s in), so the block ends inside the others' run. Others' RTT is measured by the swarm from the intended send time.`,
   seconds: (s) => at(s, HOLD_S) + 1.5,
@@ -38,4 +46,22 @@ export const blockingCall: Scenario = {
       healthyReplies: h.messages.received,
     };
   },
-};
+  judge,
+  // As run() above: others chat while one client, 1 s in, sends one `block` (chatty sends first at open + interval,
+  // and a 1.5 s hold lets exactly one go out).
+  profileLoad: (sec) => [
+    { atSec: 0, args: chattyLoad(100, 'echo 16', '100ms', sec) },
+    { atSec: 1, args: ['--connections', '1', '--hold', '1500ms', '--profile', 'chatty', '--command', `block ${BLOCK_MS}`, '--interval', '1s'] },
+  ],
+});
+
+/** Confirmed when every loop's other clients waited ≥ 80 % of the block at p99 while threads stayed under 25 % of it. */
+function judge(cells: readonly JudgedCell<BlockFigures>[]): Claim[] {
+  const loops = cells.filter(is.loop);
+  const thrP99 = figure(cells, is.threadPerConnection, 'healthyRttP99Ms');
+  if (figure(loops, () => true, 'healthyRttP99Ms') === null || thrP99 === null) return [missing('blocking-call', 'blocking-call', 'loop and threads')];
+  const stalled = loops.every((c) => (c.figures.healthyRttP99Ms ?? 0) >= 0.8 * BLOCK_MS);
+  const v: Verdict = stalled && thrP99 < 0.25 * BLOCK_MS ? 'confirmed' : !stalled ? 'refuted' : 'inconclusive';
+  return [verdict('blocking-call', v, `during one \`block ${BLOCK_MS}\`: others' RTT p99 ${loops.map((c) => `${c.design} ${ms(c.figures.healthyRttP99Ms ?? NaN)}`).join(', ')}; ` +
+    `${cells.find(is.threadPerConnection)!.design} ${ms(thrP99)}`)];
+}

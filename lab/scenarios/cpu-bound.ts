@@ -1,6 +1,8 @@
-import { CORES, variant } from '../designs.js';
+import { figure, missing, ratio, times, verdict, type JudgedCell } from '../claims.js';
+import { CORES, is, withWorkers, type LabDesign } from '../designs.js';
+import type { Claim, Machine, Verdict } from '../results.js';
 import { treeCpuSeconds } from '../sampler.js';
-import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
+import { at, chattyLoad, defineScenario, SOURCE_IPS } from '../scenario.js';
 
 const CLIENTS = { quick: 16, default: 32, full: 64 } as const;
 const HOLD_S = { quick: 2, default: 4, full: 10 } as const;
@@ -12,12 +14,14 @@ const INTERVAL_MS = 40;
 const UNITS = 2000;
 
 /** CPU-bound work: one loop vs one loop per process (1, cores, cores + 1) vs native threads. */
-export const cpuBound: Scenario = {
+type CpuFigures = { requestsPerSec: number | null; serverCpuCores: number | null; rttP50Ms: number | null };
+
+export const cpuBound = defineScenario<CpuFigures>({
   id: 'cpu-bound',
   title: 'CPU-bound work',
   question: 'Does CPU-bound work want processes, with about cores (+1) workers as the knee?',
   claims: ['cpu-bound-processes'],
-  serverFlags: ['--idle-timeout', '0'],
+  serverOptions: { idleTimeoutMs: 0 },
   columns: [
     { key: 'requestsPerSec', label: `cpu ${UNITS} done`, unit: 'req/s' },
     { key: 'serverCpuCores', label: 'server CPU', unit: 'cores' },
@@ -25,9 +29,9 @@ export const cpuBound: Scenario = {
   ],
   // quick: one loop against cores worker processes, the claim itself; threads join from default on.
   designs: (all, scale) => [
-    ...all.filter((d) => d.design === 'uws' || (scale !== 'quick' && d.design === 'threads' && d.flags.length === 0)),
-    ...(all.some((d) => d.design === 'cluster')
-      ? (scale === 'quick' ? [CORES] : [1, CORES, CORES + 1]).map((n) => variant('cluster', ['--workers', String(n), '--inner', 'uws'])) : []),
+    ...all.filter((d) => is.standingLoop(d) || (scale !== 'quick' && is.threadPerConnection(d))),
+    ...(all.some(is.processes)
+      ? (scale === 'quick' ? [CORES] : [1, CORES, CORES + 1]).map((n) => withWorkers('processes', n)).filter((d): d is LabDesign => !!d) : []),
   ],
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu ${UNITS}\` every ${INTERVAL_MS} ms (about twice what the machine can do) for ` +
     `${at(s, HOLD_S)} s; throughput = replies the swarm received ÷ its run time; server CPU from /proc. ` +
@@ -48,4 +52,21 @@ export const cpuBound: Scenario = {
       rttP50Ms: summary.rttMs.p50,
     };
   },
-};
+  judge,
+  profileLoad: (sec) => [{ atSec: 0, args: chattyLoad(16, 'cpu 2000', '20ms', sec) }],
+});
+
+/** One loop vs as many worker processes as cores: ×1.4 the throughput confirms; cores + 1 shows the knee. */
+function judge(cells: readonly JudgedCell<CpuFigures>[], machine: Machine): Claim[] {
+  const procs = (n: number) => (c: JudgedCell<CpuFigures>) => is.processes(c) && c.traits.workers === n;
+  const one = figure(cells, is.standingLoop, 'requestsPerSec');
+  const atCores = figure(cells, procs(machine.cpus), 'requestsPerSec');
+  const plusOne = figure(cells, procs(machine.cpus + 1), 'requestsPerSec');
+  if (one === null || atCores === null) return [missing('cpu-bound-processes', 'cpu-bound', 'loop and worker processes')];
+  const r = ratio(atCores, one);
+  const threadsRps = figure(cells, is.threadPerConnection, 'requestsPerSec');
+  const knee = plusOne === null ? '' : `; ${machine.cpus + 1} workers: ${plusOne} req/s (${times(ratio(plusOne, atCores))} of ${machine.cpus})`;
+  const v: Verdict = r >= 1.4 ? 'confirmed' : r <= 1.1 ? 'refuted' : 'inconclusive';
+  return [verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${times(r)})${knee}; ` +
+    `${threadsRps === null ? '' : `threads ${threadsRps} req/s; `}the swarm shares the ${machine.cpus} cores`)];
+}

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { readTreeStatus } from '../../metrics/proc-status.js';
-import { variant } from '../designs.js';
+import { figure, kib, missing, num, ratio, times, verdict, type JudgedCell } from '../claims.js';
+import { is, withWorkers } from '../designs.js';
 import { MAX_COLUMNS, maxMethod, maxSeconds, runMaxHold } from '../hold-max.js';
-import { at, SOURCE_IPS, sleep, type Scenario } from '../scenario.js';
+import type { Claim, Machine, Verdict } from '../results.js';
+import { at, defineScenario, profileHold, SOURCE_IPS, sleep } from '../scenario.js';
 
 /**
  * Kernel memory that grows with threads but is not in any process's RSS: each thread's kernel stack (KernelStack in
@@ -35,27 +37,39 @@ const N = { quick: 1000, default: 10_000, full: 19_000 } as const;
 const RATE = { quick: 4000, default: 5000, full: 5000 } as const;
 const HOLD_S = { quick: 1, default: 2, full: 10 } as const;
 
+type IdleFigures = {
+  held: number | null; failed: number | null; rssPerConnectionBytes: number | null; kernelPerConnectionBytes: number | null;
+  threadsPerConnection: number | null; peakRssBytes: number | null; connectRatePerSec: number | null; peakOpenScraped: number | null;
+};
+
+/** ≈8.2 KB of kernel memory per loopback connection pair (MACHINE.md). */
+const KERNEL_PER_CONNECTION = 8200;
+/** pid_max here: every thread takes a pid (MACHINE.md). */
+const THREAD_CAP = 32_768;
+
+const COLUMNS = [
+  { key: 'held', label: 'held', unit: 'connections' },
+  { key: 'failed', label: 'failed', unit: 'connections' },
+  { key: 'rssPerConnectionBytes', label: 'RSS per connection', unit: 'bytes' },
+  { key: 'kernelPerConnectionBytes', label: 'kernel stacks + page tables per connection', unit: 'bytes' },
+  { key: 'threadsPerConnection', label: 'threads per connection', unit: 'threads' },
+  { key: 'peakRssBytes', label: 'server RSS while held', unit: 'bytes' },
+  { key: 'connectRatePerSec', label: 'open rate', unit: 'conn/s' },
+] as const;
+
 /** Memory and threads per idle connection: the thread-per-connection vs single-loop cost, measured. */
-export const idleHold: Scenario = {
+export const idleHold = defineScenario<IdleFigures>({
   id: 'idle-hold',
   title: 'Idle connections held',
   question: 'What does one idle connection cost in memory and threads, and where does each design stop?',
   claims: ['thread-per-connection-memory', 'loop-unlimited-connections', 'tasks-vs-threads-scale'],
-  serverFlags: ['--idle-timeout', '0'],
-  columns: [
-    { key: 'held', label: 'held', unit: 'connections' },
-    { key: 'failed', label: 'failed', unit: 'connections' },
-    { key: 'rssPerConnectionBytes', label: 'RSS per connection', unit: 'bytes' },
-    { key: 'kernelPerConnectionBytes', label: 'kernel stacks + page tables per connection', unit: 'bytes' },
-    { key: 'threadsPerConnection', label: 'threads per connection', unit: 'threads' },
-    { key: 'peakRssBytes', label: 'server RSS while held', unit: 'bytes' },
-    { key: 'connectRatePerSec', label: 'open rate', unit: 'conn/s' },
-  ],
-  columnsAt: (scale) => (scale === 'max' ? MAX_COLUMNS : idleHold.columns),
+  serverOptions: { idleTimeoutMs: 0 },
+  columns: COLUMNS,
+  columnsAt: (scale) => (scale === 'max' ? MAX_COLUMNS : COLUMNS),
   // quick leaves cluster to cpu-bound, where it is the question; max is one cluster as wide as the plan (lab/hold-max.ts).
   designs: (all, scale, max) => scale === 'max'
-    ? [variant('cluster', ['--workers', String(max?.plan.serverWorkers ?? 1), '--inner', 'uws'])]
-    : all.filter((d) => !d.flags.includes('--pool') && (scale !== 'quick' || d.model !== 'processes')),
+    ? [withWorkers('processes', max?.plan.serverWorkers ?? 1)!]
+    : all.filter((d) => !is.pool(d) && (scale !== 'quick' || !is.processes(d))),
   method: (s, max) => s === 'max' ? maxMethod(max) : `A swarm opens ${at(s, N)} idle connections at ${at(s, RATE)}/s from ${SOURCE_IPS} and holds them ` +
     `${at(s, HOLD_S)} s; the server's whole process tree is sampled from /proc every 0.5 s. Per-connection cost = ` +
     '(RSS while all are held, the median of those samples, − baseline once the idle server\'s RSS holds still) ÷ connections held, for the server\'s RSS and, separately, ' +
@@ -63,7 +77,8 @@ export const idleHold: Scenario = {
     'The teardown is left out: closing sockets makes garbage, not connections.',
   seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 1.5),
   async run(ctx) {
-    if (ctx.scale === 'max') return runMaxHold(ctx);
+    // at max the figures are the hold's own (MAX_COLUMNS), judged by the budget, not by these claims
+    if (ctx.scale === 'max') return runMaxHold(ctx) as unknown as Promise<IdleFigures>;
     const pid = ctx.server.pid;
     const { rssBytes: baseRss, threads: baseThreads } = await settled(pid);
     const baseKernel = kernelThreadBytes(pid);
@@ -95,4 +110,52 @@ export const idleHold: Scenario = {
       peakOpenScraped: peakOpen,
     };
   },
-};
+  judge,
+  profileLoad: (sec) => [{ atSec: 0, args: ['--connections', '1000', '--rate', '2000', '--hold', profileHold(sec), '--profile', 'idle', '--source-ips', SOURCE_IPS] }],
+});
+
+/**
+ * The three claims idle-hold informs, from a thread per connection and the loop that stands for all loops. Memory
+ * per connection = RSS growth + kernel stacks and page tables (a thread's 16 KiB kernel stack is in no RSS).
+ */
+function judge(cells: readonly JudgedCell<IdleFigures>[], machine: Machine): Claim[] {
+  const threads = cells.find(is.threadPerConnection);
+  const loop = cells.find(is.standingLoop);
+  const mem = (c: JudgedCell<IdleFigures> | undefined): number | null => {
+    const rss = num(c?.figures.rssPerConnectionBytes);
+    return rss === null ? null : rss + (num(c?.figures.kernelPerConnectionBytes) ?? 0);
+  };
+  const tMem = mem(threads);
+  const lMem = mem(loop);
+  const tThr = figure(cells, is.threadPerConnection, 'threadsPerConnection');
+  const lThr = figure(cells, is.standingLoop, 'threadsPerConnection');
+  const claims: Claim[] = [];
+
+  if (tMem === null || lMem === null || tThr === null || lThr === null) claims.push(missing('thread-per-connection-memory', 'idle-hold', 'thread-per-connection and loop'));
+  else {
+    const r = ratio(tMem, Math.max(lMem, 1));
+    const v: Verdict = tThr >= 0.9 && r >= 10 ? 'confirmed' : tThr < 0.5 || r < 2 ? 'refuted' : 'inconclusive';
+    claims.push(verdict('thread-per-connection-memory', v, `${threads!.design}: ${kib(tMem)} (RSS + kernel stack and page tables) and ${tThr.toFixed(2)} threads per connection vs ${loop!.design} ${kib(lMem)} and ${lThr.toFixed(3)}: ${times(r)} the memory`));
+  }
+
+  const lHeld = figure(cells, is.standingLoop, 'held');
+  const lFailed = figure(cells, is.standingLoop, 'failed');
+  if (lHeld === null || lMem === null || lFailed === null || lThr === null) claims.push(missing('loop-unlimited-connections', 'idle-hold', 'loop'));
+  else {
+    const byMemory = Math.floor(machine.memoryBytes / Math.max(lMem + KERNEL_PER_CONNECTION, 1));
+    const v: Verdict = lFailed === 0 && lThr < 0.01 ? 'confirmed' : 'inconclusive';
+    claims.push(verdict('loop-unlimited-connections', v, `${loop!.design} held ${lHeld} of ${lHeld + lFailed} with ${lThr.toFixed(3)} threads per connection; ` +
+      `what stops one process is its open-files cap (${machine.fdLimit}), then memory: at ${kib(lMem)} + ≈8 KiB of kernel per connection this machine fits ≈${byMemory.toLocaleString('en')}`));
+  }
+
+  if (tMem === null || lMem === null || tThr === null) claims.push(missing('tasks-vs-threads-scale', 'idle-hold', 'thread-per-connection and loop'));
+  else {
+    const fitsThreads = Math.min(THREAD_CAP, Math.floor(machine.memoryBytes / (tMem + KERNEL_PER_CONNECTION)));
+    const fitsLoop = Math.floor(machine.memoryBytes / (lMem + KERNEL_PER_CONNECTION));
+    const r = ratio(fitsLoop, fitsThreads);
+    claims.push(verdict('tasks-vs-threads-scale', r >= 3 ? 'confirmed' : r <= 1.2 ? 'refuted' : 'inconclusive',
+      `on this machine (${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, pid_max ${THREAD_CAP}): threads fit ≈${fitsThreads.toLocaleString('en')} connections, ` +
+      `${loop!.design} ≈${fitsLoop.toLocaleString('en')} (${times(r)}), from the measured per-connection memory plus ≈8 KiB of kernel each`));
+  }
+  return claims;
+}

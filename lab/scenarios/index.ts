@@ -1,3 +1,4 @@
+import { CLAIM_TEXT, type ClaimId } from '../claims.js';
 import type { Scenario } from '../scenario.js';
 import { blockingCall } from './blocking-call.js';
 import { cpuBound } from './cpu-bound.js';
@@ -11,3 +12,7 @@ import { slowClientDos } from './slow-client-dos.js';
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
   [idleHold, blockingCall, slowBackend, mixedSizes, cpuBound, cpuFanout, slowClientDos].map((s) => [s.id, s]),
 );
+
+/** The claims the scenarios judge, in CLAIM_TEXT order: what a run's verdicts cover. */
+export const CLAIM_IDS: readonly ClaimId[] = (Object.keys(CLAIM_TEXT) as ClaimId[])
+  .filter((id) => [...SCENARIOS.values()].some((s) => s.claims.includes(id)));

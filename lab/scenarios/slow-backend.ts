@@ -1,4 +1,7 @@
-import { at, SOURCE_IPS, type Scenario } from '../scenario.js';
+import { figure, missing, ms, ratio, times, verdict, type JudgedCell } from '../claims.js';
+import { is, oneLoop } from '../designs.js';
+import type { Claim, Verdict } from '../results.js';
+import { at, chattyLoad, defineScenario, SOURCE_IPS } from '../scenario.js';
 
 const CLIENTS = { quick: 20, default: 50, full: 200 } as const;
 const PHASE_S = { quick: 1, default: 4, full: 10 } as const;
@@ -9,12 +12,16 @@ const INTERVAL_MS = 200;
  * pool worker) serves its connection's requests one after another, so at 500 ms per request its queue grows; a
  * loop waits on timers for all of them at once.
  */
-export const slowBackend: Scenario = {
+type SlowBackendFigures = {
+  fastP50Ms: number | null; fastP99Ms: number | null; slowP50Ms: number | null; slowP99Ms: number | null; slowAnsweredRatio: number | null;
+};
+
+export const slowBackend = defineScenario<SlowBackendFigures>({
   id: 'slow-backend',
   title: 'Backend slows from 50 ms to 500 ms',
   question: 'Do fixed workers queue when the backend slows, while a loop just waits longer?',
   claims: ['slow-backend-queueing'],
-  serverFlags: ['--idle-timeout', '0'],
+  serverOptions: { idleTimeoutMs: 0 },
   columns: [
     { key: 'fastP50Ms', label: 'wait 50: RTT p50', unit: 'ms' },
     { key: 'fastP99Ms', label: 'wait 50: RTT p99', unit: 'ms' },
@@ -22,8 +29,8 @@ export const slowBackend: Scenario = {
     { key: 'slowP99Ms', label: 'wait 500: RTT p99', unit: 'ms' },
     { key: 'slowAnsweredRatio', label: 'wait 500: answered', unit: 'ratio' },
   ],
-  // one loop (uws) stands for both below full: a timer-based wait is the same in ws and uws.
-  designs: (all, scale) => all.filter((d) => d.model !== 'processes' && (scale === 'full' || d.design !== 'ws' || !all.some((x) => x.design === 'uws'))),
+  // one loop stands for all below full: a timer-based wait is the same in every loop.
+  designs: (all, scale) => all.filter((d) => !is.processes(d)).filter(oneLoop(all, scale)),
   method: (s) => `${at(s, CLIENTS)} clients each send a request every ${INTERVAL_MS} ms (open loop): \`wait 50\` for ` +
     `${at(s, PHASE_S)} s, then a new swarm at the same rate with \`wait 500\` for ${at(s, PHASE_S)} s. RTT from the swarm.`,
   seconds: (s) => 2 * at(s, PHASE_S) + 3,
@@ -39,4 +46,23 @@ export const slowBackend: Scenario = {
       slowAnsweredRatio: slow.messages.sent ? +(slow.messages.received / slow.messages.sent).toFixed(3) : null,
     };
   },
-};
+  judge,
+  profileLoad: (sec) => [
+    { atSec: 0, args: chattyLoad(20, 'wait 50', '200ms', sec / 2) },
+    { atSec: sec / 2, args: chattyLoad(20, 'wait 500', '200ms', sec / 2) },
+  ],
+});
+
+/** Fixed workers (a pool, else a thread per connection) against the loop that stands for all: p99 at wait 500, ×2 confirms. */
+function judge(cells: readonly JudgedCell<SlowBackendFigures>[]): Claim[] {
+  const workers = figure(cells, is.pool, 'slowP99Ms') !== null ? is.pool : is.threadPerConnection;
+  const loop = figure(cells, is.standingLoop, 'slowP99Ms') !== null ? is.standingLoop : is.loop;
+  const wP99 = figure(cells, workers, 'slowP99Ms');
+  const lP99 = figure(cells, loop, 'slowP99Ms');
+  if (wP99 === null || lP99 === null) return [missing('slow-backend-queueing', 'slow-backend', 'threads and loop')];
+  const r = ratio(wP99, lP99);
+  const v: Verdict = r >= 2 ? 'confirmed' : r <= 1.2 ? 'refuted' : 'inconclusive';
+  const w = cells.find(workers)!.design;
+  return [verdict('slow-backend-queueing', v, `at wait 500: ${w} RTT p99 ${ms(wP99)} vs loop ${ms(lP99)} (${times(r)}); ` +
+    `at wait 50: ${w} ${ms(figure(cells, workers, 'fastP99Ms') ?? NaN)} vs loop ${ms(figure(cells, loop, 'fastP99Ms') ?? NaN)}`)];
+}

@@ -1,7 +1,10 @@
 import { sumOf } from '../../metrics/exposition.js';
-import { POOL_SIZE_DOS, variant, type LabDesign } from '../designs.js';
+import { CONNECTIONS_CLOSED } from '../../metrics/index.js';
+import { missing, ms, pct, verdict, type JudgedCell } from '../claims.js';
+import { is, POOL_SIZE_DOS, variant, withWorkers, type LabDesign } from '../designs.js';
 import type { ProfileSummary } from '../processes.js';
-import { at, SOURCE_IPS, sleep, type CellContext, type Figures, type Scale, type Scenario } from '../scenario.js';
+import type { Claim, Verdict } from '../results.js';
+import { at, defineScenario, profileHold, SOURCE_IPS, sleep, type CellContext, type Scale } from '../scenario.js';
 
 const ATTACKERS = { quick: 600, default: 2000, full: 2000 } as const;
 const HEALTHY = { quick: 50, default: 200, full: 200 } as const;
@@ -26,12 +29,25 @@ const MAX_BACKPRESSURE = 1024 * 1024;
 
 type Phase = 'slowloris' | 'slow-reader';
 
-/** Which phases a variant runs: a naked (`--no-defenses`) variant only the one it demonstrates; quick, slowloris only. */
+type DosFigures = {
+  healthyConnectRate: number | null; healthyServedRate: number | null; healthyRttP99Ms: number | null; unavailableSec: number | null;
+  recoverySec: number | null; attackThreadsMax: number | null; attackersHeldAtEnd: number | null; attackersCutP50Ms: number | null;
+  attackRssMaxBytes: number | null; readerRssGrowthBytes: number | null; readerRssSlopeMiBps: number | null; readersCut: number | null;
+  readerHealthyServedRate: number | null; readerCeilingBytes: number | null;
+};
+type Slowloris = Pick<DosFigures, 'healthyConnectRate' | 'healthyServedRate' | 'healthyRttP99Ms' | 'unavailableSec' | 'recoverySec' |
+  'attackThreadsMax' | 'attackersHeldAtEnd' | 'attackersCutP50Ms' | 'attackRssMaxBytes'>;
+type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBps' | 'readersCut' | 'readerHealthyServedRate' | 'readerCeilingBytes'>;
+
+/**
+ * Which phases a variant runs: a naked (`--no-defenses`) variant only the one it demonstrates (a naked loop buffers
+ * for slow readers without bound; a naked pool is held by slowloris); quick, slowloris only.
+ */
 function phasesOf(d: LabDesign, scale: Scale): Phase[] {
   // the pool's slow readers each hold a worker in a timed-out send(): shown at full, skipped to keep default ≤ 5 min
-  if (scale === 'quick' || (scale !== 'full' && d.flags.includes('--pool'))) return ['slowloris'];
-  if (!d.flags.includes('--no-defenses')) return ['slowloris', 'slow-reader'];
-  return d.design === 'ws' ? ['slow-reader'] : ['slowloris'];
+  if (scale === 'quick' || (scale !== 'full' && is.pool(d))) return ['slowloris'];
+  if (!is.naked(d)) return ['slowloris', 'slow-reader'];
+  return is.loop(d) ? ['slow-reader'] : ['slowloris'];
 }
 
 /**
@@ -40,14 +56,13 @@ function phasesOf(d: LabDesign, scale: Scale): Phase[] {
  * attackers (the upgrade request dribbled, never finished) with healthy chatty clients joining 1 s into the attack,
  * then readers that never read asking for 1 MiB replies, with healthy clients alongside.
  */
-export const slowClientDos: Scenario = {
+export const slowClientDos = defineScenario<DosFigures>({
   id: 'slow-client-dos',
   title: 'Slow-client DoS',
   question: 'Do slowloris attackers and clients that never read take the service away from healthy clients, per design, with defences on and off?',
   claims: ['slow-client-dos'],
-  // uws (and a cluster of uws) keeps uWebSockets.js's fixed 10 s and refuses another value; --no-defenses has none.
-  serverFlags: (design, flags) => ['--idle-timeout', '0',
-    ...((design === 'ws' || design === 'threads') && !flags.includes('--no-defenses') ? ['--handshake-timeout', `${HANDSHAKE_TIMEOUT_S}s`] : [])],
+  // a design that fixes its handshake timeout (uWS's 10 s) refuses another value; --no-defenses has none.
+  serverOptions: (d) => ({ idleTimeoutMs: 0, ...(d.traits.fixedHandshakeTimeout || is.naked(d) ? {} : { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_S * 1000 }) }),
   columns: [
     { key: 'healthyConnectRate', label: 'slowloris: new healthy clients accepted', unit: 'ratio' },
     { key: 'healthyServedRate', label: 'slowloris: healthy requests answered', unit: 'ratio' },
@@ -61,15 +76,18 @@ export const slowClientDos: Scenario = {
     { key: 'readerHealthyServedRate', label: 'slow readers: healthy requests answered', unit: 'ratio' },
   ],
   designs: (all, scale) => {
-    const pool = variant('threads', ['--pool', String(POOL_SIZE_DOS)]);
-    if (scale === 'quick') return [...all.filter((d) => d.design === 'uws'), pool];
-    const loops = all.filter((d) => d.model === 'loop');
-    const threads = all.some((d) => d.design === 'threads') ? [pool, ...(scale === 'full' ? [variant('threads')] : [])] : [];
+    const pool = withWorkers('threads', POOL_SIZE_DOS);
+    if (scale === 'quick') return [...all.filter(is.standingLoop), ...(pool ? [pool] : [])];
+    const loops = all.filter(is.loop);
+    const hasThreads = all.some((d) => d.model === 'threads');
+    const threads = hasThreads && pool ? [pool, ...(scale === 'full' ? all.filter(is.threadPerConnection) : [])] : [];
+    // naked, the loop that can turn every defence off (one that fixes its handshake timeout cannot) and the pool
+    const nakedLoop = loops.find((d) => !d.traits.fixedHandshakeTimeout);
     const naked = [
-      ...(loops.some((d) => d.design === 'ws') ? [variant('ws', ['--no-defenses'])] : []),
-      ...(threads.length > 0 ? [variant('threads', ['--pool', String(POOL_SIZE_DOS), '--no-defenses'])] : []),
+      ...(nakedLoop ? [variant(nakedLoop.design, nakedLoop.own, { defenses: false })] : []),
+      ...(threads.length > 0 ? [withWorkers('threads', POOL_SIZE_DOS, { defenses: false })!] : []),
     ];
-    return [...loops, ...threads, ...(scale === 'full' ? all.filter((d) => d.model === 'processes') : []), ...naked];
+    return [...loops, ...threads, ...(scale === 'full' ? all.filter(is.processes) : []), ...naked];
   },
   method: (s) => `Server flags: \`--handshake-timeout ${HANDSHAKE_TIMEOUT_S}s\` (uWS keeps its fixed 10 s), default limits otherwise ` +
     `(\`--max-backpressure\` 1 MiB). Slowloris: ${at(s, ATTACKERS)} attackers dribble their upgrade request 4 bytes a second and never finish it; ` +
@@ -83,12 +101,17 @@ export const slowClientDos: Scenario = {
     ctx.sampler.probeService(ctx.server.url);
     await sleep(300);
     // a phase this variant does not run shows as — (null), not as a missing column
-    const figures: Figures = Object.fromEntries(slowClientDos.columns.map((c) => [c.key, null]));
+    const figures = Object.fromEntries(COLUMN_KEYS.map((k) => [k, null])) as unknown as DosFigures;
     if (phases.includes('slowloris')) Object.assign(figures, await slowloris(ctx));
     if (phases.includes('slow-reader')) Object.assign(figures, await slowReaders(ctx));
     return figures;
   },
-};
+  judge,
+  // As run()'s slowloris phase: attackers first, healthy clients 1 s into the attack.
+  profileLoad: (sec) => [{ atSec: 0, args: ['--mix', 'slowloris:1000,chatty:50@1s', '--rate', '4000', '--hold', profileHold(Math.max(1, sec - 1)),
+    '--command', 'echo 16', '--interval', '200ms', '--source-ips', SOURCE_IPS] }],
+});
+const COLUMN_KEYS = slowClientDos.columns.map((c) => c.key);
 
 const group = (profiles: Record<string, ProfileSummary> | undefined, name: string): ProfileSummary => {
   const g = profiles?.[name];
@@ -96,7 +119,7 @@ const group = (profiles: Record<string, ProfileSummary> | undefined, name: strin
   return g;
 };
 
-async function slowloris(ctx: CellContext): Promise<Figures> {
+async function slowloris(ctx: CellContext): Promise<Slowloris> {
   const s = ctx.scale;
   const from = ctx.sampler.elapsedSec();
   const summary = await ctx.finish(await ctx.swarm([
@@ -121,18 +144,18 @@ async function slowloris(ctx: CellContext): Promise<Figures> {
   };
 }
 
-async function slowReaders(ctx: CellContext): Promise<Figures> {
+async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   const s = ctx.scale;
   await sleep(500);
   const baseRss = ctx.sampler.last('rssBytes');
-  const cutBefore = sumOf(await ctx.server.scrape(), 'wslab_connections_closed_total', { reason: 'backpressure' });
+  const cutBefore = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' });
   const from = ctx.sampler.elapsedSec();
   const summary = await ctx.finish(await ctx.swarm([
     '--mix', `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, '--rate', '4000', '--hold', `${at(s, READ_HOLD_S)}s`,
     '--command', 'echo 16', '--interval', `${READ_INTERVAL_MS}ms`, '--read-rate', '0', '--source-ips', SOURCE_IPS,
   ]));
   const to = ctx.sampler.elapsedSec();
-  const cut = sumOf(await ctx.server.scrape(), 'wslab_connections_closed_total', { reason: 'backpressure' }) - cutBefore;
+  const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);
   return {
     readerRssGrowthBytes: peak !== null && baseRss !== null ? Math.max(0, peak - baseRss) : null,
@@ -152,4 +175,32 @@ function rssSlope(ctx: CellContext, from: number, to: number): number | null {
   const cov = pts.reduce((a, p) => a + (p[0] - mt) * (p[1] - mr), 0);
   const vt = pts.reduce((a, p) => a + (p[0] - mt) ** 2, 0);
   return vt > 0 ? +((cov / vt) / 2 ** 20).toFixed(1) : null;
+}
+
+/**
+ * Slow-client DoS: confirmed when every defended loop kept ≥ 99 % of its healthy requests answered under slowloris
+ * (p99 < 50 ms) while the defended fixed pool accepted < 10 % of the healthy clients arriving during the attack;
+ * refuted when the pool kept serving (≥ 90 % accepted) or a loop did not (< 90 % answered).
+ */
+function judge(cells: readonly JudgedCell<DosFigures>[]): Claim[] {
+  const defended = cells.filter((c) => !is.naked(c));
+  const loops = defended.filter(is.loop).filter((c) => c.figures.healthyServedRate != null);
+  const pool = defended.find(is.pool);
+  const poolRate = pool?.figures.healthyConnectRate;
+  if (loops.length === 0 || !pool || typeof poolRate !== 'number') return [missing('slow-client-dos', 'slow-client-dos', 'loop and threads --pool')];
+  const served = (c: JudgedCell<DosFigures>) => c.figures.healthyServedRate as number;
+  const loopsOk = loops.every((c) => served(c) >= 0.99 && (c.figures.healthyRttP99Ms ?? Infinity) < 50);
+  const v: Verdict = loopsOk && poolRate < 0.1 ? 'confirmed' : poolRate >= 0.9 || loops.some((c) => served(c) < 0.9) ? 'refuted' : 'inconclusive';
+  const nakedLoop = cells.find((c) => is.loop(c) && is.naked(c));
+  const nakedPool = cells.find((c) => is.pool(c) && is.naked(c));
+  const recovery = pool.figures.recoverySec;
+  // the naked loop's defended twin: the same design with its defences on
+  const twin = nakedLoop && defended.find((c) => c.design === nakedLoop.design.replace(/ --no-defenses$/, ''));
+  return [verdict('slow-client-dos', v, `under slowloris: ${loops.map((c) => `${c.design} answered ${pct(served(c))} of healthy requests (p99 ${ms(c.figures.healthyRttP99Ms ?? NaN)})`).join(', ')}; ` +
+    `${pool.design} accepted ${pct(poolRate)} of the healthy clients arriving during the attack` +
+    `; its probe failed for ${pool.figures.unavailableSec} s` +
+    `${pool.figures.attackersHeldAtEnd === 0 ? ', until the handshake timeout cut every attacker' : ', until the attack ended'}` +
+    `${typeof recovery === 'number' ? ` (service back ${recovery} s into the attack)` : ` and was not back within ${RECOVERY_GRACE_MS / 1000} s of its end`}` +
+    `${nakedPool ? `; without defences ${nakedPool.design.split(' --no')[0]} accepted ${pct(nakedPool.figures.healthyConnectRate)}` : ''}` +
+    `${nakedLoop ? `; slow readers grew ${nakedLoop.design} by ${nakedLoop.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s (with the send cap: ${twin?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`)];
 }

@@ -7,7 +7,9 @@ import {
   FrameReader, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, UPGRADE_INVALID, UPGRADE_PARTIAL, UPGRADE_REJECTED,
   UpgradeRequest, checkUpgrade, encodeClose, encodeFrame, encodeText, newKey, upgradeFailure, type FrameSink,
 } from '../../client/codec.js';
+import { ownDefaults } from '../../server/design.js';
 import { SERVE_DEFAULTS } from '../../server/options.js';
+import { DESIGNS } from '../../server/registry.js';
 import { startServer, type Running } from '../../server/serve.js';
 
 type Event =
@@ -239,7 +241,7 @@ for (const design of ['ws', 'uws']) {
     let server: Running;
     let port: number;
     before(async () => {
-      server = await startServer({ ...SERVE_DEFAULTS, design, port: 0, metricsPort: 0 });
+      server = await startServer({ ...SERVE_DEFAULTS, design, own: ownDefaults(DESIGNS.get(design)!), port: 0, metricsPort: 0 });
       port = server.handle.port;
     });
     after(async () => { await server?.close(); });

@@ -106,8 +106,8 @@ describe('deploy/kubernetes', () => {
     const o = serveOptions(raw(c.args!.slice(1)));
     assert.equal(c.args![0], 'serve');
     assert.equal(o.design, 'cluster');
-    assert.equal(o.inner, 'uws');
-    assert.equal(String(o.workers), c.resources!.limits!.cpu);
+    assert.equal(o.own.inner, 'uws');
+    assert.equal(String(o.own.workers), c.resources!.limits!.cpu);
     assert.equal(c.resources!.limits!.cpu, c.resources!.requests!.cpu, 'Guaranteed QoS: whole CPUs');
   });
 

@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { CHROMIUM, ChromiumPage, chromiumInstalled } from '../helpers/chromium.js';
 import { WSLAB } from '../../lab/processes.js';
-import { CLAIM_IDS, type LabResults } from '../../lab/results.js';
+import type { LabResults } from '../../lab/results.js';
+import { CLAIM_IDS } from '../../lab/scenarios/index.js';
 import { SCENARIOS } from '../../lab/scenarios/index.js';
 
 describe('wslab lab --scale quick, end to end', () => {

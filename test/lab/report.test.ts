@@ -6,11 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { formatFigure, summaryLines, writeReport } from '../../lab/report.js';
 import {
-  CLAIM_IDS, emptySeries, RESULTS_SCHEMA, SERIES_KEYS, type Cell, type Claim, type LabResults, type ScenarioResult, type Series,
+  emptySeries, RESULTS_SCHEMA, SERIES_KEYS, type Cell, type Claim, type LabResults, type ScenarioResult, type Series,
 } from '../../lab/results.js';
+import { variantOf } from '../../lab/designs.js';
+import { CLAIM_IDS } from '../../lab/scenarios/index.js';
 import { CHROMIUM, ChromiumPage, chromiumInstalled } from '../helpers/chromium.js';
 
 const MiB = 1024 * 1024;
+/** The traits the lab records for a variant label (`cluster --workers 2`). */
+const traitsOf = (label: string) => { const [design, ...flags] = label.split(' '); return variantOf(design, flags).traits; };
 const POINTS = 20;
 
 /** A series that ramps to `peak` over the first half; `gaps` are sample indexes that were not measured. */
@@ -47,14 +51,14 @@ const idleHold: ScenarioResult = {
     { key: 'connectRatePerSec', label: 'open rate', unit: 'conn/s' },
   ],
   cells: [
-    { design: 'uws', status: 'ok',
+    { design: 'uws', traits: traitsOf('uws'), status: 'ok',
       figures: { held: 10_000, failed: 0, rssPerConnectionBytes: 921, threadsPerConnection: 0, peakRssBytes: 61.2 * MiB, connectRatePerSec: 4987.3 },
       series: series({ open: ramp(10_000), rssBytes: ramp(61.2 * MiB), threads: ramp(7), loopDelayMs: ramp(4.2, { noise: 1, gaps: [0] }), cpuCores: ramp(0.41, { noise: 0.05 }) }) },
-    { design: 'threads', status: 'failed',
+    { design: 'threads', traits: traitsOf('threads'), status: 'failed',
       cause: 'server died after 3412 connections: pthread_create: Resource temporarily unavailable (EAGAIN) — raise ulimit -u',
       figures: { held: 3412, failed: 6588, rssPerConnectionBytes: 40_755, threadsPerConnection: 1.001, peakRssBytes: 152.7 * MiB, connectRatePerSec: null },
       series: crashAt(series({ open: ramp(6000), rssBytes: ramp(240 * MiB), threads: ramp(6010), loopDelayMs: none(), cpuCores: ramp(0.93, { noise: 0.1 }) }), 8) },
-    { design: 'cluster --workers 2', status: 'ok',
+    { design: 'cluster --workers 2', traits: traitsOf('cluster --workers 2'), status: 'ok',
       figures: { held: 10_000, failed: 0, rssPerConnectionBytes: 1_433, threadsPerConnection: 0, peakRssBytes: 131.5 * MiB, connectRatePerSec: 4871 },
       series: series({ open: ramp(9_800, { gaps: [3, 4] }), rssBytes: ramp(131.5 * MiB), threads: ramp(29), loopDelayMs: ramp(2.1, { noise: 0.8 }), cpuCores: ramp(0.62, { noise: 0.05 }) }) },
   ],
@@ -73,15 +77,15 @@ const blockingCall: ScenarioResult = {
     { key: 'loopDelayMaxMs', label: 'event-loop delay max', unit: 'ms' },
   ],
   cells: [
-    { design: 'uws', status: 'ok',
+    { design: 'uws', traits: traitsOf('uws'), status: 'ok',
       figures: { healthyRttP50Ms: 0.412, healthyRttP99Ms: 1995.2, healthyRttMaxMs: 2003.9, blockRttMs: 2001.4, loopDelayMaxMs: 2000.7 },
       series: series({ open: ramp(201), rssBytes: ramp(48 * MiB), threads: ramp(7), loopDelayMs: ramp(2000, { gaps: [0, 1] }),
         cpuCores: ramp(1, { noise: 0.02 }), rttP50Ms: ramp(0.45, { gaps: [0], noise: 0.1 }), rttP99Ms: ramp(1990, { gaps: [0] }) }) },
-    { design: 'threads', status: 'ok',
+    { design: 'threads', traits: traitsOf('threads'), status: 'ok',
       figures: { healthyRttP50Ms: 0.387, healthyRttP99Ms: 1.9, healthyRttMaxMs: 4.71, blockRttMs: 2000.9, loopDelayMaxMs: null },
       series: series({ open: ramp(201), rssBytes: ramp(56 * MiB), threads: ramp(211), cpuCores: ramp(0.3, { noise: 0.05 }),
         rttP50Ms: ramp(0.39, { gaps: [0], noise: 0.05 }), rttP99Ms: ramp(1.9, { gaps: [0], noise: 0.3 }) }) },
-    { design: 'cluster --workers 2', status: 'skipped', cause: 'addon not built: build/Release/wslab_threads.node missing | run npm run build:native',
+    { design: 'cluster --workers 2', traits: traitsOf('cluster --workers 2'), status: 'skipped', cause: 'addon not built: build/Release/wslab_threads.node missing | run npm run build:native',
       figures: { healthyRttP50Ms: null, healthyRttP99Ms: null, healthyRttMaxMs: null, blockRttMs: null, loopDelayMaxMs: null },
       series: series({}) },
   ],
@@ -189,7 +193,7 @@ describe('lab report', () => {
   it('a cell whose server never started renders as dashes and no chart', async () => {
     const empty: Series = emptySeries();
     const results: LabResults = { ...FIXTURE, scenarios: [{ ...blockingCall, cells: [
-      { design: 'threads', status: 'failed', cause: 'server exited during the run (SIGSEGV): ', figures: {}, series: empty }] }] };
+      { design: 'threads', traits: traitsOf('threads'), status: 'failed', cause: 'server exited during the run (SIGSEGV): ', figures: {}, series: empty }] }] };
     const r = await writeReport(results, path.join(dir, 'never-started'));
     assert.match(await readFile(r.markdown, 'utf8'), /^\| threads \| — \| — \| — \| — \| — \| \*\*failed\*\*: server exited during the run \(SIGSEGV\): \|$/m);
     const html = await readFile(r.html, 'utf8');

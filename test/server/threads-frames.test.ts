@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startThreadsServer, type ThreadsServer } from '../../server/threads/addon.js';
+import { startThreadsServer, type ThreadsServer } from '../../server/designs/threads/addon.js';
 import {
   DIALECTS, FrameFuzzer, ONE_OF_EACH, ONE_OF_EACH_MAX_PAYLOAD, RawClient, Rng, answerTo, frame, fuzzConnection, newTotals,
   notation, seedFromEnv, simulate,

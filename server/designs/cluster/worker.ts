@@ -1,16 +1,18 @@
 import type { Registry } from 'prom-client';
-import { METRICS_REQUEST, OPTIONS_ENV, SHUTDOWN, type WorkerMessage } from './cluster.js';
-import type { ServeOptions } from './options.js';
-import { uwsDesign } from './uws.js';
-import { wsDesign } from './ws.js';
+import { METRICS_REQUEST, OPTIONS_ENV, SHUTDOWN, type WorkerMessage } from './index.js';
+import type { ServeOptions } from '../../options.js';
+import { ownDefaults } from '../../design.js';
+import { DESIGNS } from '../../registry.js';
 
 /**
  * A cluster worker: runs the inner single-loop design under the design label `cluster` and answers the primary's
  * metric requests with its registry as JSON. Signals are the primary's business (a Ctrl-C reaches the whole process
  * group): the worker closes only when the primary says so, or when the primary is gone.
  */
-const options = JSON.parse(process.env[OPTIONS_ENV] ?? '{}') as ServeOptions;
-const inner = options.inner === 'ws' ? wsDesign : uwsDesign;
+const cluster = JSON.parse(process.env[OPTIONS_ENV] ?? '{}') as ServeOptions;
+const inner = DESIGNS.get(String(cluster.own.inner))!; // checked by the primary's --inner
+// the inner design with its own defaults, under the cluster's design label
+const options: ServeOptions = { ...cluster, own: ownDefaults(inner) };
 const send = (m: WorkerMessage): void => { process.send?.(m); };
 
 process.on('SIGINT', () => undefined);

@@ -3,14 +3,14 @@ import type { Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
-import type { CloseReason, Command } from '../metrics/index.js';
-import { AddressLimit } from './address-limit.js';
-import { localMetrics, type Design, type DesignHandle } from './design.js';
-import { listen, closeHttp } from './listen.js';
-import { ServerMetrics } from './metrics.js';
-import type { ServeOptions } from './options.js';
-import { dispatch } from './protocol.js';
-import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, refusalResponse, type Refusal, type UpgradeRequest } from './upgrade-check.js';
+import type { CloseReason, Command } from '../../../metrics/index.js';
+import { AddressLimit } from '../../address-limit.js';
+import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
+import { listen, closeHttp } from '../../listen.js';
+import { ServerMetrics } from '../../metrics.js';
+import type { ServeOptions } from '../../options.js';
+import { dispatch } from '../../protocol.js';
+import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, refusalResponse, type Refusal, type UpgradeRequest } from '../../upgrade-check.js';
 
 const WS_VERSION: string = createRequire(import.meta.url)('ws/package.json').version;
 
@@ -36,10 +36,12 @@ type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseRea
 /** ws's receiver error codes that mean the client broke the protocol; anything else is an I/O error. */
 const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
 
-export const wsDesign: Design = {
+export const wsDesign = defineDesign({
   name: 'ws',
   model: 'loop',
   summary: 'single event loop, the ws library on node:http',
+  flags: {},
+  traits: () => ({ model: 'loop', fixedHandshakeTimeout: null, dialect: 'ws', workers: 1, countsNonHttp: true }),
   async start(o: ServeOptions): Promise<DesignHandle> {
     // maxPayload 0 (--no-defenses) is ws's "no limit".
     const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: true });
@@ -219,4 +221,4 @@ export const wsDesign: Design = {
       },
     };
   },
-};
+});

@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import type { CloseReason, Command } from '../metrics/index.js';
-import { AddressLimit } from './address-limit.js';
-import { localMetrics, type Design, type DesignHandle } from './design.js';
-import { ServerMetrics } from './metrics.js';
-import type { ServeOptions } from './options.js';
-import { dispatch } from './protocol.js';
-import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, STATUS_TEXT, type Refusal } from './upgrade-check.js';
-import { loadUws } from './uws-loader.js';
+import type { CloseReason, Command } from '../../../metrics/index.js';
+import { AddressLimit } from '../../address-limit.js';
+import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
+import { ServerMetrics } from '../../metrics.js';
+import type { ServeOptions } from '../../options.js';
+import { dispatch } from '../../protocol.js';
+import { MAX_REQUEST_HEAD, REFUSED, refusalHeaders, refusalOf, STATUS_TEXT, type Refusal } from '../../upgrade-check.js';
+import { loadUws } from './loader.js';
 
 /** Per-connection state, uWS's userData: four fields, nothing else is kept per connection. */
 interface Conn {
@@ -54,10 +54,18 @@ const SEND_BACKPRESSURE = 0;
 const SEND_DROPPED = 2;
 const decoder = new TextDecoder();
 
-export const uwsDesign: Design = {
+/** uWebSockets.js closes an unfinished HTTP request after its fixed 10 s HTTP idle timeout; JS cannot change it. */
+export const UWS_HANDSHAKE_TIMEOUT = Object.freeze({ ms: 10_000, by: 'uws', why: 'uWebSockets.js HTTP idle timeout' });
+
+export const uwsDesign = defineDesign({
   name: 'uws',
   model: 'loop',
   summary: 'single event loop, uWebSockets.js (C++ sockets, JS handlers)',
+  flags: {},
+  // uWS hands JS parsed requests only: bytes that are not HTTP never reach a handler, so they are neither answered nor counted.
+  traits: () => ({ model: 'loop', fixedHandshakeTimeout: UWS_HANDSHAKE_TIMEOUT, dialect: 'uws', workers: 1, countsNonHttp: false }),
+  representative: true,
+  reusePort: true,
   async start(o: ServeOptions): Promise<DesignHandle> {
     const { uws, version } = loadUws();
     // uWS hands out no collection of its sockets; this set is what shutdown and the gauges walk.
@@ -189,7 +197,7 @@ export const uwsDesign: Design = {
       },
     };
   },
-};
+});
 
 /**
  * uWS never sends 1002/1007/1009: a close it decides by itself (a protocol violation, an oversize message, invalid

@@ -2,10 +2,14 @@ import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, Registry } from 'prom-client';
-import { WORKER_RESTARTS } from '../metrics/index.js';
-import { counter } from '../metrics/prom.js';
-import type { Design, DesignHandle } from './design.js';
-import type { ServeOptions } from './options.js';
+import { WORKER_RESTARTS } from '../../../metrics/index.js';
+import { counter } from '../../../metrics/prom.js';
+import { availableParallelism } from 'node:os';
+import { UsageError } from '../../../cli/errors.js';
+import { parseInteger } from '../../../cli/units.js';
+import { option } from '../../../core/flags.js';
+import { defineDesign, ownDefaults, type Design, type DesignHandle } from '../../design.js';
+import type { ServeOptions } from '../../options.js';
 
 /** Messages between the primary and its workers (besides prom-client's own metric requests). */
 export type WorkerMessage =
@@ -17,7 +21,7 @@ export const METRICS_REQUEST = 'wslab:metrics?';
 export const SHUTDOWN = 'wslab:shutdown';
 export const OPTIONS_ENV = 'WSLAB_CLUSTER_OPTIONS';
 
-const WORKER_ENTRY = fileURLToPath(new URL('./cluster-worker.js', import.meta.url));
+const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /**
  * One single-loop server per worker process on one port. `--inner ws` shares the listening socket through Node's
@@ -27,13 +31,53 @@ const WORKER_ENTRY = fileURLToPath(new URL('./cluster-worker.js', import.meta.ur
  * own with prom-client's AggregatorRegistry.aggregate, each metric by the aggregator the contract declares (sum for
  * counts, max for event-loop delay).
  */
-export const clusterDesign: Design = {
-  name: 'cluster',
-  model: 'processes',
-  summary: 'one single loop per worker process (--workers, --inner uws|ws), metrics aggregated by the primary',
-  async start(o: ServeOptions): Promise<DesignHandle> {
-    // uWS binds in each worker: with port 0 they would each get a different port, so the primary picks one first.
-    const port = o.port === 0 && o.inner === 'uws' ? await freePort(o.host) : o.port;
+export interface ClusterOptions {
+  /** Worker processes. Default: the number of CPUs. */
+  readonly workers: number;
+  /** The single-loop design each worker runs (a registered design of model `loop`). Default: the representative loop. */
+  readonly inner: string;
+  [key: string]: string | number;
+}
+
+const CORES = availableParallelism();
+
+/**
+ * The cluster of `loops` (the registry's single-loop designs): each worker runs one of them, chosen by --inner,
+ * and the cluster has that design's traits but for its model and worker count.
+ */
+export function clusterOf(loops: readonly Design[]): Design {
+  const defaultInner = (loops.find((d) => d.representative) ?? loops[0]).name;
+  const innerOf = (name: string): Design => {
+    const d = loops.find((l) => l.name === name);
+    if (!d) throw new UsageError(`--inner: "${name}" is not a single-loop design (use ${loops.map((l) => l.name).join(' or ')})`);
+    return d;
+  };
+  return defineDesign<ClusterOptions>({
+    name: 'cluster',
+    model: 'processes',
+    summary: `one single loop per worker process (--workers, --inner ${loops.map((l) => l.name).join('|')}), metrics aggregated by the primary`,
+    flags: {
+      workers: option({ flag: 'workers', type: 'number', default: CORES, defaultDescription: '0 (one per CPU)', describe: 'cluster: worker processes (0 = one per CPU)', parse: (raw) => parseInteger('workers', raw, 0, 256) || CORES }),
+      inner: option({ flag: 'inner', type: 'string', default: defaultInner, describe: `cluster: the single-loop design each worker runs (${loops.map((l) => l.name).join('|')})`, parse: (raw) => innerOf(String(raw)).name }),
+    },
+    traits: (own) => {
+      const inner = innerOf(own.inner);
+      return { ...inner.traits(ownDefaults(inner)), model: 'processes', workers: own.workers };
+    },
+    withWorkers: (n) => ({ workers: n }),
+    labVariants: [{ workers: CORES }],
+    testVariants: [{ workers: 2, inner: 'uws' }, { workers: 2, inner: 'ws' }].filter((v) => loops.some((l) => l.name === v.inner)),
+    labelFlags: ['workers'],
+    start: (o) => startCluster(o, innerOf(o.own.inner)),
+  });
+}
+
+async function startCluster(o: ServeOptions & { readonly own: ClusterOptions }, inner: Design): Promise<DesignHandle> {
+  {
+    // A listener that binds in each worker (SO_REUSEPORT) would get a different port per worker from port 0, so the
+    // primary picks one first; a node:http loop shares the primary's listening socket instead.
+    const reusePort = inner.reusePort === true;
+    const port = o.port === 0 && reusePort ? await freePort(o.host) : o.port;
     const options: ServeOptions = Object.freeze({ ...o, port });
     const primary = new Registry();
     /*
@@ -90,7 +134,7 @@ export const clusterDesign: Design = {
 
     let ports: number[];
     try {
-      ports = await Promise.all(Array.from({ length: o.workers }, spawnWorker));
+      ports = await Promise.all(Array.from({ length: o.own.workers }, spawnWorker));
     } catch (err) {
       closing = true;
       await stopWorkers();
@@ -98,7 +142,7 @@ export const clusterDesign: Design = {
     }
     return {
       port: ports[0],
-      version: `cluster of ${o.workers} × ${o.inner}`,
+      version: `cluster of ${o.own.workers} × ${o.own.inner}`,
       contentType: primary.contentType,
       metrics: scrape,
       async close() {
@@ -106,8 +150,8 @@ export const clusterDesign: Design = {
         await stopWorkers();
       },
     };
-  },
-};
+  }
+}
 
 /** Asks every worker to close its connections with 1001 and exit; kills any that has not exited after 5 s. */
 async function stopWorkers(): Promise<void> {

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CLAIM_TEXT, judge, type JudgedCell } from '../../lab/claims.js';
+import { variantOf } from '../../lab/designs.js';
+import type { Machine, ScenarioResult, Verdict } from '../../lab/results.js';
+import { emptySeries } from '../../lab/results.js';
+import { CLAIM_IDS, SCENARIOS } from '../../lab/scenarios/index.js';
+
+/**
+ * Each scenario judges its own claims: measured-looking cells on either side of every threshold, and the verdict
+ * each must give. Cells are labelled as the lab labels variants, and carry the traits the lab records for them.
+ */
+const MACHINE: Machine = { cpus: 2, cpuModel: 'test', memoryBytes: 24 * 2 ** 30, fdLimit: 20_000, node: 'v20', kernel: 'test', designs: {} };
+type Figs = Record<string, number | null>;
+const cell = (label: string, figures: Figs) => {
+  const [design, ...flags] = label.split(' ');
+  return { design: label, traits: variantOf(design, flags).traits, figures } satisfies JudgedCell<Figs>;
+};
+const verdictOf = (scenario: string, claim: string, cells: JudgedCell<Figs>[], machine = MACHINE): Verdict => {
+  const c = SCENARIOS.get(scenario)!.judge(cells, machine).find((x) => x.id === claim);
+  assert.ok(c, `${scenario} judges ${claim}`);
+  return c.verdict;
+};
+
+interface Case { readonly name: string; readonly cells: JudgedCell<Figs>[]; readonly want: Verdict; readonly machine?: Machine }
+const table: Record<string, Record<string, Case[]>> = {
+  'idle-hold': {
+    'thread-per-connection-memory': [
+      { name: '×10 the memory, a thread each', want: 'confirmed', cells: [cell('uws', { rssPerConnectionBytes: 1000, kernelPerConnectionBytes: 0, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 9000, kernelPerConnectionBytes: 1000, threadsPerConnection: 1 })] },
+      { name: '×9.99', want: 'inconclusive', cells: [cell('uws', { rssPerConnectionBytes: 1000, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 9990, threadsPerConnection: 1 })] },
+      { name: 'under ×2', want: 'refuted', cells: [cell('uws', { rssPerConnectionBytes: 1000, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 1999, threadsPerConnection: 1 })] },
+      { name: 'no thread per connection', want: 'refuted', cells: [cell('uws', { rssPerConnectionBytes: 1000, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 50_000, threadsPerConnection: 0.49 })] },
+      { name: 'only a pool measured', want: 'inconclusive', cells: [cell('uws', { rssPerConnectionBytes: 1000, threadsPerConnection: 0 }), cell('threads --pool 64', { rssPerConnectionBytes: 50_000, threadsPerConnection: 1 })] },
+    ],
+    'loop-unlimited-connections': [
+      { name: 'all held, no threads', want: 'confirmed', cells: [cell('uws', { held: 10_000, failed: 0, rssPerConnectionBytes: 900, threadsPerConnection: 0.009 })] },
+      { name: 'one failed', want: 'inconclusive', cells: [cell('uws', { held: 9_999, failed: 1, rssPerConnectionBytes: 900, threadsPerConnection: 0 })] },
+      { name: 'a thread per 100', want: 'inconclusive', cells: [cell('uws', { held: 10_000, failed: 0, rssPerConnectionBytes: 900, threadsPerConnection: 0.01 })] },
+      { name: 'the standing loop not measured (ws only)', want: 'inconclusive', cells: [cell('ws', { held: 10_000, failed: 0, rssPerConnectionBytes: 900, threadsPerConnection: 0 })] },
+    ],
+    'tasks-vs-threads-scale': [
+      { name: 'pid_max caps threads', want: 'confirmed', cells: [cell('uws', { rssPerConnectionBytes: 900, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 26_000, threadsPerConnection: 1 })] },
+      { name: 'the same cost each, memory-bound', want: 'refuted', machine: { ...MACHINE, memoryBytes: 100_000_000 }, cells: [cell('uws', { rssPerConnectionBytes: 1000, threadsPerConnection: 0 }), cell('threads', { rssPerConnectionBytes: 1000, threadsPerConnection: 1 })] },
+    ],
+  },
+  'blocking-call': {
+    'blocking-call': [
+      { name: 'every loop stalled ≥ 80 %, threads < 25 %', want: 'confirmed', cells: [cell('uws', { healthyRttP99Ms: 1600 }), cell('ws', { healthyRttP99Ms: 2100 }), cell('threads', { healthyRttP99Ms: 499 })] },
+      { name: 'one loop not stalled', want: 'refuted', cells: [cell('uws', { healthyRttP99Ms: 2000 }), cell('ws', { healthyRttP99Ms: 1599 }), cell('threads', { healthyRttP99Ms: 10 })] },
+      { name: 'threads slowed too', want: 'inconclusive', cells: [cell('uws', { healthyRttP99Ms: 2000 }), cell('threads', { healthyRttP99Ms: 500 })] },
+      { name: 'no threads cell', want: 'inconclusive', cells: [cell('uws', { healthyRttP99Ms: 2000 })] },
+    ],
+  },
+  'slow-backend': {
+    'slow-backend-queueing': [
+      { name: 'the pool ×2 the loop', want: 'confirmed', cells: [cell('uws', { slowP99Ms: 500, fastP99Ms: 52 }), cell('threads', { slowP99Ms: 501 }), cell('threads --pool 64', { slowP99Ms: 1000 })] },
+      { name: '×1.2', want: 'refuted', cells: [cell('uws', { slowP99Ms: 500 }), cell('threads --pool 64', { slowP99Ms: 600 })] },
+      { name: '×1.5', want: 'inconclusive', cells: [cell('uws', { slowP99Ms: 500 }), cell('threads --pool 64', { slowP99Ms: 750 })] },
+      { name: 'no pool: a thread per connection stands in', want: 'refuted', cells: [cell('uws', { slowP99Ms: 500 }), cell('threads', { slowP99Ms: 505 })] },
+    ],
+  },
+  'mixed-sizes': {
+    'mixed-sizes': [
+      { name: 'loop ×2 threads', want: 'confirmed', cells: [cell('uws', { smallP99Ms: 20 }), cell('threads', { smallP99Ms: 10 })] },
+      { name: '×1.2', want: 'refuted', cells: [cell('uws', { smallP99Ms: 12 }), cell('threads', { smallP99Ms: 10 })] },
+      { name: '×1.9', want: 'inconclusive', cells: [cell('uws', { smallP99Ms: 19 }), cell('threads', { smallP99Ms: 10 })] },
+    ],
+  },
+  'cpu-fanout': {
+    'context-switch': [
+      { name: '×3 the switches', want: 'confirmed', cells: [cell('uws', { switchesPerRequest: 0.3 }), cell('threads', { switchesPerRequest: 0.9 })] },
+      { name: 'fewer switches than the loop', want: 'refuted', cells: [cell('uws', { switchesPerRequest: 0.47 }), cell('threads', { switchesPerRequest: 0.37 })] },
+      { name: '×2', want: 'inconclusive', cells: [cell('uws', { switchesPerRequest: 0.3 }), cell('threads', { switchesPerRequest: 0.6 })] },
+    ],
+  },
+  'cpu-bound': {
+    'cpu-bound-processes': [
+      { name: 'cores workers ×1.4', want: 'confirmed', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 2', { requestsPerSec: 280 }), cell('cluster --workers 3', { requestsPerSec: 290 })] },
+      { name: '×1.1', want: 'refuted', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 2', { requestsPerSec: 220 })] },
+      { name: '×1.3', want: 'inconclusive', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 2', { requestsPerSec: 260 })] },
+      { name: 'only other worker counts', want: 'inconclusive', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 3', { requestsPerSec: 400 })] },
+    ],
+  },
+  'slow-client-dos': {
+    'slow-client-dos': [
+      { name: 'loops served, the pool taken', want: 'confirmed', cells: [cell('uws', { healthyServedRate: 0.99, healthyRttP99Ms: 49 }), cell('threads --pool 256', { healthyConnectRate: 0.09, unavailableSec: 3, attackersHeldAtEnd: 0, recoverySec: 5 })] },
+      { name: 'the pool kept serving', want: 'refuted', cells: [cell('uws', { healthyServedRate: 1, healthyRttP99Ms: 5 }), cell('threads --pool 256', { healthyConnectRate: 0.9 })] },
+      { name: 'a loop fell below 90 %', want: 'refuted', cells: [cell('uws', { healthyServedRate: 0.89, healthyRttP99Ms: 5 }), cell('threads --pool 256', { healthyConnectRate: 0 })] },
+      { name: 'a loop slow at p99', want: 'inconclusive', cells: [cell('uws', { healthyServedRate: 1, healthyRttP99Ms: 50 }), cell('threads --pool 256', { healthyConnectRate: 0 })] },
+      { name: 'only the naked pool', want: 'inconclusive', cells: [cell('uws', { healthyServedRate: 1, healthyRttP99Ms: 5 }), cell('threads --pool 256 --no-defenses', { healthyConnectRate: 0 })] },
+    ],
+  },
+};
+
+describe('claims: each scenario judges its own', () => {
+  for (const [scenario, claims] of Object.entries(table)) {
+    for (const [claim, cases] of Object.entries(claims)) {
+      for (const c of cases) {
+        it(`${scenario} → ${claim}: ${c.name} → ${c.want}`, () => assert.equal(verdictOf(scenario, claim, c.cells, c.machine), c.want));
+      }
+    }
+  }
+
+  it('every claim is judged by exactly one scenario, and the table covers each', () => {
+    assert.deepEqual([...CLAIM_IDS], Object.keys(CLAIM_TEXT));
+    for (const id of CLAIM_IDS) {
+      const by = [...SCENARIOS.values()].filter((s) => s.claims.includes(id)).map((s) => s.id);
+      assert.equal(by.length, 1, `${id}: judged by ${by.join(', ')}`);
+      assert.ok(table[by[0]]?.[id]?.length, `${id}: cases in this table`);
+    }
+  });
+
+  it('a scenario that did not run leaves its claims inconclusive, saying so; verdicts come in claim order', () => {
+    const ran: ScenarioResult = { id: 'mixed-sizes', title: '', question: '', method: '', columns: [], cells: [
+      { ...cell('uws', { smallP99Ms: 30 }), status: 'ok', series: emptySeries() },
+      { ...cell('threads', { smallP99Ms: 10 }), status: 'ok', series: emptySeries() },
+      { ...cell('ws', { smallP99Ms: 1 }), status: 'failed', cause: 'crashed', series: emptySeries() },
+    ] };
+    const claims = judge([...SCENARIOS.values()], [ran], MACHINE);
+    assert.deepEqual(claims.map((c) => c.id), Object.keys(CLAIM_TEXT));
+    for (const c of claims) {
+      if (c.id === 'mixed-sizes') assert.equal(c.verdict, 'confirmed');
+      else { assert.equal(c.verdict, 'inconclusive', c.id); assert.match(c.evidence, /^not measured: scenario /); }
+    }
+  });
+});
