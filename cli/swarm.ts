@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
-  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type SwarmCommand, type SwarmGroup, type SwarmOptions,
+  PROFILES, REPLY_MATCHES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmOptions,
   type SwarmTarget,
 } from '../client/options.js';
 import { parseShard, shardSlice } from '../client/shard.js';
@@ -139,6 +139,9 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     if (given(a, flag) && !has(...ps)) throw new UsageError(`--${flag} applies to ${ps.join(' or ')} only (this run is ${run})`);
   };
   onlyFor('command', 'chatty', 'slow-reader');
+  onlyFor('match', 'chatty');
+  const match = String(a.match ?? D.match);
+  if (!(REPLY_MATCHES as readonly string[]).includes(match)) throw new UsageError(`--match: "${match}" is not one of ${REPLY_MATCHES.join(', ')}`);
   onlyFor('interval', 'ping', 'chatty', 'slow-reader');
   onlyFor('dribble-interval', 'slowloris', 'slow-frame');
   onlyFor('dribble-bytes', 'slowloris');
@@ -197,6 +200,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     holdMs,
     intervalMs,
     command,
+    match: match as ReplyMatch,
     readerCommand,
     workers,
     sourceIps: Object.freeze(sourceIps),
@@ -230,6 +234,7 @@ export const swarmCommand = {
     })
     .option('mix', { type: 'string', describe: `healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], ${MIX_EXAMPLE}` })
     .option('interval', { type: 'string', describe: `ping/chatty/slow-reader: per-connection send interval (default ${D.interval})` })
+    .option('match', { type: 'string', describe: `chatty: what a good reply is: ${REPLY_MATCHES.join(' | ')} (wslab: \`<id> ok …\`; echo: the request itself, for a server that echoes any text) (default ${D.match})` })
     .option('command', { type: 'string', describe: `chatty (or slow-reader without chatty): protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default chatty '${D.command}', slow-reader '${D.slowReaderCommand}')` })
     .option('dribble-interval', { type: 'string', describe: `slowloris, slow-frame: time between dribbled writes (default ${D.dribbleInterval})` })
     .option('dribble-bytes', { type: 'string', describe: `slowloris: bytes of the upgrade request per dribble (default ${D.dribbleBytes})` })

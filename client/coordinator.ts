@@ -16,7 +16,7 @@ import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
 import type { MetricsEndpoint, WorkerMetrics } from './metrics.js';
 import {
-  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
+  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type ReplyMatch, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
 import {
@@ -41,6 +41,7 @@ export interface WorkerInit {
   profile: ProfileName;
   intervalMs: number;
   command: SwarmCommand;
+  match: ReplyMatch;
   readerCommand: SwarmCommand;
   attack: AttackOptions;
   handshakeTimeoutMs: number;
@@ -215,7 +216,7 @@ export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
       index: i, group: gi, startDelayMs: g.startDelayMs, firstIndex: first, count,
       rate: o.rate / kg, maxPending: Math.max(1, Math.ceil(o.maxPending / kg)),
       sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, x) => x % k === i) : o.sourceIps,
-      targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, readerCommand: o.readerCommand,
+      targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, match: o.match, readerCommand: o.readerCommand,
       attack: o.attack, handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
     };
     first += count;

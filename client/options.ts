@@ -62,6 +62,9 @@ export interface SwarmCommand {
   readonly wire: string;
 }
 
+export const REPLY_MATCHES = ['wslab', 'echo'] as const;
+export type ReplyMatch = (typeof REPLY_MATCHES)[number];
+
 export interface SwarmOptions {
   /** Servers, round-robin by connection index. Required. */
   readonly targets: readonly SwarmTarget[];
@@ -85,6 +88,12 @@ export interface SwarmOptions {
   readonly intervalMs: number;
   /** chatty: the command sent. Default `echo 32`. */
   readonly command: SwarmCommand;
+  /**
+   * chatty: what a good reply is. `wslab` = `<id> ok …` (docs/protocol.md); `echo` = the request itself, byte for byte
+   * (a server that echoes any text, not speaking our protocol). Either way the id in front times the reply from
+   * its intended send. Default `wslab`.
+   */
+  readonly match: ReplyMatch;
   /** slow-reader: the command sent every interval, a large reply. Default `fill 1048576` (`--command` in a run without chatty). */
   readonly readerCommand: SwarmCommand;
   /** Worker processes. Default: ceil(connections / 19,000) per group, the most sockets one process may hold here. */
@@ -121,6 +130,7 @@ export const SWARM_DEFAULTS = Object.freeze({
   profile: 'idle' as ProfileName,
   interval: '1s',
   command: 'echo 32',
+  match: 'wslab' as ReplyMatch,
   slowReaderCommand: 'fill 1048576',
   dribbleInterval: '1s',
   dribbleBytes: 4,

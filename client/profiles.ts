@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { OP_PING, OP_TEXT, allocFrame, maskPayload } from './codec.js';
-import type { ProfileName, SwarmCommand } from './options.js';
+import type { ProfileName, ReplyMatch, SwarmCommand } from './options.js';
 
 /** A latency histogram in microseconds, 1 µs to 1 h at 3 significant digits: the same layout everywhere it merges. */
 export function latencyHistogram(): hdr.Histogram {
@@ -50,6 +50,7 @@ export interface ProfileOptions {
   readonly profile: ProfileName;
   readonly intervalMs: number;
   readonly command: SwarmCommand;
+  readonly match: ReplyMatch;
 }
 
 /** `onRtt` (seconds) feeds /metrics when it is on. */
@@ -85,6 +86,7 @@ class OpenLoop implements Profile {
   private stopped = false;
   private readonly chatty: boolean;
   private readonly wire: Buffer;
+  private readonly echo: boolean;
 
   constructor(private readonly o: ProfileOptions, private readonly pool: Sender, capacity: number,
     private readonly onRtt: ((seconds: number) => void) | undefined) {
@@ -92,6 +94,12 @@ class OpenLoop implements Profile {
     this.ring = new Int32Array(capacity);
     this.chatty = o.profile === 'chatty';
     this.wire = Buffer.from(this.chatty ? o.command.wire : '', 'latin1');
+    this.echo = o.match === 'echo';
+  }
+
+  /** What follows the id in `data[at, end)` is what this profile sends after it: the server echoed the request. */
+  private isEcho(data: Buffer, at: number, end: number): boolean {
+    return end - at === this.wire.length && data.compare(this.wire, 0, this.wire.length, at, end) === 0;
   }
 
   opened(slot: number): void {
@@ -107,8 +115,9 @@ class OpenLoop implements Profile {
     if (!this.chatty) return;
     const idEnd = data.indexOf(SPACE, start);
     const sent = idEnd > start && idEnd < end ? decimal(data, start, idEnd) : -1;
-    // `<id> ok <result>`: anything else is a protocol-level error reply
-    if (sent < 0 || idEnd + 3 >= end || data[idEnd + 1] !== 0x6f || data[idEnd + 2] !== 0x6b || data[idEnd + 3] !== SPACE) {
+    // `<id> ok <result>` (or, matching echoes, the request itself): anything else is a protocol-level error reply
+    if (sent < 0 || (this.echo ? !this.isEcho(data, idEnd, end)
+      : idEnd + 3 >= end || data[idEnd + 1] !== 0x6f || data[idEnd + 2] !== 0x6b || data[idEnd + 3] !== SPACE)) {
       t.replyErrors++;
       if (sent < 0) return;
     }
