@@ -5,6 +5,7 @@ import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
+import { readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from './errors.js';
 import { parseDuration, parseInteger } from './units.js';
@@ -20,8 +21,12 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ?
  * against `machine` (this box, read from /proc), and refused in one line when it cannot fit.
  */
 export function labOptions(a: Record<string, unknown>, machine: () => HoldMachine = readHoldMachine): LabOptions {
+  const targets = a.targets === undefined ? [] : readTargets(String(a.targets), [...DESIGNS.keys()]);
+  const known = [...DESIGNS.keys(), ...targets.map((t) => t.name)];
   const designs = list(a.designs);
-  for (const d of designs) if (!DESIGNS.has(d)) throw new UsageError(`--designs: unknown design "${d}" (known: ${[...DESIGNS.keys()].join(', ')})`);
+  for (const d of designs) {
+    if (!known.includes(d)) throw new UsageError(`--designs: unknown design "${d}" (known: ${known.join(', ')}${a.targets === undefined ? '; servers of your own go in --targets FILE' : ''})`);
+  }
   const scenarios = list(a.scenarios);
   for (const s of scenarios) if (!SCENARIOS.has(s)) throw new UsageError(`--scenarios: unknown scenario "${s}" (known: ${[...SCENARIOS.keys()].join(', ')})`);
   const scale = String(a.scale ?? 'default');
@@ -30,6 +35,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   let max: LabOptions['max'];
   if (scale === 'max') {
     if (scenarios.length !== 1 || scenarios[0] !== 'idle-hold') throw new UsageError('--scale max runs idle-hold only: add --scenarios idle-hold');
+    if (targets.length) throw new UsageError('--targets does not apply to --scale max (it runs one cluster of our uws workers as wide as the box)');
     if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])!.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
@@ -48,7 +54,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   }
   return Object.freeze({
     designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
-    profile: profile as ProfileTool | undefined, max,
+    profile: profile as ProfileTool | undefined, max, targets,
   });
 }
 
@@ -75,6 +81,7 @@ export const labCommand = {
   describe: 'Run every design through the seed scenarios and write a report with verdicts (npm start)',
   builder: (y: Argv) => y
     .option('designs', { type: 'string', array: true, describe: `designs to include, comma-separated (default: all: ${[...DESIGNS.keys()].join(', ')})` })
+    .option('targets', { type: 'string', describe: 'a YAML or JSON file of servers of your own to run beside the designs (docs/targets.md); name them in --designs' })
     .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: all: ${[...SCENARIOS.keys()].join(', ')})` })
     .option('scale', { type: 'string', default: 'default', describe: 'quick (≤ 60 s), default (≤ 5 min), full (as far as the machine allows), max (idle-hold only: --connections on one box, budgeted first)' })
     .option('connections', { type: 'string', describe: `--scale max: idle connections to hold (default ${MAX_DEFAULTS.connections})` })

@@ -3,9 +3,15 @@ import { fromArgv, toArgv } from '../core/flags.js';
 import { ownDefaults, type Design, type Model, type Traits } from '../server/design.js';
 import { SERVE_OPTIONS, type CommonServeOptions, type OwnOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
+import type { Speaks, Target } from './targets.js';
 
-/** What the lab knows of a variant, for scenarios choosing designs and for the verdicts (kept in results.json). */
-export interface VariantTraits extends Traits {
+/**
+ * What the lab knows of a variant, for scenarios choosing designs and for the verdicts (kept in results.json). A
+ * target's are what its targets file says: its model (or `unknown`: judged by no claim), no dialect we know.
+ */
+export interface VariantTraits extends Omit<Traits, 'model' | 'dialect'> {
+  readonly model: Model | 'unknown';
+  readonly dialect: Traits['dialect'] | null;
   /** The design stands for its model where a scenario runs one design per model (Design.representative). */
   readonly representative: boolean;
   /** false for a `--no-defenses` variant. */
@@ -21,8 +27,12 @@ export interface LabDesign {
   readonly common: Partial<CommonServeOptions>;
   /** `wslab serve` argv for the variant, built from the options above by their definitions. */
   readonly flags: readonly string[];
-  readonly model: Model;
+  readonly model: Model | 'unknown';
   readonly traits: VariantTraits;
+  /** What it answers: our designs speak `wslab`; a target what its file says. */
+  readonly speaks: readonly Speaks[];
+  /** Set for a server of the targets file, which the lab starts (or reaches) as the file says. */
+  readonly target?: Target;
 }
 
 export const CORES = availableParallelism();
@@ -42,6 +52,18 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
     label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
     flags: [...ownFlags, ...commonFlags], model: traits.model,
     traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false },
+    speaks: ['wslab'],
+  };
+}
+
+/** A target of the targets file as the lab runs it: as it is, under its own name. */
+export function targetDesign(t: Target): LabDesign {
+  return {
+    label: t.name, design: t.name, own: {}, common: {}, flags: [], model: t.model, speaks: t.speaks, target: t,
+    traits: {
+      model: t.model, fixedHandshakeTimeout: null, dialect: null, workers: t.model === 'loop' ? 1 : null, countsNonHttp: false,
+      representative: false, defenses: true,
+    },
   };
 }
 

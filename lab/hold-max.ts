@@ -128,7 +128,7 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     if (scraping || b.tcpInuse - base.tcpInuse < 2 * plan.connections * 0.999) return;
     heldAtSec = ctx.sampler.elapsedSec();
     atHold = b;
-    fds = workerFds(ctx.server.pid);
+    fds = workerFds(ctx.server.pid!);
     clearInterval(fdWatch);
     scraping = true;
     void Promise.race([ctx.server.scrape(), sleep(20_000).then(() => null)])

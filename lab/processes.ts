@@ -5,16 +5,36 @@ import { readFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseExposition, type Sample } from '../metrics/exposition.js';
+import net from 'node:net';
 import { processTree } from '../metrics/proc-status.js';
+import { freePort } from '../core/net.js';
+import { fill, type Target } from './targets.js';
 
 /** The built CLI, as a user runs it. */
 export const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
+
+/**
+ * A server a lab cell runs against: one of our designs (a {@link ServerProcess}) or a target of the targets file,
+ * which may have been running already (no child, perhaps no pid) and may have no metrics endpoint.
+ */
+export interface LabServer extends Omit<ServerProcess, 'child' | 'pid' | 'metricsUrl'> {
+  /** The process the lab started; undefined for a target that was already running. */
+  readonly child: ChildProcess | undefined;
+  /** Its Prometheus endpoint: every design's /metrics; a target's own, or null when it has none. */
+  readonly metricsUrl: string | null;
+  /** The process whose tree is sampled; undefined for a running target given without a pid. */
+  readonly pid: number | undefined;
+}
 
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly url: string;
   readonly metricsUrl: string;
   readonly pid: number;
+  /** The WebSocket port, whose established connections /proc/net/tcp counts. */
+  readonly port: number;
+  /** Where the connection count comes from: the design's own gauge, or /proc/net/tcp (a target speaks no wslab metrics). */
+  readonly countsFrom: 'metrics' | 'proc';
   readonly ready: Record<string, unknown>;
   stderr(): string;
   scrape(): Promise<Sample[]>;
@@ -51,25 +71,86 @@ export async function spawnServer(design: string, flags: string[] = [], readyMs 
   });
   const metricsUrl = String(ready.metrics);
   return {
-    child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid),
+    child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid), port: Number(new URL(String(ready.url)).port), countsFrom: 'metrics',
     stderr: () => err,
     scrape: async () => parseExposition(await (await fetch(metricsUrl)).text()),
-    renice(niceness) {
-      for (const p of processTree(Number(ready.pid))) {
-        let tasks: string[] = [];
-        try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; } // exited meanwhile
-        for (const t of tasks) setPriority(Number(t), niceness);
-      }
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const [code] = await exited;
-      clearTimeout(kill);
-      return code as number | null;
-    },
+    renice: (niceness) => renice(Number(ready.pid), niceness),
+    stop: () => stopChild(child, () => child.kill('SIGTERM'), () => child.kill('SIGKILL')),
+  };
+}
+
+function renice(pid: number, niceness: number): void {
+  for (const p of processTree(pid)) {
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; } // exited meanwhile
+    for (const t of tasks) setPriority(Number(t), niceness);
+  }
+}
+
+/** `term`, then the exit code (`kill` after 10 s so a test never hangs). */
+async function stopChild(child: ChildProcess, term: () => void, kill: () => void): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = once(child, 'exit');
+  term();
+  const timer = setTimeout(kill, 10_000);
+  const [code] = await exited;
+  clearTimeout(timer);
+  return code as number | null;
+}
+
+/**
+ * A target of the targets file (lab/targets.ts) as a ServerProcess: started with free ports put into its argv and
+ * URL and waited for (its port accepts, or its ready line), or, already running, just reached. Its whole process
+ * group is stopped with it; a running target is never stopped. It serves no wslab metrics: scrape() reads its own
+ * endpoint when it declares one (for its own series), and its connections are counted from /proc/net/tcp.
+ */
+export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
+  const ports = { port: t.start ? await freePort('127.0.0.1') : 0, metricsPort: t.start ? await freePort('127.0.0.1') : 0 };
+  const url = fill(t.url, ports);
+  const metricsUrl = t.metrics ? fill(t.metrics, ports) : null;
+  const port = Number(new URL(url).port) || 80;
+  const scrape = async (): Promise<Sample[]> => (metricsUrl ? parseExposition(await (await fetch(metricsUrl)).text()) : []);
+  const base = { url, metricsUrl, port, countsFrom: 'proc' as const, scrape, ready: { version: `${t.name} (target)` } };
+  if (!t.start) {
+    return { ...base, child: undefined, pid: t.pid, stderr: () => '', renice: () => undefined, stop: async () => null };
+  }
+  const argv = t.start.map((a) => fill(a, ports));
+  const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
+  // its own process group, so that stop() reaches whatever it forks (a shell, workers)
+  const child = spawn(cmd, args, { cwd: t.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let err = '';
+  let out = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-20_000); });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out = (out + d).slice(-20_000); });
+  const group = (signal: NodeJS.Signals) => () => { try { process.kill(-child.pid!, signal); } catch { /* gone */ } };
+  const what = `target ${t.name} (${argv.join(' ')})`;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const until = performance.now() + t.readyTimeoutMs;
+      let timer: NodeJS.Timeout | undefined;
+      const fail = (why: string) => { clearTimeout(timer); reject(new Error(`${what} ${why}: ${(err || out).trim().split('\n').at(-1) ?? ''}`.trim())); };
+      child.once('error', (e) => fail(`could not start (${e.message})`));
+      child.once('exit', (code, signal) => fail(`exited (${signal ?? `exit ${code}`}) before it was ready`));
+      const poll = (): void => {
+        if ('line' in t.ready ? t.ready.line.test(out) : false) return resolve();
+        if (performance.now() > until) return fail(`not ready in ${t.readyTimeoutMs / 1000} s (${'line' in t.ready ? `no stdout line matching /${t.ready.line.source}/` : `port ${port} did not accept`})`);
+        if ('port' in t.ready) {
+          const s = net.connect(port, new URL(url).hostname.replace(/^\[|\]$/g, ''));
+          s.once('connect', () => { s.destroy(); resolve(); });
+          s.once('error', () => { s.destroy(); timer = setTimeout(poll, 100); });
+        } else timer = setTimeout(poll, 100);
+      };
+      poll();
+    });
+  } catch (e) {
+    group('SIGKILL')();
+    throw e;
+  }
+  child.removeAllListeners('exit');
+  return {
+    ...base, child, pid: child.pid!, stderr: () => err,
+    renice: (n) => renice(child.pid!, n),
+    stop: () => stopChild(child, group('SIGTERM'), group('SIGKILL')),
   };
 }
 

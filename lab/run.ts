@@ -3,19 +3,22 @@ import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
-import { is, LAB_DESIGNS, type LabDesign } from './designs.js';
-import { spawnServer, startSwarm, type ServerProcess, type SwarmRun } from './processes.js';
+import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
+import type { Target } from './targets.js';
+import { spawnServer, startSwarm, startTarget, type LabServer, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
 import { emptySeries, RESULTS_SCHEMA } from './results.js';
 import { Sampler } from './sampler.js';
-import { scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
+import { notApplicable, scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 export interface LabOptions {
-  /** Design names to include (all registered when empty). */
+  /** Design and target names to include (all registered designs and every target when empty). */
   readonly designs: readonly string[];
+  /** `--targets FILE`: servers we did not write, run beside the designs (lab/targets.ts). */
+  readonly targets?: readonly Target[];
   readonly scenarios: readonly string[];
   readonly scale: Scale;
   /** Folder under which reports/<timestamp>/ is written. */
@@ -32,6 +35,8 @@ const PROFILE_SEC = 5;
 export interface PlanStep {
   readonly scenario: Scenario;
   readonly design: LabDesign;
+  /** Set when the design cannot run the scenario (a target that does not speak what it needs): the cell says why. */
+  readonly notApplicable?: string;
 }
 
 export interface Progress {
@@ -47,9 +52,12 @@ export function plan(o: LabOptions): PlanStep[] {
   const available = LAB_DESIGNS.filter((d) => quick
     ? is.standingLoop(d) || is.threadPerConnection(d) || is.processes(d)
     : o.designs.length === 0 || o.designs.includes(d.design));
+  // every target asked for runs in every scenario it can: it is what the user came to measure
+  const targets = (o.targets ?? []).filter((t) => o.designs.length === 0 || o.designs.includes(t.name)).map(targetDesign);
   return o.scenarios.flatMap((id) => {
     const scenario = SCENARIOS.get(id)!;
-    return scenario.designs(available, o.scale, o.max).map((design) => ({ scenario, design }));
+    return [...scenario.designs(available, o.scale, o.max), ...(o.scale === 'max' ? [] : targets)]
+      .map((design) => ({ scenario, design, notApplicable: notApplicable(scenario, design) }));
   });
 }
 
@@ -59,7 +67,8 @@ export function plan(o: LabOptions): PlanStep[] {
  * goes on; the report is always written.
  */
 export async function runLab(o: LabOptions, progress: Progress): Promise<{ results: LabResults; dir: string }> {
-  const steps = plan(o);
+  const all = plan(o);
+  const steps = all.filter((s) => !s.notApplicable);
   const started = new Date();
   const versions: Record<string, string> = {};
   const byScenario = new Map<string, ScenarioResult>();
@@ -77,15 +86,24 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
    * --profile (clinic runs between cells) or at max (one cell that loads the whole box).
    */
   let ahead = startsAhead;
-  const start = (i: number, background = false): Promise<ServerProcess> => {
+  const resultFor = (scenario: Scenario): ScenarioResult => {
+    const r = byScenario.get(scenario.id) ?? {
+      id: scenario.id, title: scenario.title, question: scenario.question, method: scenario.method(o.scale, o.max),
+      columns: [...(scenario.columnsAt?.(o.scale) ?? scenario.columns)], cells: [],
+    };
+    byScenario.set(scenario.id, r);
+    return r;
+  };
+  const start = (i: number, background = false): Promise<LabServer> => {
     const { scenario, design } = steps[i];
     // dozens of cluster workers start on two cores: give them a second each; in the background, a whole cell's time
     const readyMs = o.max ? 15_000 + 1000 * o.max.plan.serverWorkers : background ? 15_000 + cellLimitMs(steps[i - 1].scenario, o.scale) : undefined;
-    const p = spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design)], readyMs, background ? 19 : 0);
+    const p: Promise<LabServer> = design.target ? startTarget(design.target, background ? 19 : 0)
+      : spawnServer(design.design, [...design.flags, ...scenarioServerFlags(scenario, design)], readyMs, background ? 19 : 0);
     p.catch(() => {}); // the cell that takes it records the failure
     return p;
   };
-  const foreground = async (i: number, p: Promise<ServerProcess>): Promise<ServerProcess> => {
+  const foreground = async (i: number, p: Promise<LabServer>): Promise<LabServer> => {
     const srv = await p;
     try {
       srv.renice(0);
@@ -96,15 +114,11 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
       return start(i);
     }
   };
-  let next: Promise<ServerProcess> | undefined;
+  let next: Promise<LabServer> | undefined;
   try {
     for (const [i, { scenario, design }] of steps.entries()) {
       progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
-      const result = byScenario.get(scenario.id) ?? {
-        id: scenario.id, title: scenario.title, question: scenario.question, method: scenario.method(o.scale, o.max),
-        columns: [...(scenario.columnsAt?.(o.scale) ?? scenario.columns)], cells: [],
-      };
-      byScenario.set(scenario.id, result);
+      const result = resultFor(scenario);
       const server = next ? foreground(i, next) : start(i);
       next = undefined;
       const ready = () => { if (ahead && i + 1 < steps.length) next = start(i + 1, true); };
@@ -114,6 +128,10 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
         progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale, o.max));
         await profileCell(o.profile, scenario, design, dir, cell);
       }
+    }
+    // the cells a target cannot run, each saying why, after the cells that ran
+    for (const { scenario, design, notApplicable: why } of all.filter((s) => s.notApplicable)) {
+      resultFor(scenario).cells.push({ design: design.label, traits: design.traits, status: 'skipped', cause: why, figures: {}, series: emptySeries() });
     }
     progress.step(steps.length, 'writing the report', 0);
   } finally {
@@ -142,9 +160,9 @@ const cellLimitMs = (scenario: Scenario, scale: Scale, max?: MaxRun): number => 
 
 /** `starting`: this cell's server, already spawning; `ready`: called once it is up (or failed to start). */
 async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>,
-  starting: Promise<ServerProcess>, ready: () => void, max?: MaxRun): Promise<Cell> {
+  starting: Promise<LabServer>, ready: () => void, max?: MaxRun): Promise<Cell> {
   const cell: Cell = { design: design.label, traits: design.traits, status: 'ok', figures: {}, series: emptySeries() };
-  let server: ServerProcess | undefined;
+  let server: LabServer | undefined;
   let sampler: Sampler | undefined;
   const swarms: SwarmRun[] = [];
   let started = 0;
@@ -152,7 +170,8 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     await mkdir(tmp, { recursive: true });
     server = await starting.finally(ready);
     versions[design.label] = String(server.ready.version ?? 'unknown');
-    sampler = new Sampler(server.pid, server.metricsUrl, 500, max !== undefined).start();
+    sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
+      server.countsFrom === 'proc' ? server.port : undefined).start();
     const s = sampler;
     const srv = server;
     const ctx: CellContext = {
@@ -173,7 +192,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     };
     const limit = cellLimitMs(scenario, scale, max);
     let timer: NodeJS.Timeout | undefined;
-    const crashed = new Promise<never>((_, reject) => srv.child.once('exit', (code, signal) =>
+    const crashed = new Promise<never>((_, reject) => srv.child?.once('exit', (code, signal) =>
       reject(new Error(`server exited during the run (${signal ?? `exit ${code}`}): ${lastLine(srv.stderr())}`))));
     cell.figures = await Promise.race([
       scenario.run(ctx),

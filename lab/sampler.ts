@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { processTree, readTreeStatus } from '../metrics/proc-status.js';
-import { readBox, type Box } from './sockstat.js';
+import { establishedOnPort, readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 /** utime + stime of a process tree, in seconds (from /proc/<pid>/stat fields 14 and 15). */
-export function treeCpuSeconds(pid: number): number {
+export function treeCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
   let ticks = 0;
   for (const p of processTree(pid)) {
     try {
@@ -20,7 +21,8 @@ export function treeCpuSeconds(pid: number): number {
   return ticks / CLOCK_TICKS;
 }
 
-async function scrape(url: string): Promise<Sample[] | null> {
+async function scrape(url: string | null): Promise<Sample[] | null> {
+  if (url === null) return null;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
     return res.ok ? parseExposition(await res.text()) : null;
@@ -51,8 +53,13 @@ export class Sampler {
   /** The latest machine-wide reading, when sampling the box (`box`). */
   lastBox: Box | undefined;
 
-  /** `box`: also sample the machine (MemAvailable, TCP sockets, tcp_mem), for holds that load the whole box. */
-  constructor(private readonly pid: number, private readonly metricsUrl: string, private readonly intervalMs = 500, private readonly box = false) {
+  /**
+   * `pid`: the server's process tree, when known; `metricsUrl`: its wslab metrics, or null (a target); `countPort`:
+   * count the open connections from /proc/net/tcp on this port instead of the server's gauge (a target keeps none).
+   * `box`: also sample the machine (MemAvailable, TCP sockets, tcp_mem), for holds that load the whole box.
+   */
+  constructor(private readonly pid: number | undefined, private readonly metricsUrl: string | null, private readonly intervalMs = 500,
+    private readonly box = false, private readonly countPort?: number) {
     this.prevCpu = treeCpuSeconds(pid);
     if (box) Object.assign(this.series, { boxAvailableBytes: [], tcpInuse: [], tcpMemPages: [] });
   }
@@ -67,12 +74,12 @@ export class Sampler {
    * complete its upgrade and get its `echo` answered within `timeoutMs`; the `available` series records the latest
    * result (1 or 0). One probe at a time, so the probe never adds more than one connection to the server's load.
    */
-  probeService(url: string, everyMs = 500, timeoutMs = 1000): void {
+  probeService(url: string, match: 'wslab' | 'echo' = 'wslab', everyMs = 500, timeoutMs = 1000): void {
     if (this.probing) return;
     this.probing = (async () => {
       while (!this.probeStop) {
         const t0 = performance.now();
-        this.available = (await probeOnce(url, timeoutMs)) ? 1 : 0;
+        this.available = (await probeOnce(url, timeoutMs, match)) ? 1 : 0;
         const rest = everyMs - (performance.now() - t0);
         if (rest > 0 && !this.probeStop) await new Promise((r) => setTimeout(r, rest));
       }
@@ -156,12 +163,12 @@ export class Sampler {
     const now = performance.now();
     const [server, ...swarms] = await Promise.all([scrape(this.metricsUrl), ...[...this.swarmUrls].map(scrape)]);
     let status: ReturnType<typeof readTreeStatus> | null = null;
-    try { status = readTreeStatus(this.pid); } catch { /* the server is gone: the cell records nulls */ }
+    try { if (this.pid !== undefined) status = readTreeStatus(this.pid); } catch { /* the server is gone: the cell records nulls */ }
     const cpu = treeCpuSeconds(this.pid);
     const dt = (now - this.prevAt) / 1000;
     const s = this.series;
     s.t.push(+((now - this.t0) / 1000).toFixed(2));
-    s.open.push(server ? sumOf(server, 'wslab_connections_open') : null);
+    s.open.push(this.countPort !== undefined ? establishedOnPort(this.countPort) : server ? sumOf(server, 'wslab_connections_open') : null);
     s.rssBytes.push(status?.processes ? status.rssBytes : null);
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);
@@ -196,8 +203,8 @@ export class Sampler {
   }
 }
 
-/** One fresh connection: upgrade, `echo`, its reply, all within `timeoutMs`. */
-function probeOnce(url: string, timeoutMs: number): Promise<boolean> {
+/** One fresh connection: upgrade, `echo`, its reply (ours, or the text echoed back), all within `timeoutMs`. */
+function probeOnce(url: string, timeoutMs: number, match: 'wslab' | 'echo'): Promise<boolean> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
     const done = (ok: boolean): void => {
@@ -209,7 +216,7 @@ function probeOnce(url: string, timeoutMs: number): Promise<boolean> {
     };
     const timer = setTimeout(done, timeoutMs, false);
     ws.on('open', () => ws.send('probe echo available'));
-    ws.on('message', (data) => done(String(data) === 'probe ok available'));
+    ws.on('message', (data) => done(String(data) === (match === 'echo' ? 'probe echo available' : 'probe ok available')));
     ws.on('error', () => done(false));
     ws.on('close', () => done(false));
   });

@@ -3,7 +3,8 @@ import { SERVE_OPTIONS, type CommonServeOptions } from '../server/options.js';
 import type { ClaimId, JudgedCell } from './claims.js';
 import type { HoldPlan } from './budget.js';
 import type { LabDesign } from './designs.js';
-import type { ServerProcess, SwarmRun, SwarmSummary } from './processes.js';
+import type { LabServer, SwarmRun, SwarmSummary } from './processes.js';
+import type { Speaks } from './targets.js';
 import type { Claim, Column, Machine } from './results.js';
 import type { Sampler } from './sampler.js';
 
@@ -16,7 +17,7 @@ export type Figures = Record<string, number | null>;
 export interface CellContext {
   readonly design: LabDesign;
   readonly scale: Scale;
-  readonly server: ServerProcess;
+  readonly server: LabServer;
   readonly sampler: Sampler;
   /** `--scale max`: the budgeted plan (connections, workers, source addresses) and the hold. */
   readonly max?: MaxRun;
@@ -41,6 +42,12 @@ export interface Scenario<F extends Figures = Figures> {
   readonly title: string;
   readonly question: string;
   readonly claims: readonly ClaimId[];
+  /**
+   * What a server must answer for this scenario to run on it, any one of them (lab/targets.ts `speaks`): empty =
+   * nothing (connections are only held). Default `['wslab']`, the full protocol. A target that speaks none of them
+   * gets a "not applicable" cell.
+   */
+  readonly needs?: readonly Speaks[];
   readonly columns: readonly Column<keyof F & string>[];
   /** Columns at a scale whose figures differ (idle-hold at `max`); `columns` when absent. */
   columnsAt?(scale: Scale): readonly Column[];
@@ -76,6 +83,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** Picks the value for the scale (`max` falls back to `full` where a scenario gives no `max` value). */
 export const at = <T>(scale: Scale, values: Record<Exclude<Scale, 'max'>, T> & { max?: T }): T =>
   (scale === 'max' ? values.max ?? values.full : values[scale]);
+
+/** Why `design` cannot run `scenario` (it speaks none of what the scenario needs), or undefined when it can. */
+export function notApplicable(scenario: Scenario, design: LabDesign): string | undefined {
+  const needs = scenario.needs ?? ['wslab'];
+  if (needs.length === 0 || needs.some((s) => design.speaks.includes(s))) return undefined;
+  return `not applicable: ${design.label} speaks ${design.speaks.length ? design.speaks.join(', ') : 'nothing the lab knows'}; ` +
+    `${scenario.id} needs ${needs.join(' or ')} (targets file: speaks)`;
+}
 
 /** The server options `scenario` adds for the variant `design`. */
 export const scenarioServerOptions = (scenario: Scenario, design: LabDesign): Partial<CommonServeOptions> =>

@@ -64,6 +64,8 @@ export const idleHold = defineScenario<IdleFigures>({
   question: 'What does one idle connection cost in memory and threads, and where does each design stop?',
   claims: ['thread-per-connection-memory', 'loop-unlimited-connections', 'tasks-vs-threads-scale'],
   serverOptions: { idleTimeoutMs: 0 },
+  // connections are only held: any WebSocket server will do
+  needs: [],
   columns: COLUMNS,
   columnsAt: (scale) => (scale === 'max' ? MAX_COLUMNS : COLUMNS),
   // quick leaves cluster to cpu-bound, where it is the question; max is one cluster as wide as the plan (lab/hold-max.ts).
@@ -80,11 +82,13 @@ export const idleHold = defineScenario<IdleFigures>({
     // at max the figures are the hold's own (MAX_COLUMNS), judged by the budget, not by these claims
     if (ctx.scale === 'max') return runMaxHold(ctx) as unknown as Promise<IdleFigures>;
     const pid = ctx.server.pid;
-    const { rssBytes: baseRss, threads: baseThreads } = await settled(pid);
-    const baseKernel = kernelThreadBytes(pid);
+    // a running target given without its pid: connections are still counted (/proc/net/tcp), memory is not
+    if (pid === undefined) ctx.note(`${ctx.design.label}: no process to sample (give the target's pid in the targets file): memory and threads not measured`);
+    const { rssBytes: baseRss, threads: baseThreads } = pid === undefined ? { rssBytes: NaN, threads: NaN } : await settled(pid);
+    const baseKernel = pid === undefined ? NaN : kernelThreadBytes(pid);
     const kernel: [number, number][] = [];
     const kernelWatch = setInterval(() => {
-      try { kernel.push([ctx.sampler.elapsedSec(), kernelThreadBytes(pid)]); } catch { /* the server is gone: the cell fails on its exit */ }
+      try { if (pid !== undefined) kernel.push([ctx.sampler.elapsedSec(), kernelThreadBytes(pid)]); } catch { /* the server is gone: the cell fails on its exit */ }
     }, 250);
     const from = ctx.sampler.elapsedSec();
     const summary = await ctx.finish(await ctx.swarm(['--connections', String(at(ctx.scale, N)), '--rate', String(at(ctx.scale, RATE)),
@@ -102,9 +106,9 @@ export const idleHold = defineScenario<IdleFigures>({
     return {
       held,
       failed: summary.failed.total,
-      rssPerConnectionBytes: held && heldRss !== null ? Math.round((heldRss - baseRss) / held) : null,
-      kernelPerConnectionBytes: held ? Math.max(0, Math.round((peakKernel - baseKernel) / held)) : null,
-      threadsPerConnection: held && peakThreads !== null ? +((peakThreads - baseThreads) / held).toFixed(3) : null,
+      rssPerConnectionBytes: held && heldRss !== null && pid !== undefined ? Math.round((heldRss - baseRss) / held) : null,
+      kernelPerConnectionBytes: held && pid !== undefined ? Math.max(0, Math.round((peakKernel - baseKernel) / held)) : null,
+      threadsPerConnection: held && peakThreads !== null && pid !== undefined ? +((peakThreads - baseThreads) / held).toFixed(3) : null,
       peakRssBytes: heldRss,
       connectRatePerSec: summary.connectRatePerSec,
       peakOpenScraped: peakOpen,

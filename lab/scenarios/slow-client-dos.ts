@@ -44,6 +44,8 @@ type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBp
  * for slow readers without bound; a naked pool is held by slowloris); quick, slowloris only.
  */
 function phasesOf(d: LabDesign, scale: Scale): Phase[] {
+  // slow readers ask for `fill`: a server that only echoes has no large reply to be slow on
+  if (!d.speaks.includes('wslab')) return ['slowloris'];
   // the pool's slow readers each hold a worker in a timed-out send(): shown at full, skipped to keep default ≤ 5 min
   if (scale === 'quick' || (scale !== 'full' && is.pool(d))) return ['slowloris'];
   if (!is.naked(d)) return ['slowloris', 'slow-reader'];
@@ -61,6 +63,8 @@ export const slowClientDos = defineScenario<DosFigures>({
   title: 'Slow-client DoS',
   question: 'Do slowloris attackers and clients that never read take the service away from healthy clients, per design, with defences on and off?',
   claims: ['slow-client-dos'],
+  // healthy clients and the probe need an answer: our protocol's, or their text echoed (slowloris only, then)
+  needs: ['wslab', 'echo'],
   // a design that fixes its handshake timeout (uWS's 10 s) refuses another value; --no-defenses has none.
   serverOptions: (d) => ({ idleTimeoutMs: 0, ...(d.traits.fixedHandshakeTimeout || is.naked(d) ? {} : { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_S * 1000 }) }),
   columns: [
@@ -98,7 +102,7 @@ export const slowClientDos = defineScenario<DosFigures>({
   seconds: (s) => at(s, ATTACK_HOLD_S) + (s === 'quick' ? 0 : at(s, READ_HOLD_S) + 3) + 4,
   async run(ctx) {
     const phases = phasesOf(ctx.design, ctx.scale);
-    ctx.sampler.probeService(ctx.server.url);
+    ctx.sampler.probeService(ctx.server.url, replyMatch(ctx.design));
     await sleep(300);
     // a phase this variant does not run shows as — (null), not as a missing column
     const figures = Object.fromEntries(COLUMN_KEYS.map((k) => [k, null])) as unknown as DosFigures;
@@ -113,6 +117,9 @@ export const slowClientDos = defineScenario<DosFigures>({
 });
 const COLUMN_KEYS = slowClientDos.columns.map((c) => c.key);
 
+/** How a healthy reply is told: our protocol's `<id> ok …`, or, from a server that only echoes, the request itself. */
+const replyMatch = (d: LabDesign): 'wslab' | 'echo' => (d.speaks.includes('wslab') ? 'wslab' : 'echo');
+
 const group = (profiles: Record<string, ProfileSummary> | undefined, name: string): ProfileSummary => {
   const g = profiles?.[name];
   if (!g) throw new Error(`the swarm's summary has no ${name} group`);
@@ -124,7 +131,8 @@ async function slowloris(ctx: CellContext): Promise<Slowloris> {
   const from = ctx.sampler.elapsedSec();
   const summary = await ctx.finish(await ctx.swarm([
     '--mix', `slowloris:${at(s, ATTACKERS)},chatty:${at(s, HEALTHY)}@1s`, '--rate', '4000', '--hold', `${at(s, ATTACK_HOLD_S)}s`,
-    '--command', 'echo 16', '--interval', '200ms', '--handshake-timeout', `${HEALTHY_PATIENCE_S}s`, '--source-ips', SOURCE_IPS,
+    '--command', 'echo 16', '--match', replyMatch(ctx.design), '--interval', '200ms', '--handshake-timeout', `${HEALTHY_PATIENCE_S}s`,
+    '--source-ips', SOURCE_IPS,
   ]));
   // The attack can end the moment the server cuts the last attacker: give the probe a moment to see the service back.
   await ctx.sampler.untilAvailable(RECOVERY_GRACE_MS);
