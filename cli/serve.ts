@@ -4,8 +4,8 @@ import type { Argv } from 'yargs';
 import { SERVE_DEFAULTS, type ServeOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
 import { serve } from '../server/serve.js';
-import { UsageError } from './errors.js';
-import { parseDuration, parseInteger, parseSize } from './units.js';
+import { UsageError } from '../core/errors.js';
+import { parseDuration, parseInteger, parseSize } from '../core/units.js';
 
 const D = SERVE_DEFAULTS;
 const KiB = 1024;

@@ -5,7 +5,7 @@
  * time line through each summary's `clock` (machines' clocks are assumed in sync to within what the reader needs).
  */
 import * as hdr from 'hdr-histogram-js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { latencyHistogram } from './profiles.js';
 import { latencyMs, type AttackSummary, type HealthySummary, type Summary } from './recorder.js';
 

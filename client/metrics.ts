@@ -13,7 +13,7 @@ import {
   SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
-import { listen, closeHttp } from '../server/listen.js';
+import { listen, closeHttp } from '../core/net.js';
 import type { PoolCounts } from './pool.js';
 import type { Traffic } from './profiles.js';
 import type { AttackTally } from './attacks.js';

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, Registry } from 'prom-client';
+import { freePort } from '../core/net.js';
 import { WORKER_RESTARTS } from '../metrics/index.js';
 import { counter } from '../metrics/prom.js';
 import type { Design, DesignHandle } from './design.js';
@@ -118,13 +118,4 @@ async function stopWorkers(): Promise<void> {
     w.once('exit', () => { clearTimeout(kill); resolve(); });
     if (w.isConnected()) w.send(SHUTDOWN); else w.process.kill('SIGTERM');
   })));
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import type { DesignHandle } from './design.js';
-import { listen, closeHttp } from './listen.js';
+import { listen, closeHttp } from '../core/net.js';
 import type { ServeOptions } from './options.js';
 import { DESIGNS } from './registry.js';
 
