@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
-import type { MetricsEndpoint, WorkerMetrics } from './metrics.js';
+import type { MetricsEndpoint } from '../metrics/endpoint.js';
+import type { WorkerMetrics } from './metrics.js';
 import {
   SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
 } from './options.js';
