@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
 import type { MetricsEndpoint } from '../metrics/endpoint.js';
+import type { IpcGather } from '../metrics/gather.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
   SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
@@ -254,8 +255,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const ended = new Promise<string>((resolve) => { endRun = (why) => { if (endReason === undefined) { endReason = why; resolve(why); } }; });
   let rampedAt = 0;
   let holdTimer: NodeJS.Timeout | undefined;
-  const metricRequests = new Map<number, (d: WorkerMetrics) => void>();
-  let nextMetricId = 0;
+  let workerMetrics: IpcGather<WorkerProcess> | undefined;
 
   const latest = (w: WorkerProcess): WorkerStats | undefined => w.final?.s ?? w.stats;
   const sum = (f: (s: WorkerStats) => number): number => workers.reduce((a, w) => a + (latest(w) ? f(latest(w)!) : 0), 0);
@@ -283,11 +283,12 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
         warn(`first ${m.cause}: ${m.detail}${FIXES[m.cause] ? ` — ${FIXES[m.cause]}` : ''}`);
         break;
       case 'metrics':
-        metricRequests.get(m.id)?.(m.data);
+        workerMetrics?.answered(w, m.id, m.data);
         break;
     }
   };
   const onExit = (w: WorkerProcess, code: number | null, signal: string | null): void => {
+    workerMetrics?.gone(w);
     if (w.final) return;
     crashed = true;
     warn(`worker ${w.init.index} exited (code ${code}, signal ${signal}) before reporting; its last figures (≤ 0.5 s old) are used`);
@@ -308,15 +309,12 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   let endpoint: MetricsEndpoint | undefined;
   if (o.metricsPort !== undefined) {
-    const gather = (): Promise<WorkerMetrics[]> => Promise.all(workers.filter((w) => !w.exited && !w.final).map((w) => new Promise<WorkerMetrics>((resolve) => {
-      const id = nextMetricId++;
-      const timer = setTimeout(() => { metricRequests.delete(id); resolve([]); }, 2000);
-      metricRequests.set(id, (d) => { clearTimeout(timer); metricRequests.delete(id); resolve(d); });
-      w.send({ t: 'metrics', id });
-    })));
     try {
-      const { serveSwarmMetrics } = await import('./metrics.js'); // prom-client only when asked for
-      endpoint = await serveSwarmMetrics(o.metricsHost, o.metricsPort, gather);
+      // prom-client only when asked for
+      const [{ serveSwarmMetrics }, { IpcGather }] = await Promise.all([import('./metrics.js'), import('../metrics/gather.js')]);
+      const gather = new IpcGather<WorkerProcess>((w, id) => w.send({ t: 'metrics', id }));
+      workerMetrics = gather;
+      endpoint = await serveSwarmMetrics(o.metricsHost, o.metricsPort, () => gather.gather(workers.filter((w) => !w.exited && !w.final)));
     } catch (err) {
       for (const w of workers) w.child.kill('SIGKILL');
       view.stop();

@@ -5,19 +5,20 @@
  * its spec names (sum for counts, max for event-loop delay), as the cluster server design does.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { AggregatorRegistry, Registry, type Histogram, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Registry, type Histogram } from 'prom-client';
 import {
   ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_ATTACKERS_HELD, SWARM_ATTACK_CLOSE_CODES, SWARM_ATTACK_OUTCOMES, SWARM_ATTACK_TIME_TO_CUT,
   SWARM_CAUSES, SWARM_CONNECTING, SWARM_CONNECT_DURATION, SWARM_ERRORS, SWARM_EVENT_LOOP_DELAY, SWARM_MESSAGES_RECEIVED,
   SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
+import type { MetricJson } from '../metrics/gather.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
 import type { PoolCounts } from './pool.js';
 import type { Traffic } from './profiles.js';
 import type { AttackTally } from './attacks.js';
 
-export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+export type WorkerMetrics = MetricJson[];
 
 /**
  * One worker's series. Gauges and counters read the pool's plain counts at scrape time (a counter adds what happened
@@ -81,11 +82,11 @@ export class SwarmMetrics {
 }
 
 /** Serves GET /metrics on host:port, rendering what `gather` collects from the workers, aggregated. */
-export function serveSwarmMetrics(host: string, port: number, gather: () => Promise<WorkerMetrics[]>): Promise<MetricsEndpoint> {
+export function serveSwarmMetrics(host: string, port: number, gather: () => Promise<Registry>): Promise<MetricsEndpoint> {
   return serveMetrics({
     host, port, who: 'wslab swarm', what: 'swarm metrics',
     render: async () => {
-      const r = AggregatorRegistry.aggregate(await gather());
+      const r = await gather();
       return { body: await r.metrics(), contentType: r.contentType };
     },
   });

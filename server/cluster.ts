@@ -1,7 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { freePort } from '../core/net.js';
+import { IpcGather, type MetricJson } from '../metrics/gather.js';
 import { WORKER_RESTARTS } from '../metrics/index.js';
 import { counter } from '../metrics/prom.js';
 import type { Design, DesignHandle } from './design.js';
@@ -12,7 +13,6 @@ export type WorkerMessage =
   | { type: 'wslab:ready'; port: number }
   | { type: 'wslab:failed'; message: string; code?: string }
   | { type: 'wslab:metrics'; id: number; metrics: MetricJson[] };
-export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 export const METRICS_REQUEST = 'wslab:metrics?';
 export const SHUTDOWN = 'wslab:shutdown';
 export const OPTIONS_ENV = 'WSLAB_CLUSTER_OPTIONS';
@@ -41,28 +41,8 @@ export const clusterDesign: Design = {
      * clusterMetrics() asks every connected worker and fails the whole scrape when a restarting one stays silent.
      */
     const ready = new Set<Worker>();
-    const pending = new Map<number, { want: Set<Worker>; got: MetricJson[][]; done: () => void }>();
-    let nextId = 0;
-    const scrape = async (): Promise<string> => {
-      const id = nextId++;
-      const want = new Set(ready);
-      const got: MetricJson[][] = [await primary.getMetricsAsJSON()];
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 2000);
-        const done = (): void => { clearTimeout(timer); resolve(); };
-        pending.set(id, { want, got, done });
-        for (const w of want) w.send({ type: METRICS_REQUEST, id }, undefined, (err) => { if (err) answered(w, id); });
-        if (want.size === 0) done();
-      });
-      pending.delete(id);
-      return AggregatorRegistry.aggregate(got).metrics();
-    };
-    const answered = (w: Worker, id: number, metrics?: MetricJson[]): void => {
-      const p = pending.get(id);
-      if (!p || !p.want.delete(w)) return;
-      if (metrics) p.got.push(metrics);
-      if (p.want.size === 0) p.done();
-    };
+    const workerMetrics = new IpcGather<Worker>((w, id, failed) => w.send({ type: METRICS_REQUEST, id }, undefined, (err) => { if (err) failed(); }));
+    const scrape = async (): Promise<string> => (await workerMetrics.gather(ready, [await primary.getMetricsAsJSON()])).metrics();
     const restarts = counter(WORKER_RESTARTS, primary).labels({ design: o.design });
     restarts.inc(0);
     let closing = false;
@@ -74,12 +54,12 @@ export const clusterDesign: Design = {
       worker.on('error', () => undefined);
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'wslab:ready') { ready.add(worker); resolve(m.port); }
-        else if (m.type === 'wslab:metrics') answered(worker, m.id, m.metrics);
+        else if (m.type === 'wslab:metrics') workerMetrics.answered(worker, m.id, m.metrics);
         else if (m.type === 'wslab:failed') reject(Object.assign(new Error(m.message), { code: m.code }));
       });
       worker.once('exit', (code, signal) => {
         ready.delete(worker);
-        for (const id of pending.keys()) answered(worker, id);
+        workerMetrics.gone(worker);
         reject(new Error(`cluster worker exited (${signal ?? code}) before it was ready`));
         if (closing) return;
         restarts.inc();
