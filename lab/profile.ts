@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../core/net.js';
+import { CONNECTION_THREADS } from '../metrics/index.js';
 import { DESIGNS } from '../server/registry.js';
 import { WSLAB } from './processes.js';
 import { scenarioServerFlags, SOURCE_IPS } from './scenario.js';
@@ -143,7 +144,7 @@ function designCaveat(design: string, tool: ProfileTool): string | null {
   }
   if (model === 'threads') {
     return `clinic sees only the JS side of ${design}: the main event loop, which serves /metrics. The native connection ` +
-      'threads that run the protocol (and any block, wait or cpu) are invisible to it; read wslab_threads and the swarm\'s RTT for them';
+      `threads that run the protocol (and any block, wait or cpu) are invisible to it; read ${CONNECTION_THREADS.name} and the swarm's RTT for them`;
   }
   return null;
 }

@@ -1,4 +1,5 @@
 import { sumOf } from '../../metrics/exposition.js';
+import { CONNECTIONS_CLOSED } from '../../metrics/index.js';
 import { POOL_SIZE_DOS, variant, type LabDesign } from '../designs.js';
 import type { ProfileSummary } from '../processes.js';
 import { at, SOURCE_IPS, sleep, type CellContext, type Figures, type Scale, type Scenario } from '../scenario.js';
@@ -125,14 +126,14 @@ async function slowReaders(ctx: CellContext): Promise<Figures> {
   const s = ctx.scale;
   await sleep(500);
   const baseRss = ctx.sampler.last('rssBytes');
-  const cutBefore = sumOf(await ctx.server.scrape(), 'wslab_connections_closed_total', { reason: 'backpressure' });
+  const cutBefore = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' });
   const from = ctx.sampler.elapsedSec();
   const summary = await ctx.finish(await ctx.swarm([
     '--mix', `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, '--rate', '4000', '--hold', `${at(s, READ_HOLD_S)}s`,
     '--command', 'echo 16', '--interval', `${READ_INTERVAL_MS}ms`, '--read-rate', '0', '--source-ips', SOURCE_IPS,
   ]));
   const to = ctx.sampler.elapsedSec();
-  const cut = sumOf(await ctx.server.scrape(), 'wslab_connections_closed_total', { reason: 'backpressure' }) - cutBefore;
+  const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);
   return {
     readerRssGrowthBytes: peak !== null && baseRss !== null ? Math.max(0, peak - baseRss) : null,
