@@ -5,7 +5,7 @@
  * derived here, once, so that a run and a merge of runs can never disagree on a definition.
  */
 import * as hdr from 'hdr-histogram-js';
-import { latencyMs, type AttackSummary, type HealthySummary, type Summary } from './recorder.js';
+import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type Summary } from './recorder.js';
 
 export const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -15,15 +15,8 @@ export const exactRate: Rate = (n, d) => (d > 0 ? n / d : null);
 /** To four decimals: what a run writes. */
 export const roundedRate: Rate = (n, d) => (d > 0 ? Math.round(n / d * 10_000) / 10_000 : null);
 
-/** A group's counts, added over its workers or shards. */
-export interface GroupCounts {
-  target: number;
-  startAfterSec: number;
-  attempted: number;
-  opened: number;
-  failed: number;
-  heldAtEnd: number;
-}
+/** A group's counts, added over its workers or shards: its summary but the percentiles. */
+export type GroupCounts = Omit<GroupSummary, 'connectLatencyMs'>;
 
 /** The common part of a group's summary. */
 function groupCommon(c: GroupCounts, connect: hdr.Histogram) {
