@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
+import { HANDSHAKES_REJECTED } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
 /**
@@ -62,7 +63,7 @@ async function measure(label: string, limit: number): Promise<Record<string, unk
     const samples = await server.scrape();
     return {
       design: label, maxConnsPerIp: limit, attackers: attackers.length, attackSec: +attackSec.toFixed(2),
-      attackersCutWithin1_5s: refused, conn_limit: sumOf(samples, 'wslab_handshakes_rejected_total', { reason: 'conn_limit' }),
+      attackersCutWithin1_5s: refused, conn_limit: sumOf(samples, HANDSHAKES_REJECTED.name, { reason: 'conn_limit' }),
       serverThreads: during.threads, threadsAdded: during.threads - before.threads,
       rssAddedMiB: +((during.rssBytes - before.rssBytes) / 2 ** 20).toFixed(1),
       healthyServed: `${served.length}/${times.length}`, healthyMaxMs: served.length ? +served.at(-1)!.toFixed(1) : null,

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
-import { CLOSE_REASONS } from '../metrics/index.js';
+import { CLOSE_REASONS, CONNECTIONS_ACCEPTED, CONNECTIONS_CLOSED, CONNECTIONS_OPEN, MESSAGES_RECEIVED } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../test/helpers/fuzz-frames.js';
 
@@ -70,11 +70,11 @@ try {
   const counted = async (): Promise<Record<string, number>> => {
     const m = await server.scrape();
     const out: Record<string, number> = {
-      accepted: sumOf(m, 'wslab_connections_accepted_total'), open: sumOf(m, 'wslab_connections_open'),
-      messages: sumOf(m, 'wslab_messages_received_total'),
+      accepted: sumOf(m, CONNECTIONS_ACCEPTED.name), open: sumOf(m, CONNECTIONS_OPEN.name),
+      messages: sumOf(m, MESSAGES_RECEIVED.name),
     };
     for (const reason of CLOSE_REASONS) {
-      const n = sumOf(m, 'wslab_connections_closed_total', { reason });
+      const n = sumOf(m, CONNECTIONS_CLOSED.name, { reason });
       if (n > 0) out[reason] = n;
     }
     return out;

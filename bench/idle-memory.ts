@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExposition, sumOf } from '../metrics/exposition.js';
+import { CONNECTIONS_OPEN, CONNECTION_THREADS } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
 /**
@@ -70,8 +71,8 @@ async function measure(design: string): Promise<Record<string, unknown>> {
     return {
       design: design + (extra.length ? ` ${extra.join(' ')}` : ''), target: N, opened: held, failed: opened.failed,
       openSeconds: Number(opened.openSeconds).toFixed(2),
-      scrapedOpen: sumOf(samples, 'wslab_connections_open'),
-      scrapedThreads: sumOf(samples, 'wslab_threads'),
+      scrapedOpen: sumOf(samples, CONNECTIONS_OPEN.name),
+      scrapedThreads: sumOf(samples, CONNECTION_THREADS.name),
       processes: after.processes,
       processThreads: after.threads,
       rssBeforeBytes: before.rssBytes, rssAfterBytes: after.rssBytes,

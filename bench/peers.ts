@@ -55,13 +55,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { onPath } from '../cli/stack.js';
 import { parseSourceIps } from '../cli/swarm.js';
-import { parseDuration, parseInteger } from '../cli/units.js';
+import { parseDuration, parseInteger } from '../core/units.js';
 import { spawnServer, WSLAB, type ServerProcess } from '../lab/processes.js';
 import { treeCpuSeconds } from '../lab/sampler.js';
 import { parseExposition, sumOf } from '../metrics/exposition.js';
+import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
 const CLK_TCK = 100; // USER_HZ, for /proc/stat
@@ -235,7 +236,7 @@ async function startServer(): Promise<ServerProcess> {
 }
 async function scrapeOpen(metrics: string): Promise<number> {
   const res = await fetch(metrics, { signal: AbortSignal.timeout(2000) });
-  return sumOf(parseExposition(await res.text()), 'wslab_connections_open');
+  return sumOf(parseExposition(await res.text()), CONNECTIONS_OPEN.name);
 }
 
 // ---- the peers ----------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeText, newKey, UpgradeRequest } from '../client/codec.js';
 import { spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
+import { BUFFERED_BYTES, CONNECTIONS_CLOSED, CONNECTIONS_OPEN } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 
 /**
@@ -51,9 +52,9 @@ async function measure(label: string, defenses: boolean): Promise<Record<string,
     return {
       design: label, defenses, clients: sockets.length, askedMiB: sockets.length * Number(values.replies),
       rssAddedMiB: +((after.rssBytes - before.rssBytes) / 2 ** 20).toFixed(1),
-      bufferedMiB: +(sumOf(m, 'wslab_buffered_bytes') / 2 ** 20).toFixed(1),
-      backpressureCloses: sumOf(m, 'wslab_connections_closed_total', { reason: 'backpressure' }),
-      open: sumOf(m, 'wslab_connections_open'),
+      bufferedMiB: +(sumOf(m, BUFFERED_BYTES.name) / 2 ** 20).toFixed(1),
+      backpressureCloses: sumOf(m, CONNECTIONS_CLOSED.name, { reason: 'backpressure' }),
+      open: sumOf(m, CONNECTIONS_OPEN.name),
     };
   } finally {
     for (const s of sockets) s.destroy();

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseExposition, sumOf } from '../metrics/exposition.js';
+import { CONNECTIONS_OPEN } from '../metrics/index.js';
 
 const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
 const HOLD_CLIENT = fileURLToPath(new URL('./hold-client.js', import.meta.url));
@@ -91,7 +92,7 @@ function treeCpu(pid: number): number {
 
 async function serverOpen(metrics: string[]): Promise<number> {
   let sum = 0;
-  for (const m of metrics) sum += sumOf(parseExposition(await (await fetch(m)).text()), 'wslab_connections_open');
+  for (const m of metrics) sum += sumOf(parseExposition(await (await fetch(m)).text()), CONNECTIONS_OPEN.name);
   return sum;
 }
 

@@ -7,8 +7,8 @@ import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
 import { readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
-import { UsageError } from './errors.js';
-import { parseDuration, parseInteger } from './units.js';
+import { UsageError } from '../core/errors.js';
+import { parseDuration, parseInteger } from '../core/units.js';
 
 const SCALES = ['quick', 'default', 'full', 'max'] as const;
 /** `--scale max` defaults: issue 10's million, held a minute. */

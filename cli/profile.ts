@@ -4,9 +4,9 @@ import { SERVE_OPTIONS } from '../server/options.js';
 import { ClinicUnavailableError, PROFILE_TOOLS, preflight, profile, SWARM_RECIPES, type ProfileOptions, type ProfileTool } from '../lab/profile.js';
 import { SCENARIOS } from '../lab/scenarios/index.js';
 import { DESIGNS } from '../server/registry.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 import { serveOptions, serverFlags } from './serve.js';
-import { parseDuration } from './units.js';
+import { parseDuration } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
 

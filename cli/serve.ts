@@ -3,7 +3,7 @@ import { fromArgs, yargsOptions, type OptionDef } from '../core/flags.js';
 import { DEFAULT_DESIGN, SERVE_DEFAULTS, SERVE_OPTIONS, type CommonServeOptions, type ServeOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
 import { serve } from '../server/serve.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 
 /** The host/port flags of `wslab serve` alone: the lab and profile pick their own. */
 const LISTEN_KEYS = ['host', 'port', 'metricsHost', 'metricsPort'] as const satisfies readonly (keyof CommonServeOptions)[];

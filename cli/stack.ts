@@ -10,13 +10,14 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { UsageError } from './errors.js';
-import { parseDuration, parseInteger } from './units.js';
+import { UsageError } from '../core/errors.js';
+import { freePort } from '../core/net.js';
+import { parseDuration, parseInteger } from '../core/units.js';
 
 /** grafana/prometheus/ of this checkout: prometheus.yml and rules/. */
 export const PROMETHEUS_DIR = fileURLToPath(new URL('../../grafana/prometheus/', import.meta.url));
@@ -121,18 +122,14 @@ export function onPath(name: string): string | undefined {
  * Binds `port` (0 = any) and lets it go: picks a port for Prometheus, which prints none when given 0, and checks a
  * given one up front, since another Prometheus on it would answer our readiness probe.
  */
-async function freePort(host: string, port: number): Promise<number> {
-  const s = createServer();
+async function prometheusPort(host: string, port: number): Promise<number> {
   try {
-    await new Promise<void>((ok, fail) => s.once('error', fail).listen(port, host, ok));
+    return await freePort(host, port);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new UsageError(`--port: ${host}:${port} is in use (pick another --port, or 0 for any free port)`);
     throw err;
   }
-  const bound = (s.address() as { port: number }).port;
-  await new Promise((ok) => s.close(ok));
-  return bound;
 }
 
 export interface RunningPrometheus {
@@ -154,7 +151,7 @@ export async function startPrometheus(o: StackOptions): Promise<RunningPrometheu
   const bin = onPath('prometheus');
   if (!bin) throw new UsageError('prometheus is not installed: apt-get install prometheus (or put the official binary on PATH)');
   const config = prometheusConfig(await readFile(join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8'), o);
-  const port = await freePort(o.host, o.port);
+  const port = await prometheusPort(o.host, o.port);
   const dir = await mkdtemp(join(tmpdir(), 'wslab-stack-'));
   const configFile = join(dir, 'prometheus.yml');
   await writeFile(configFile, config);

@@ -3,8 +3,8 @@ import type { Argv } from 'yargs';
 import { checkSummary, mergeSummaries, type Source } from '../client/merge.js';
 import { summaryTable, writeSummary } from '../client/recorder.js';
 import { describeVerdict, evaluate, parseThreshold } from '../client/thresholds.js';
-import { UsageError } from './errors.js';
-import { outputFile } from './units.js';
+import { UsageError } from '../core/errors.js';
+import { outputFile } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
 

@@ -8,9 +8,9 @@ import {
 import { parseShard, shardSlice } from '../client/shard.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 import { withMergeCommand } from './swarm-merge.js';
-import { outputFile, parseDuration, parseInteger, parseSize } from './units.js';
+import { outputFile, parseDuration, parseInteger, parseSize } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UsageError } from './errors.js';
+import { UsageError } from '../core/errors.js';
 
 /*
  * Each command's module, loaded on demand: the lab starts dozens of `serve` and `swarm` processes per run, and

@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
-import type { MetricsEndpoint, WorkerMetrics } from './metrics.js';
+import type { MetricsEndpoint } from '../metrics/endpoint.js';
+import type { IpcGather } from '../metrics/gather.js';
+import type { WorkerMetrics } from './metrics.js';
 import {
   SOCKETS_PER_WORKER, isAttack, type AttackOptions, type ReplyMatch, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
 } from './options.js';
@@ -22,6 +24,7 @@ import { latencyHistogram } from './profiles.js';
 import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type Summary,
 } from './recorder.js';
+import { assembleSummary, attackGroup, healthyGroup, round3, roundedRate } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
 /* ---- the IPC messages between coordinator and workers ---- */
@@ -254,8 +257,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const ended = new Promise<string>((resolve) => { endRun = (why) => { if (endReason === undefined) { endReason = why; resolve(why); } }; });
   let rampedAt = 0;
   let holdTimer: NodeJS.Timeout | undefined;
-  const metricRequests = new Map<number, (d: WorkerMetrics) => void>();
-  let nextMetricId = 0;
+  let workerMetrics: IpcGather<WorkerProcess> | undefined;
 
   const latest = (w: WorkerProcess): WorkerStats | undefined => w.final?.s ?? w.stats;
   const sum = (f: (s: WorkerStats) => number): number => workers.reduce((a, w) => a + (latest(w) ? f(latest(w)!) : 0), 0);
@@ -283,11 +285,12 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
         warn(`first ${m.cause}: ${m.detail}${FIXES[m.cause] ? ` — ${FIXES[m.cause]}` : ''}`);
         break;
       case 'metrics':
-        metricRequests.get(m.id)?.(m.data);
+        workerMetrics?.answered(w, m.id, m.data);
         break;
     }
   };
   const onExit = (w: WorkerProcess, code: number | null, signal: string | null): void => {
+    workerMetrics?.gone(w);
     if (w.final) return;
     crashed = true;
     warn(`worker ${w.init.index} exited (code ${code}, signal ${signal}) before reporting; its last figures (≤ 0.5 s old) are used`);
@@ -308,15 +311,12 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   let endpoint: MetricsEndpoint | undefined;
   if (o.metricsPort !== undefined) {
-    const gather = (): Promise<WorkerMetrics[]> => Promise.all(workers.filter((w) => !w.exited && !w.final).map((w) => new Promise<WorkerMetrics>((resolve) => {
-      const id = nextMetricId++;
-      const timer = setTimeout(() => { metricRequests.delete(id); resolve([]); }, 2000);
-      metricRequests.set(id, (d) => { clearTimeout(timer); metricRequests.delete(id); resolve(d); });
-      w.send({ t: 'metrics', id });
-    })));
     try {
-      const { serveSwarmMetrics } = await import('./metrics.js'); // prom-client only when asked for
-      endpoint = await serveSwarmMetrics(o.metricsHost, o.metricsPort, gather);
+      // prom-client only when asked for
+      const [{ serveSwarmMetrics }, { IpcGather }] = await Promise.all([import('./metrics.js'), import('../metrics/gather.js')]);
+      const gather = new IpcGather<WorkerProcess>((w, id) => w.send({ t: 'metrics', id }));
+      workerMetrics = gather;
+      endpoint = await serveSwarmMetrics(o.metricsHost, o.metricsPort, () => gather.gather(workers.filter((w) => !w.exited && !w.final)));
     } catch (err) {
       for (const w of workers) w.child.kill('SIGKILL');
       view.stop();
@@ -441,14 +441,11 @@ interface RunFacts {
   coordinator: { baselineRssBytes: number; rssAtEndBytes: number; cpuSeconds: number };
 }
 
-const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 const causes = (values: number[]): Record<SwarmCause, number> =>
   Object.fromEntries(SWARM_CAUSES.map((c, i) => [c, values[i] ?? 0])) as Record<SwarmCause, number>;
 const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
 
 interface WorkerFigures { stats: WorkerStats | undefined; final: WorkerFinal | undefined; held?: WorkerHeld; baseline: number; group: number }
-
-const ratio = (n: number, d: number): number | null => (d > 0 ? Math.round(n / d * 10_000) / 10_000 : null);
 
 /** The `profiles` entry of one group, from its workers' figures. */
 function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): HealthySummary | AttackSummary {
@@ -459,31 +456,26 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
   for (const w of ws) if (w.final) connect.add(hdr.decodeFromCompressedBase64(w.final.connectHdr));
   const attempted = total((s) => s.attempted);
   const opened = total((s) => s.opened);
-  const common = {
+  const counts = {
     target: g.connections, startAfterSec: g.startDelayMs / 1000, attempted, opened,
     failed: total((s) => s.failed.reduce((a, b) => a + b, 0)),
     heldAtEnd: ws.reduce((a, w) => a + ((w.final ?? w.held)?.heldAtEnd ?? w.stats?.open ?? 0), 0),
-    connectLatencyMs: latencyMs(connect),
   };
   if (!isAttack(g.profile)) {
     const rtt = latencyHistogram();
     for (const w of ws) if (w.final) rtt.add(hdr.decodeFromCompressedBase64(w.final.rttHdr));
-    const sending = g.profile !== 'idle';
-    const requestsDue = total((s) => s.requestsDue);
-    const repliesOk = g.profile === 'ping' ? total((s) => s.pongsReceived) : g.profile === 'chatty' ? total((s) => s.received - s.replyErrors) : 0;
-    return {
-      role: 'healthy', ...common, lost: total((s) => s.lost.reduce((a, b) => a + b, 0)),
-      connectSuccessRate: ratio(opened, attempted),
-      requestsDue, repliesOk, servedRate: sending ? ratio(Math.min(repliesOk, requestsDue), requestsDue) : null,
-      rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
-    };
+    return healthyGroup({
+      ...counts, lost: total((s) => s.lost.reduce((a, b) => a + b, 0)), requestsDue: total((s) => s.requestsDue),
+      repliesOk: g.profile === 'ping' ? total((s) => s.pongsReceived) : g.profile === 'chatty' ? total((s) => s.received - s.replyErrors) : 0,
+      sending: g.profile !== 'idle',
+    }, connect, rtt, roundedRate);
   }
   const cut = latencyHistogram();
   for (const w of ws) if (w.final?.cutHdr) cut.add(hdr.decodeFromCompressedBase64(w.final.cutHdr));
   const outcomes = ATTACK_OUTCOMES.map((_, i) => total((s) => s.attack?.outcomes[i] ?? 0));
   const codes = ATTACK_CLOSE_CODES.map((_, i) => total((s) => s.attack?.closeCodes[i] ?? 0));
-  return {
-    role: 'attack', ...common,
+  return attackGroup({
+    ...counts,
     outcomes: {
       held: ws.reduce((a, w) => a + ((w.final ?? w.held)?.attackersHeldAtEnd ?? (w.stats ? w.stats.open + w.stats.dribbling : 0)), 0),
       ...Object.fromEntries(ATTACK_OUTCOMES.map((k, i) => [k, outcomes[i]])) as Record<AttackOutcome, number>,
@@ -493,7 +485,7 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
     bytesSent: total((s) => s.attack?.bytesSent ?? 0),
     bytesReceived: total((s) => s.attack?.bytesReceived ?? 0),
     messages: { sent: total((s) => s.sent), received: total((s) => s.received), pingsSent: total((s) => s.pingsSent), pongsReceived: total((s) => s.pongsReceived) },
-  };
+  }, connect);
 }
 
 /** The summary of docs/swarm-summary.md from every worker's last figures. */
@@ -547,30 +539,28 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
   const rssWorkers = ws.reduce((a, w) => a + ((w.final ?? w.held)?.rssAtEndBytes ?? w.stats?.rssBytes ?? 0), 0);
   const rssBytes = rssWorkers + run.coordinator.rssAtEndBytes;
   const baselineRssBytes = ws.reduce((a, w) => a + w.baseline, 0) + run.coordinator.baselineRssBytes;
-  const rampSec = (lastOpened - firstAttempt) / 1000;
-  return {
+  return assembleSummary({
     target: o.connections,
     opened,
     failed: { ...causes(failed), total: failed.reduce((a, b) => a + b, 0) },
     lost: { total: lostTotal, byCause: causes(lost), byUrl, firstAtSec: since(lostFirst), lastAtSec: since(lostLast) },
     peakOpen: Math.max(run.sampledPeak, heldAtEnd, ...stats.map((s) => s.peakOpen)),
     heldAtEnd,
-    connectRatePerSec: opened > 0 && rampSec > 0 ? Math.round(opened / rampSec) : null,
-    connectLatencyMs: latencyMs(connect),
-    rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    rampSec: (lastOpened - firstAttempt) / 1000,
+    connect,
+    rtt,
     messages: {
       sent: total((s) => s.sent), received: total((s) => s.received), errors: total((s) => s.replyErrors),
       pingsSent: total((s) => s.pingsSent), pongsReceived: total((s) => s.pongsReceived),
     },
     client: {
       rssBytes, baselineRssBytes,
-      bytesPerConnection: heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / heldAtEnd) : null,
-      cpuSeconds: round3(total((s) => s.cpuSeconds) + run.coordinator.cpuSeconds),
+      cpuSeconds: total((s) => s.cpuSeconds) + run.coordinator.cpuSeconds,
       workers: ws.length,
       maxEventLoopDelayMs: Math.round(Math.max(0, ...stats.map((s) => s.load.maxDelayMs)) * 10) / 10,
       maxCpuPercent: Math.round(Math.max(0, ...stats.map((s) => s.load.maxCpu)) * 100),
     },
-    durationSec: round3((run.endedAt - run.startedAt) / 1000),
+    durationSec: (run.endedAt - run.startedAt) / 1000,
     warnings,
     interrupted: run.interrupted,
     serverDied: deadUrls.length > 0,
@@ -580,8 +570,7 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
       firstAttemptAtMs: Number.isFinite(firstAttempt) ? Math.round(firstAttempt) : null,
       lastOpenedAtMs: lastOpened > 0 ? Math.round(lastOpened) : null,
     },
-    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
     merged: null,
     profiles: Object.fromEntries(o.groups.map((g, gi) => [g.profile, groupSummary(o, gi, ws.filter((w) => w.group === gi))])),
-  };
+  });
 }

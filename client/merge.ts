@@ -5,9 +5,10 @@
  * time line through each summary's `clock` (machines' clocks are assumed in sync to within what the reader needs).
  */
 import * as hdr from 'hdr-histogram-js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 import { latencyHistogram } from './profiles.js';
-import { latencyMs, type AttackSummary, type HealthySummary, type Summary } from './recorder.js';
+import type { AttackSummary, HealthySummary, Summary } from './recorder.js';
+import { assembleSummary, attackGroup, exactRate, healthyGroup, round3 } from './summary.js';
 
 /** One summary and where it came from (named in errors and warnings). */
 export interface Source {
@@ -33,7 +34,6 @@ const sumKeys = (records: Record<string, number>[]): Record<string, number> => {
   return out;
 };
 const total = (xs: Source[], f: (s: Summary) => number): number => xs.reduce((a, x) => a + f(x.summary), 0);
-const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 const nonNull = (xs: (number | null)[]): number[] => xs.filter((x): x is number => x !== null);
 
 /** Checks that sharded summaries belong to one run: same N and total, no index twice; lists missing shards. */
@@ -84,31 +84,27 @@ function mergeProfiles(xs: Source[], connect: hdr.Histogram, rtt: hdr.Histogram)
   const add = <T>(f: (g: T) => number): number => (groups as T[]).reduce((a, g) => a + f(g), 0);
   const attempted = add<HealthySummary>((g) => g.attempted);
   const opened = add<HealthySummary>((g) => g.opened);
-  const common = {
+  const counts = {
     target: add<HealthySummary>((g) => g.target), startAfterSec: groups[0].startAfterSec, attempted, opened,
-    failed: add<HealthySummary>((g) => g.failed), heldAtEnd: add<HealthySummary>((g) => g.heldAtEnd), connectLatencyMs: latencyMs(connect),
+    failed: add<HealthySummary>((g) => g.failed), heldAtEnd: add<HealthySummary>((g) => g.heldAtEnd),
   };
   if (groups[0].role === 'healthy') {
-    const requestsDue = add<HealthySummary>((g) => g.requestsDue);
-    const repliesOk = add<HealthySummary>((g) => g.repliesOk);
-    const sending = groups.some((g) => (g as HealthySummary).servedRate !== null);
-    const merged: HealthySummary = {
-      role: 'healthy', ...common, lost: add<HealthySummary>((g) => g.lost),
-      connectSuccessRate: attempted > 0 ? opened / attempted : null, requestsDue, repliesOk,
-      servedRate: sending && requestsDue > 0 ? Math.min(repliesOk, requestsDue) / requestsDue : null,
-      rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
-    };
+    const merged = healthyGroup({
+      ...counts, lost: add<HealthySummary>((g) => g.lost),
+      requestsDue: add<HealthySummary>((g) => g.requestsDue), repliesOk: add<HealthySummary>((g) => g.repliesOk),
+      sending: groups.some((g) => (g as HealthySummary).servedRate !== null),
+    }, connect, rtt, exactRate);
     return { profiles: { [name]: merged }, warnings: [] };
   }
   const attacks = groups as AttackSummary[];
-  const merged: AttackSummary = {
-    role: 'attack', ...common,
+  const merged = attackGroup({
+    ...counts,
     outcomes: sumKeys(attacks.map((g) => g.outcomes)) as AttackSummary['outcomes'],
     closeCodes: sumKeys(attacks.map((g) => g.closeCodes as Record<string, number>)),
     timeToCutMs: { p50: null, p90: null, p99: null, p999: null, max: null, count: add<AttackSummary>((g) => g.timeToCutMs.count) },
     bytesSent: add<AttackSummary>((g) => g.bytesSent), bytesReceived: add<AttackSummary>((g) => g.bytesReceived),
     messages: sumKeys(attacks.map((g) => g.messages)) as AttackSummary['messages'],
-  };
+  }, connect);
   return { profiles: { [name]: merged }, warnings: [`${name}: timeToCutMs percentiles are not merged (the summary keeps no histogram of them); count added`] };
 }
 
@@ -139,11 +135,8 @@ export function mergeSummaries(xs: Source[]): Summary {
 
   const opened = total(xs, (s) => s.opened);
   const heldAtEnd = total(xs, (s) => s.heldAtEnd);
-  const rampSec = firstAttempt.length > 0 && lastOpened.length > 0 ? (Math.max(...lastOpened) - Math.min(...firstAttempt)) / 1000 : 0;
-  const rssBytes = total(xs, (s) => s.client.rssBytes);
-  const baselineRssBytes = total(xs, (s) => s.client.baselineRssBytes);
   const label = (x: Source): string => (x.summary.shard ? `shard ${x.summary.shard.index}/${x.summary.shard.of}` : x.name);
-  return {
+  return assembleSummary({
     target: total(xs, (s) => s.target),
     opened,
     failed: sumKeys(xs.map((x) => x.summary.failed)) as Summary['failed'],
@@ -157,23 +150,23 @@ export function mergeSummaries(xs: Source[]): Summary {
     // Each shard's own peak, added: an upper bound of the true peak when shards peaked at different moments.
     peakOpen: total(xs, (s) => s.peakOpen),
     heldAtEnd,
-    connectRatePerSec: opened > 0 && rampSec > 0 ? Math.round(opened / rampSec) : null,
-    connectLatencyMs: latencyMs(connect),
-    rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    rampSec: firstAttempt.length > 0 && lastOpened.length > 0 ? (Math.max(...lastOpened) - Math.min(...firstAttempt)) / 1000 : 0,
+    connect,
+    rtt,
     messages: {
       sent: total(xs, (s) => s.messages.sent), received: total(xs, (s) => s.messages.received),
       errors: total(xs, (s) => s.messages.errors), pingsSent: total(xs, (s) => s.messages.pingsSent),
       pongsReceived: total(xs, (s) => s.messages.pongsReceived),
     },
     client: {
-      rssBytes, baselineRssBytes,
-      bytesPerConnection: heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / heldAtEnd) : null,
-      cpuSeconds: round3(total(xs, (s) => s.client.cpuSeconds)),
+      rssBytes: total(xs, (s) => s.client.rssBytes),
+      baselineRssBytes: total(xs, (s) => s.client.baselineRssBytes),
+      cpuSeconds: total(xs, (s) => s.client.cpuSeconds),
       workers: total(xs, (s) => s.client.workers),
       maxEventLoopDelayMs: Math.max(...xs.map((x) => x.summary.client.maxEventLoopDelayMs)),
       maxCpuPercent: Math.max(...xs.map((x) => x.summary.client.maxCpuPercent)),
     },
-    durationSec: round3((ended - started) / 1000),
+    durationSec: (ended - started) / 1000,
     warnings: [...setWarnings, ...profileWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
     interrupted: xs.some((x) => x.summary.interrupted),
     serverDied: xs.some((x) => x.summary.serverDied),
@@ -183,8 +176,7 @@ export function mergeSummaries(xs: Source[]): Summary {
       firstAttemptAtMs: firstAttempt.length > 0 ? Math.min(...firstAttempt) : null,
       lastOpenedAtMs: lastOpened.length > 0 ? Math.max(...lastOpened) : null,
     },
-    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
     merged: { summaries: xs.length, shards: labels },
     profiles,
-  };
+  });
 }

@@ -4,21 +4,21 @@
  * worker for it on a scrape and combines them with prom-client's AggregatorRegistry, each metric by the aggregator
  * its spec names (sum for counts, max for event-loop delay), as the cluster server design does.
  */
-import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { AggregatorRegistry, Registry, type Histogram, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Registry, type Histogram } from 'prom-client';
 import {
   ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_ATTACKERS_HELD, SWARM_ATTACK_CLOSE_CODES, SWARM_ATTACK_OUTCOMES, SWARM_ATTACK_TIME_TO_CUT,
   SWARM_CAUSES, SWARM_CONNECTING, SWARM_CONNECT_DURATION, SWARM_ERRORS, SWARM_EVENT_LOOP_DELAY, SWARM_MESSAGES_RECEIVED,
   SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
+import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
+import type { MetricJson } from '../metrics/gather.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
-import { listen, closeHttp } from '../server/listen.js';
 import type { PoolCounts } from './pool.js';
 import type { Traffic } from './profiles.js';
 import type { AttackTally } from './attacks.js';
 
-export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+export type WorkerMetrics = MetricJson[];
 
 /**
  * One worker's series. Gauges and counters read the pool's plain counts at scrape time (a counter adds what happened
@@ -81,33 +81,13 @@ export class SwarmMetrics {
   close(): void { this.loopDelay.disable(); }
 }
 
-export interface MetricsEndpoint {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
 /** Serves GET /metrics on host:port, rendering what `gather` collects from the workers, aggregated. */
-export async function serveSwarmMetrics(host: string, port: number, gather: () => Promise<WorkerMetrics[]>): Promise<MetricsEndpoint> {
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('wslab swarm: try GET /metrics\n');
-      return;
-    }
-    const aggregated = gather().then((all) => AggregatorRegistry.aggregate(all));
-    aggregated.then(async (r) => [await r.metrics(), r.contentType]).then(
-      ([body, type]) => res.writeHead(200, { 'content-type': type }).end(body),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`wslab swarm: metrics failed: ${err.message}\n`),
-    );
+export function serveSwarmMetrics(host: string, port: number, gather: () => Promise<Registry>): Promise<MetricsEndpoint> {
+  return serveMetrics({
+    host, port, who: 'wslab swarm', what: 'swarm metrics',
+    render: async () => {
+      const r = await gather();
+      return { body: await r.metrics(), contentType: r.contentType };
+    },
   });
-  let bound: number;
-  try {
-    bound = await listen(server, host, port);
-  } catch (err) {
-    throw Object.assign(new Error(`cannot serve swarm metrics on ${host}:${port}: ${(err as Error).message} (use --metrics-port 0 for any free port)`),
-      { code: (err as NodeJS.ErrnoException).code });
-  }
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/metrics`,
-    close: () => closeHttp(server, () => server.closeAllConnections()),
-  };
 }

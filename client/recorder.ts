@@ -57,7 +57,7 @@ export interface Summary {
 }
 
 /** The figures common to every group. */
-interface GroupSummary {
+export interface GroupSummary {
   /** Connections of the group (`--connections`, or its count in `--mix`). */
   target: number;
   /** Its delay after the run's start (`@5s` in `--mix`), seconds. */

@@ -13,7 +13,7 @@
  * Pure functions of the options: the CLI edge (cli/swarm.ts) parses `--shard`, `--shards` and the Job's
  * `JOB_COMPLETION_INDEX` into a {@link Shard} and applies it before anything else checks the per-shard figures.
  */
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../core/errors.js';
 
 /** Which of how many shards this swarm is. */
 export interface Shard {

@@ -2,8 +2,8 @@
  * `--threshold 'heldAtEnd>=100000' --threshold 'rtt.p99<5ms'`: pass/fail expressions over the JSON summary
  * (docs/swarm-summary.md), parsed once at the CLI edge, evaluated at the end; one failing = exit 99 (as k6 does).
  */
-import { UsageError } from '../cli/errors.js';
-import { parseDuration, parseSize } from '../cli/units.js';
+import { UsageError } from '../core/errors.js';
+import { parseDuration, parseSize } from '../core/units.js';
 import { ATTACK_OUTCOMES, SWARM_CAUSES } from '../metrics/swarm.js';
 
 export type Op = '<' | '<=' | '>' | '>=' | '==' | '!=';

@@ -1,5 +1,5 @@
 import type { Options } from 'yargs';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from './errors.js';
 
 /**
  * One option of a command, defined once: its flag, its yargs declaration, how a raw value is checked into the typed

@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { processTree } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';
@@ -132,7 +133,7 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     clearInterval(fdWatch);
     scraping = true;
     void Promise.race([ctx.server.scrape(), sleep(20_000).then(() => null)])
-      .then((samples) => { serverOpen = samples?.filter((x) => x.name === 'wslab_connections_open').reduce((a, x) => a + x.value, 0) ?? null; })
+      .then((samples) => { serverOpen = samples?.filter((x) => x.name === CONNECTIONS_OPEN.name).reduce((a, x) => a + x.value, 0) ?? null; })
       .catch(() => undefined);
   }, 1000);
   const watch = watchBox((b) => {

@@ -2,10 +2,11 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../core/net.js';
+import { CONNECTION_THREADS } from '../metrics/index.js';
 import { DESIGNS } from '../server/registry.js';
 import { WSLAB } from './processes.js';
 import { variantOf } from './designs.js';
@@ -110,18 +111,9 @@ function designCaveat(design: string, tool: ProfileTool): string | null {
   }
   if (model === 'threads') {
     return `clinic sees only the JS side of ${design}: the main event loop, which serves /metrics. The native connection ` +
-      'threads that run the protocol (and any block, wait or cpu) are invisible to it; read wslab_threads and the swarm\'s RTT for them';
+      `threads that run the protocol (and any block, wait or cpu) are invisible to it; read ${CONNECTION_THREADS.name} and the swarm's RTT for them`;
   }
   return null;
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** `--flag value` lists merged by flag name, later lists winning: yargs would turn a repeated flag into an array. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
+import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
 import { processTree, readTreeStatus } from '../metrics/proc-status.js';
 import { establishedOnPort, readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
@@ -168,7 +169,7 @@ export class Sampler {
     const dt = (now - this.prevAt) / 1000;
     const s = this.series;
     s.t.push(+((now - this.t0) / 1000).toFixed(2));
-    s.open.push(this.countPort !== undefined ? establishedOnPort(this.countPort) : server ? sumOf(server, 'wslab_connections_open') : null);
+    s.open.push(this.countPort !== undefined ? establishedOnPort(this.countPort) : server ? sumOf(server, CONNECTIONS_OPEN.name) : null);
     s.rssBytes.push(status?.processes ? status.rssBytes : null);
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);
@@ -193,7 +194,7 @@ export class Sampler {
     [...this.swarmUrls].forEach((url, i) => {
       const samples = swarms[i];
       if (!samples) return;
-      const now = histogramBuckets(samples, 'wslab_swarm_rtt_seconds');
+      const now = histogramBuckets(samples, SWARM_RTT.name);
       const delta = bucketDelta(now, this.prevRtt.get(url) ?? []);
       this.prevRtt.set(url, now);
       sum = sum ? sum.map(([le, c], j) => [le, c + (delta[j]?.[1] ?? 0)]) : delta;
@@ -225,7 +226,7 @@ function probeOnce(url: string, timeoutMs: number, match: 'wslab' | 'echo'): Pro
 function loopDelay(samples: Sample[]): number | null {
   let max: number | null = null;
   for (const s of samples) {
-    if (s.name === 'wslab_event_loop_delay_seconds' && s.labels.quantile === '1' && (max === null || s.value > max)) max = s.value;
+    if (s.name === EVENT_LOOP_DELAY.name && s.labels.quantile === '1' && (max === null || s.value > max)) max = s.value;
   }
   return max === null ? null : round(max * 1000);
 }

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { UsageError } from '../cli/errors.js';
-import { parseDuration } from '../cli/units.js';
+import { UsageError } from '../core/errors.js';
+import { parseDuration } from '../core/units.js';
 import type { Model } from '../server/design.js';
 
 /**

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { UsageError } from '../cli/errors.js';
-import { parseDuration, parseInteger, parseSize } from '../cli/units.js';
+import { UsageError } from '../core/errors.js';
+import { parseDuration, parseInteger, parseSize } from '../core/units.js';
 import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
 
 /**

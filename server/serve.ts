@@ -1,8 +1,6 @@
-import http from 'node:http';
-import { performance } from 'node:perf_hooks';
+import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import type { DesignHandle } from './design.js';
-import { listen, closeHttp } from './listen.js';
 import type { ServeOptions } from './options.js';
 import { DESIGNS } from './registry.js';
 
@@ -18,31 +16,22 @@ export async function startServer(o: ServeOptions): Promise<Running> {
   const design = DESIGNS.get(o.design);
   if (!design) throw new Error(`unknown design ${o.design}`);
   const handle = await design.start(o);
-  const metricsServer = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url !== '/metrics' && !req.url?.startsWith('/metrics?'))) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('wslab: try GET /metrics\n');
-      return;
-    }
-    const t0 = performance.now();
-    handle.metrics().then(
-      // The render time rides along in a header, so a scraper can check the cost of a scrape under load.
-      (body) => res.writeHead(200, { 'content-type': handle.contentType, 'x-wslab-render-ms': (performance.now() - t0).toFixed(3) }).end(body),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`wslab: metrics failed: ${err.message}\n`),
-    );
-  });
-  let metricsPort: number;
+  let metrics: MetricsEndpoint;
   try {
-    metricsPort = await listen(metricsServer, o.metricsHost, o.metricsPort);
+    metrics = await serveMetrics({
+      host: o.metricsHost, port: o.metricsPort, who: 'wslab', what: 'metrics',
+      render: async () => ({ body: await handle.metrics(), contentType: handle.contentType }),
+    });
   } catch (err) {
     await handle.close();
-    throw Object.assign(new Error(`cannot serve metrics on ${o.metricsHost}:${o.metricsPort}: ${(err as Error).message} (use --metrics-port 0 for any free port)`), { code: (err as NodeJS.ErrnoException).code });
+    throw err;
   }
   let closing: Promise<void> | undefined;
   return {
     handle,
     url: `ws://${hostForUrl(o.host)}:${handle.port}/`,
-    metricsUrl: `http://${hostForUrl(o.metricsHost)}:${metricsPort}/metrics`,
-    close: () => (closing ??= Promise.all([handle.close(), closeHttp(metricsServer, () => metricsServer.closeAllConnections())]).then(() => undefined)),
+    metricsUrl: metrics.url,
+    close: () => (closing ??= Promise.all([handle.close(), metrics.close()]).then(() => undefined)),
   };
 }
 

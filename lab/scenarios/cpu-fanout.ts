@@ -1,4 +1,5 @@
 import { sumOf, type Sample } from '../../metrics/exposition.js';
+import { COMMAND_DURATION, CONTEXT_SWITCHES } from '../../metrics/index.js';
 import { treeCpuSeconds } from '../sampler.js';
 import { figure, missing, ratio, times, verdict, type JudgedCell } from '../claims.js';
 import { is, oneLoop } from '../designs.js';
@@ -28,13 +29,13 @@ export const cpuFanout = defineScenario<FanoutFigures>({
   // one loop stands for all below full: every loop wakes on an epoll loop (libuv, uSockets) per request.
   designs: (all, scale) => all.filter((d) => !is.processes(d) && !is.pool(d)).filter(oneLoop(all, scale)),
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu 5\` (≈10–25 µs of work) every 100 ms for ${at(s, HOLD_S)} s; ` +
-    'context switches of the server process from its wslab_context_switches_total (from /proc), requests from its command counter.',
+    `context switches of the server process from its ${CONTEXT_SWITCHES.name} (from /proc), requests from its command counter.`,
   seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
     const read = (s: Sample[]) => ({
-      requests: sumOf(s, 'wslab_command_duration_seconds_count', { command: 'cpu' }),
-      voluntary: sumOf(s, 'wslab_context_switches_total', { kind: 'voluntary' }),
-      involuntary: sumOf(s, 'wslab_context_switches_total', { kind: 'involuntary' }),
+      requests: sumOf(s, `${COMMAND_DURATION.name}_count`, { command: 'cpu' }),
+      voluntary: sumOf(s, CONTEXT_SWITCHES.name, { kind: 'voluntary' }),
+      involuntary: sumOf(s, CONTEXT_SWITCHES.name, { kind: 'involuntary' }),
     });
     const run = await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '2000', '--hold', `${at(ctx.scale, HOLD_S)}s`,
       '--profile', 'chatty', '--command', 'cpu 5', '--interval', '100ms', '--source-ips', SOURCE_IPS]);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { labOptions } from '../../cli/lab.js';
-import { UsageError } from '../../cli/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { BudgetError, HOLD_COSTS, planHold, type HoldMachine } from '../../lab/budget.js';
 import { WSLAB } from '../../lab/processes.js';
 import { parseMeminfo, parseSockstat, parseTcpExt, tcpMemState } from '../../lab/sockstat.js';

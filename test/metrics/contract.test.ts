@@ -3,6 +3,7 @@ import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { CONTRACT } from '../../metrics/index.js';
 import { spec } from '../../metrics/spec.js';
 
@@ -42,11 +43,37 @@ describe('metric contract', () => {
     const sources = [
       ...files(join(ROOT, 'grafana'), ['.json', '.yml', '.yaml']),
       ...files(join(ROOT, 'lab'), ['.ts']),
+      ...files(join(ROOT, 'bench'), ['.ts']),
       ...files(join(ROOT, 'docs'), ['.md']),
       join(ROOT, 'README.md'),
     ].filter(existsSync);
     for (const f of sources) for (const m of readFileSync(f, 'utf8').matchAll(/\bwslab_[a-z0-9_]+/g)) used.add(base(m[0]));
     const unknown = [...used].filter((n) => !CONTRACT.has(n) && !n.endsWith('_'));
     assert.deepEqual(unknown, [], `names used but not in metrics/: ${unknown.join(', ')}`);
+  });
+
+  it('is the only place metric names are spelled: code elsewhere takes them from the declarations (.name)', () => {
+    /*
+     * String and template literals, found by TypeScript's parser so that comments (which may name a metric) are not
+     * read. Allowed, by file and whole literal: the native addon's file name, which shares the wslab_ prefix
+     * (binding.gyp's target) but names no metric.
+     */
+    const allowed = new Set(['server/designs/threads/addon.ts wslab_threads.node']);
+    const code = ['core', 'cli', 'client', 'server', 'lab', 'bench', 'deploy'].flatMap((d) => files(join(ROOT, d), ['.ts']));
+    assert.ok(code.length > 50, `found only ${code.length} files under ${ROOT}`);
+    const spelled: string[] = [];
+    for (const f of code) {
+      const file = f.slice(ROOT.length);
+      const source = ts.createSourceFile(file, readFileSync(f, 'utf8'), ts.ScriptTarget.Latest, true);
+      const visit = (node: ts.Node): void => {
+        if (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) {
+          const line = source.getLineAndCharacterOfPosition(node.getStart()).line + 1;
+          if (!allowed.has(`${file} ${node.text}`)) for (const [name] of node.text.matchAll(/wslab_[a-z0-9_]+/g)) spelled.push(`${file}:${line} ${name}`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    assert.deepEqual(spelled, [], `metric names spelled outside metrics/ (use the declaration's .name): ${spelled.join(', ')}`);
   });
 });

@@ -1,13 +1,14 @@
 import cluster, { type Worker } from 'node:cluster';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { availableParallelism } from 'node:os';
+import { Registry } from 'prom-client';
+import { UsageError } from '../../../core/errors.js';
+import { option } from '../../../core/flags.js';
+import { freePort } from '../../../core/net.js';
+import { parseInteger } from '../../../core/units.js';
+import { IpcGather, type MetricJson } from '../../../metrics/gather.js';
 import { WORKER_RESTARTS } from '../../../metrics/index.js';
 import { counter } from '../../../metrics/prom.js';
-import { availableParallelism } from 'node:os';
-import { UsageError } from '../../../cli/errors.js';
-import { parseInteger } from '../../../cli/units.js';
-import { option } from '../../../core/flags.js';
 import { defineDesign, ownDefaults, type Design, type DesignHandle } from '../../design.js';
 import type { ServeOptions } from '../../options.js';
 
@@ -16,7 +17,6 @@ export type WorkerMessage =
   | { type: 'wslab:ready'; port: number }
   | { type: 'wslab:failed'; message: string; code?: string }
   | { type: 'wslab:metrics'; id: number; metrics: MetricJson[] };
-export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 export const METRICS_REQUEST = 'wslab:metrics?';
 export const SHUTDOWN = 'wslab:shutdown';
 export const OPTIONS_ENV = 'WSLAB_CLUSTER_OPTIONS';
@@ -85,28 +85,8 @@ async function startCluster(o: ServeOptions & { readonly own: ClusterOptions }, 
      * clusterMetrics() asks every connected worker and fails the whole scrape when a restarting one stays silent.
      */
     const ready = new Set<Worker>();
-    const pending = new Map<number, { want: Set<Worker>; got: MetricJson[][]; done: () => void }>();
-    let nextId = 0;
-    const scrape = async (): Promise<string> => {
-      const id = nextId++;
-      const want = new Set(ready);
-      const got: MetricJson[][] = [await primary.getMetricsAsJSON()];
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 2000);
-        const done = (): void => { clearTimeout(timer); resolve(); };
-        pending.set(id, { want, got, done });
-        for (const w of want) w.send({ type: METRICS_REQUEST, id }, undefined, (err) => { if (err) answered(w, id); });
-        if (want.size === 0) done();
-      });
-      pending.delete(id);
-      return AggregatorRegistry.aggregate(got).metrics();
-    };
-    const answered = (w: Worker, id: number, metrics?: MetricJson[]): void => {
-      const p = pending.get(id);
-      if (!p || !p.want.delete(w)) return;
-      if (metrics) p.got.push(metrics);
-      if (p.want.size === 0) p.done();
-    };
+    const workerMetrics = new IpcGather<Worker>((w, id, failed) => w.send({ type: METRICS_REQUEST, id }, undefined, (err) => { if (err) failed(); }));
+    const scrape = async (): Promise<string> => (await workerMetrics.gather(ready, [await primary.getMetricsAsJSON()])).metrics();
     const restarts = counter(WORKER_RESTARTS, primary).labels({ design: o.design });
     restarts.inc(0);
     let closing = false;
@@ -118,12 +98,12 @@ async function startCluster(o: ServeOptions & { readonly own: ClusterOptions }, 
       worker.on('error', () => undefined);
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'wslab:ready') { ready.add(worker); resolve(m.port); }
-        else if (m.type === 'wslab:metrics') answered(worker, m.id, m.metrics);
+        else if (m.type === 'wslab:metrics') workerMetrics.answered(worker, m.id, m.metrics);
         else if (m.type === 'wslab:failed') reject(Object.assign(new Error(m.message), { code: m.code }));
       });
       worker.once('exit', (code, signal) => {
         ready.delete(worker);
-        for (const id of pending.keys()) answered(worker, id);
+        workerMetrics.gone(worker);
         reject(new Error(`cluster worker exited (${signal ?? code}) before it was ready`));
         if (closing) return;
         restarts.inc();
@@ -162,13 +142,4 @@ async function stopWorkers(): Promise<void> {
     w.once('exit', () => { clearTimeout(kill); resolve(); });
     if (w.isConnected()) w.send(SHUTDOWN); else w.process.kill('SIGTERM');
   })));
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

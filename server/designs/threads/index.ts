@@ -1,7 +1,7 @@
 import { CONNECTION_THREADS, LATENCY_BUCKETS, POOL_QUEUED } from '../../../metrics/index.js';
 import { gauge } from '../../../metrics/prom.js';
-import { parseInteger, parseSize } from '../../../cli/units.js';
-import { UsageError } from '../../../cli/errors.js';
+import { parseInteger, parseSize } from '../../../core/units.js';
+import { UsageError } from '../../../core/errors.js';
 import { option } from '../../../core/flags.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
 import { ServerMetrics } from '../../metrics.js';

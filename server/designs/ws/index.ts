@@ -6,7 +6,7 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { CloseReason, Command } from '../../../metrics/index.js';
 import { AddressLimit } from '../../address-limit.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
-import { listen, closeHttp } from '../../listen.js';
+import { listen, closeHttp } from '../../../core/net.js';
 import { ServerMetrics } from '../../metrics.js';
 import type { ServeOptions } from '../../options.js';
 import { dispatch } from '../../protocol.js';

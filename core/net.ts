@@ -1,4 +1,17 @@
-import type { Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+
+/**
+ * Binds `port` on `host` (0 = any free port) and lets it go, resolving with the port: for a process that must be
+ * told its port up front. Rejects with the bind error (EADDRINUSE, EACCES...), so a given port is checked too.
+ */
+export function freePort(host: string, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().once('error', reject).listen(port, host, () => {
+      const bound = (s.address() as AddressInfo).port;
+      s.close(() => resolve(bound));
+    });
+  });
+}
 
 /** Binds `server` and resolves with the port actually bound; rejects with the bind error (EADDRINUSE, EACCES...). */
 export function listen(server: Server, host: string, port: number): Promise<number> {

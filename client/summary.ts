@@ -1,0 +1,97 @@
+/**
+ * The swarm summary of docs/swarm-summary.md, assembled from parts already added up: a run's workers
+ * (client/coordinator.ts) or several runs' summaries (client/merge.ts). What is derived from those parts — latency
+ * percentiles from the HDR histograms, the connect rate, bytes per connection, success and served rates — is
+ * derived here, once, so that a run and a merge of runs can never disagree on a definition.
+ */
+import * as hdr from 'hdr-histogram-js';
+import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type Summary } from './recorder.js';
+
+export const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** n ÷ d, null when d is 0. */
+export type Rate = (n: number, d: number) => number | null;
+export const exactRate: Rate = (n, d) => (d > 0 ? n / d : null);
+/** To four decimals: what a run writes. */
+export const roundedRate: Rate = (n, d) => (d > 0 ? Math.round(n / d * 10_000) / 10_000 : null);
+
+/** A group's counts, added over its workers or shards: its summary but the percentiles. */
+export type GroupCounts = Omit<GroupSummary, 'connectLatencyMs'>;
+
+/** The common part of a group's summary. */
+function groupCommon(c: GroupCounts, connect: hdr.Histogram) {
+  return {
+    target: c.target, startAfterSec: c.startAfterSec, attempted: c.attempted, opened: c.opened, failed: c.failed,
+    heldAtEnd: c.heldAtEnd, connectLatencyMs: latencyMs(connect),
+  };
+}
+
+/** A healthy group's summary; `sending` is false for idle, whose servedRate is null. */
+export function healthyGroup(
+  c: GroupCounts & { lost: number; requestsDue: number; repliesOk: number; sending: boolean },
+  connect: hdr.Histogram, rtt: hdr.Histogram, rate: Rate,
+): HealthySummary {
+  return {
+    role: 'healthy', ...groupCommon(c, connect), lost: c.lost,
+    connectSuccessRate: rate(c.opened, c.attempted),
+    requestsDue: c.requestsDue, repliesOk: c.repliesOk,
+    servedRate: c.sending ? rate(Math.min(c.repliesOk, c.requestsDue), c.requestsDue) : null,
+    rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+  };
+}
+
+/** An attack group's summary. */
+export function attackGroup(
+  c: GroupCounts & Pick<AttackSummary, 'outcomes' | 'closeCodes' | 'timeToCutMs' | 'bytesSent' | 'bytesReceived' | 'messages'>,
+  connect: hdr.Histogram,
+): AttackSummary {
+  return {
+    role: 'attack', ...groupCommon(c, connect), outcomes: c.outcomes, closeCodes: c.closeCodes, timeToCutMs: c.timeToCutMs,
+    bytesSent: c.bytesSent, bytesReceived: c.bytesReceived, messages: c.messages,
+  };
+}
+
+/**
+ * A summary's parts: the figures as added up, the latency histograms (µs), and the seconds from the first attempt to
+ * the last open (`rampSec`, for the connect rate). `durationSec` and `client.cpuSeconds` are rounded here to ms.
+ */
+export interface SummaryParts extends Omit<Summary, 'connectRatePerSec' | 'connectLatencyMs' | 'rttMs' | 'client' | 'histograms'> {
+  rampSec: number;
+  connect: hdr.Histogram;
+  rtt: hdr.Histogram;
+  client: Omit<Summary['client'], 'bytesPerConnection'>;
+}
+
+/** The summary, its fields in the documented order. */
+export function assembleSummary(p: SummaryParts): Summary {
+  const { rssBytes, baselineRssBytes } = p.client;
+  return {
+    target: p.target,
+    opened: p.opened,
+    failed: p.failed,
+    lost: p.lost,
+    peakOpen: p.peakOpen,
+    heldAtEnd: p.heldAtEnd,
+    connectRatePerSec: p.opened > 0 && p.rampSec > 0 ? Math.round(p.opened / p.rampSec) : null,
+    connectLatencyMs: latencyMs(p.connect),
+    rttMs: { ...latencyMs(p.rtt), count: p.rtt.totalCount },
+    messages: p.messages,
+    client: {
+      rssBytes, baselineRssBytes,
+      bytesPerConnection: p.heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / p.heldAtEnd) : null,
+      cpuSeconds: round3(p.client.cpuSeconds),
+      workers: p.client.workers,
+      maxEventLoopDelayMs: p.client.maxEventLoopDelayMs,
+      maxCpuPercent: p.client.maxCpuPercent,
+    },
+    durationSec: round3(p.durationSec),
+    warnings: p.warnings,
+    interrupted: p.interrupted,
+    serverDied: p.serverDied,
+    shard: p.shard,
+    clock: p.clock,
+    histograms: { connectUs: hdr.encodeIntoCompressedBase64(p.connect), rttUs: hdr.encodeIntoCompressedBase64(p.rtt) },
+    merged: p.merged,
+    profiles: p.profiles,
+  };
+}
