@@ -1,5 +1,5 @@
 /**
- * bench/fuzz: the frame fuzzer of the tests (test/helpers/fuzz-frames.ts) for a long run against one design started
+ * bench/fuzz: the frame fuzzer of the tests (fuzz/frames.ts) for a long run against one design started
  * as a user runs it (`wslab serve`): ≥ 1,000,000 random valid and malformed frames, every reply and ending checked
  * against the design's dialect, then the server's RSS (whole process tree) and its `/metrics` counts.
  *
@@ -20,7 +20,7 @@ import { eventually, spawnServer } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import { CLOSE_REASONS } from '../metrics/index.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
-import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../test/helpers/fuzz-frames.js';
+import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../fuzz/frames.js';
 
 const DEFAULTS = Object.freeze({ design: 'ws', flags: '', frames: '1000000', seed: '', workers: '8', 'max-payload': '100000', out: 'bench/results/fuzz.json' });
 const { values: a } = parseArgs({

@@ -14,7 +14,7 @@ export interface DesignCase {
   /**
    * uWebSockets.js 20.30 deviates from RFC 6455 where docs/protocol.md says so: invalid UTF-8 and oversize messages
    * end the TCP connection without a close frame, and an unmasked client frame is misread as masked rather than
-   * refused (the full table: ONE_OF_EACH in test/helpers/fuzz-frames.ts).
+   * refused (the full table: ONE_OF_EACH in fuzz/frames.ts).
    */
   readonly uwsFrames: boolean;
   /** Connections the design serves at once: a pool serves --pool of them, the rest wait in its queue. */

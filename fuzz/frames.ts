@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import type { CloseReason } from '../../metrics/index.js';
+import type { CloseReason } from '../metrics/index.js';
 
 // ---- seeded randomness ---------------------------------------------------------------------------------------------
 
