@@ -16,12 +16,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../fuzz/frames.js';
-import { UsageError } from '../cli/errors.js';
 import { parseInteger } from '../cli/units.js';
 import { eventually } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import { CLOSE_REASONS } from '../metrics/index.js';
-import { BenchFailure, defineBench, designRun, integer, size, text, startServer, treeOf, type Option } from './harness.js';
+import { BenchFailure, defineBench, design, designRun, integer, size, text, startServer, treeOf, type Option } from './harness.js';
 
 /** A 32-bit seed; absent = a random one (printed in the result, so the run can be replayed). */
 const seedOption: Option<number> = {
@@ -33,18 +32,12 @@ export const bench = defineBench({
   name: 'fuzz',
   describe: '≥1M fuzzed frames against one design: replies, close codes, RSS, /metrics',
   options: {
-    design: { describe: 'the design to fuzz (a registered one)', default: 'ws', parse: (flag: string, t: string | undefined) => designRun(flag, t ?? 'ws').design },
+    design: design('ws', 'the design to fuzz'),
     flags: text('', 'its serve flags, e.g. "--workers 2 --inner uws"'),
     frames: integer(1_000_000, 1, Number.MAX_SAFE_INTEGER, 'frames to send in all'),
     seed: seedOption,
     workers: integer(8, 1, 256, 'concurrent fuzzing connections'),
-    // the fuzzer sends messages near the limit, so it must leave room for them
-    'max-payload': { ...size('100000', 'the server\'s --max-payload (at least 20000: the fuzzer sends messages near the limit)'),
-      parse(flag: string, t: string | undefined) {
-        const n = size('100000', '').parse(flag, t);
-        if (n < 20_000) throw new UsageError(`--${flag}: "${t}" must be at least 20000 (the fuzzer sends messages near the limit)`);
-        return n;
-      } },
+    'max-payload': size('100000', "the server's --max-payload", 20_000, 'the fuzzer sends messages near the limit'),
   },
   out: {
     default: 'bench/results/fuzz.json',
@@ -60,11 +53,12 @@ export const bench = defineBench({
     },
   },
   async run(a, report) {
-    const flags = a.flags ? a.flags.trim().split(/\s+/) : [];
+    // serve flags given with the design (`--design 'cluster --workers 2'`) count as --flags
+    const flags = [...a.design.flags, ...(a.flags ? a.flags.trim().split(/\s+/) : [])];
     const { frames, workers, seed, 'max-payload': maxPayload } = a;
-    const run = designRun('design', [a.design, ...flags].join(' '));
+    const run = designRun('design', [a.design.design, ...flags].join(' '));
     const inner = flags.includes('--inner') ? flags[flags.indexOf('--inner') + 1] : undefined;
-    const dialect = dialectFor(a.design, inner);
+    const dialect = dialectFor(a.design.design, inner);
     const label = run.label;
 
     const server = await startServer(run, ['--max-payload', String(maxPayload), '--idle-timeout', '0']);
@@ -112,7 +106,7 @@ export const bench = defineBench({
       const metrics = await counted();
 
       const result = {
-        label, design: a.design, flags, dialect: dialect.name, seed, maxPayload, workers,
+        label, design: a.design.design, flags, dialect: dialect.name, seed, maxPayload, workers,
         frames: t.frames, connections: t.connections, messages: t.messages, payloadBytes: t.payloadBytes,
         seconds: +seconds.toFixed(1), framesPerSec: Math.round(t.frames / seconds), loadAvg1m: +loadavg()[0]!.toFixed(2),
         rss: {

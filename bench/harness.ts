@@ -38,9 +38,15 @@ const required = (flag: string, text: string | undefined): string => {
 /** A duration with its unit (`4s`, `500ms`; `0` = off), in milliseconds: a bare number is refused, as in the CLI. */
 export const duration = (def: string, describe: string): Option<number> =>
   ({ describe, default: def, parse: (flag, text) => parseDuration(flag, required(flag, text)) });
-/** A size (`65536`, `64KiB`, `1MiB`), in bytes. */
-export const size = (def: string, describe: string): Option<number> =>
-  ({ describe, default: def, parse: (flag, text) => parseSize(flag, required(flag, text)) });
+/** A size (`65536`, `64KiB`, `1MiB`), in bytes, at least `min` (the error says `why`). */
+export const size = (def: string, describe: string, min = 0, why = ''): Option<number> => ({
+  describe, default: def,
+  parse(flag, text) {
+    const bytes = parseSize(flag, required(flag, text));
+    if (bytes < min) throw new UsageError(`--${flag}: "${text}" must be at least ${min}${why ? ` (${why})` : ''}`);
+    return bytes;
+  },
+});
 /** A whole number within [min, max]. */
 export const integer = (def: number, min: number, max: number, describe: string): Option<number> =>
   ({ describe, default: String(def), parse: (flag, text) => parseInteger(flag, required(flag, text), min, max) });
@@ -53,6 +59,16 @@ export const integers = (def: string, min: number, max: number, describe: string
 /** Free text, checked by the bench itself where it means something (`''` when absent and there is no default). */
 export const text = (def: string, describe: string): Option<string> =>
   ({ describe, default: def, parse: (_flag, t) => t ?? def });
+/** A comma list drawn from a fixed set, in the order given (at least one). */
+export const names = <C extends string>(def: string, choices: readonly C[], describe: string): Option<readonly C[]> => ({
+  describe: `${describe} (${choices.join(', ')})`, default: def,
+  parse(flag, t) {
+    const picked = required(flag, t).split(',').map((s) => s.trim()).filter(Boolean);
+    for (const p of picked) if (!(choices as readonly string[]).includes(p)) throw new UsageError(`--${flag}: unknown "${p}" (${choices.join(', ')})`);
+    if (!picked.length) throw new UsageError(`--${flag}: name at least one of ${choices.join(', ')}`);
+    return Object.freeze(picked as C[]);
+  },
+});
 /** One of a fixed set. */
 export const choice = <C extends string>(def: C, choices: readonly C[], describe: string): Option<C> => ({
   describe: `${describe} (${choices.join(', ')})`, default: def,
@@ -87,6 +103,10 @@ export function designRun(flag: string, label: string): DesignRun {
   if (!DESIGNS.has(design)) throw new UsageError(`--${flag}: unknown design "${design}" (${[...DESIGNS.keys()].join(', ')})`);
   return Object.freeze({ label: label.trim(), design, flags: Object.freeze(flags) });
 }
+
+/** One design with optional flags, e.g. `ws` or `cluster --workers 2`. */
+export const design = (def: string, describe: string): Option<DesignRun> =>
+  ({ describe: `${describe} (${[...DESIGNS.keys()].join(', ')})`, default: def, parse: (flag, t) => designRun(flag, required(flag, t)) });
 
 /** The registered designs a bench runs by default, picked by their traits (the registry's order), never by name. */
 export const designsWhere = (keep: (d: { name: string; model: string }) => boolean): string =>

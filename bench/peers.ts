@@ -54,7 +54,7 @@
 import { writeFileSync } from 'node:fs';
 import { outputFile } from '../cli/units.js';
 import { UsageError } from '../cli/errors.js';
-import { choice, defineBench, duration, integer, integers, optionalInteger, sourceIps, text, type Option } from './harness.js';
+import { choice, defineBench, duration, integer, integers, names, optionalInteger, sourceIps, text } from './harness.js';
 import { artilleryPeer } from './peers/artillery.js';
 import type { Peer, PeerSettings } from './peers/peer.js';
 import { round } from './peers/peer.js';
@@ -73,14 +73,7 @@ export const bench = defineBench({
   describe: 'wslab swarm vs Artillery 2 vs Tsung holding 5,000 and 15,000 idle connections for 30 s against one uws server',
   options: {
     connections: integers('5000,15000', 1, 1_000_000, 'connection counts to hold, one run of every peer each'),
-    peers: {
-      describe: `peers to run, in order (${PEER_NAMES.join(', ')})`, default: PEER_NAMES.join(','),
-      parse(flag: string, t: string | undefined) {
-        const peers = (t ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-        for (const p of peers) if (!(PEER_NAMES as readonly string[]).includes(p)) throw new UsageError(`--${flag}: unknown peer "${p}" (${PEER_NAMES.join(', ')})`);
-        return peers;
-      },
-    } as Option<string[]>,
+    peers: names(PEER_NAMES.join(','), PEER_NAMES, 'peers to run, in order'),
     hold: duration('30s', 'how long each run holds after its ramp'),
     'source-ips': sourceIps('127.0.0.2-127.0.0.9', 'source addresses for the swarm and Tsung (Artillery connects from 127.0.0.1)'),
     'swarm-rate': optionalInteger(0, 10_000_000, "the swarm's --rate ('' = its default)"),
@@ -104,9 +97,9 @@ export const bench = defineBench({
         if (!(share > 0 && share <= 1)) throw new UsageError(`--${flag}: "${t}" must be a share of the CPUs in (0, 1]`);
         return share;
       },
-    } as Option<number>,
+    },
     'quiet-wait': duration('3m', 'longest wait for a quiet box before each run'),
-    markdown: { describe: 'also write the markdown table to this file', default: '', parse: (flag: string, t: string | undefined) => (t ? outputFile(flag, t) : undefined) } as Option<string | undefined>,
+    markdown: { describe: 'also write the markdown table to this file', default: '', parse: (flag: string, t: string | undefined) => (t ? outputFile(flag, t) : undefined) },
   },
   async run(o, report) {
     guardChildren(o.deadline, `${o.deadline / 1000} s`);

@@ -18,13 +18,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../cli/errors.js';
 import { WSLAB, type ServerProcess } from '../lab/processes.js';
 import { treeCpuSeconds } from '../lab/sampler.js';
 import { sumOf } from '../metrics/exposition.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 import type { HoldClientOptions } from './clients/hold-client.js';
-import { defineBench, designRun, integer, sourceIps, startServer, type Option } from './harness.js';
+import { defineBench, design, integer, names, sourceIps, startServer } from './harness.js';
 
 const KINDS = ['swarm', 'ws', 'net'] as const;
 type Kind = (typeof KINDS)[number];
@@ -35,17 +34,9 @@ export const bench = defineBench({
   options: {
     connections: integer(15_000, 1, 1_000_000, 'idle connections each client holds'),
     servers: integer(1, 1, 64, 'fresh server processes, the connections spread over them'),
-    design: { describe: 'the servers\' design', default: 'uws', parse: (flag: string, t: string | undefined) => designRun(flag, t ?? 'uws') },
+    design: design('uws', "the servers' design"),
     'source-ips': sourceIps('127.0.0.2-127.0.0.9', 'source addresses for every client, a range or comma list on loopback'),
-    clients: {
-      describe: `the clients to compare, in order (${KINDS.join(', ')})`, default: KINDS.join(','),
-      parse(flag: string, t: string | undefined) {
-        const kinds = (t ?? '').split(',').map((k) => k.trim()).filter(Boolean);
-        for (const k of kinds) if (!(KINDS as readonly string[]).includes(k)) throw new UsageError(`--${flag}: unknown client "${k}" (${KINDS.join(', ')})`);
-        if (!kinds.length) throw new UsageError(`--${flag}: name at least one client (${KINDS.join(', ')})`);
-        return kinds as Kind[];
-      },
-    } as Option<Kind[]>,
+    clients: names(KINDS.join(','), KINDS, 'the clients to compare, in order'),
     rate: integer(20_000, 1, 10_000_000, 'the swarm\'s --rate'),
     'max-pending': integer(1000, 1, 1_000_000, 'handshakes in flight, for every client'),
   },
