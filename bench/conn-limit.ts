@@ -3,7 +3,9 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { sumOf } from '../metrics/exposition.js';
-import { defineBench, designs, designsWhere, integer, mib, treeOf, withServer, type DesignRun } from './harness.js';
+import { defineBench } from './harness/bench.js';
+import { designs, designsWhere, integer, type DesignRun } from './harness/options.js';
+import { mib, treeOf, withServer } from './harness/server.js';
 
 /**
  * bench/conn-limit: what --max-conns-per-ip buys against a slowloris from one address. For each design and limit,

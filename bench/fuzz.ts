@@ -20,7 +20,9 @@ import { parseInteger } from '../cli/units.js';
 import { eventually } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import { CLOSE_REASONS } from '../metrics/index.js';
-import { BenchFailure, defineBench, design, designRun, integer, size, text, startServer, treeOf, type Option } from './harness.js';
+import { BenchFailure, defineBench } from './harness/bench.js';
+import { design, designRun, integer, size, text, type Option } from './harness/options.js';
+import { startServer, treeOf } from './harness/server.js';
 
 /** A 32-bit seed; absent = a random one (printed in the result, so the run can be replayed). */
 const seedOption: Option<number> = {

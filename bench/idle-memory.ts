@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sumOf } from '../metrics/exposition.js';
 import type { IdleClientOptions } from './clients/idle-client.js';
-import { defineBench, designs, designsWhere, integer, readingOf, text, withServer, type DesignRun } from './harness.js';
+import { defineBench } from './harness/bench.js';
+import { designs, designsWhere, integer, text, type DesignRun } from './harness/options.js';
+import { readingOf, withServer } from './harness/server.js';
 
 /**
  * bench/idle-memory: for each design, start `wslab serve`, open N idle connections from a separate process

@@ -54,7 +54,8 @@
 import { writeFileSync } from 'node:fs';
 import { outputFile } from '../cli/units.js';
 import { UsageError } from '../cli/errors.js';
-import { choice, defineBench, duration, integer, integers, names, optionalInteger, sourceIps, text } from './harness.js';
+import { defineBench } from './harness/bench.js';
+import { choice, duration, integer, integers, names, optionalInteger, sourceIps, text } from './harness/options.js';
 import { artilleryPeer } from './peers/artillery.js';
 import type { Peer, PeerSettings } from './peers/peer.js';
 import { round } from './peers/peer.js';

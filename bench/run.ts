@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- <bench> [options]]`: runs one benchmark of bench/ (built into dist/bench/) with its options, or,
  * with no name, lists them. The list is read from the bench/ source folder: every top-level file there that exports a
- * `bench` definition (bench/harness.ts) is one, named by its file, so a new bench joins by being written and no list
+ * `bench` definition (bench/harness/bench.ts) is one, named by its file, so a new bench joins by being written and no list
  * can drift. The source folder, not dist/bench/, because tsc never deletes: a stale build of a file since moved (a
  * child-process script run at import) must not be imported. Top-level files of bench/ are therefore benches or
  * modules without side effects; the scripts that run as child processes live in bench/clients/. Each
@@ -11,7 +11,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { runBench, type Bench } from './harness.js';
+import { runBench, type Bench } from './harness/bench.js';
 
 /** dist/bench/ (this file's folder) and the bench/ it is built from (tsconfig: rootDir ".", outDir "dist"). */
 const built = fileURLToPath(new URL('.', import.meta.url));

@@ -2,7 +2,9 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeText, newKey, UpgradeRequest } from '../client/codec.js';
 import { sumOf } from '../metrics/exposition.js';
-import { defineBench, designs, designsWhere, duration, integer, mib, readingOf, withServer, type DesignRun } from './harness.js';
+import { defineBench } from './harness/bench.js';
+import { designs, designsWhere, duration, integer, type DesignRun } from './harness/options.js';
+import { mib, readingOf, withServer } from './harness/server.js';
 
 /**
  * bench/slow-readers: what the send cap (--max-backpressure) buys. For each design, with its defences and with

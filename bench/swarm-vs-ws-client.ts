@@ -23,7 +23,9 @@ import { treeCpuSeconds } from '../lab/sampler.js';
 import { sumOf } from '../metrics/exposition.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 import type { HoldClientOptions } from './clients/hold-client.js';
-import { defineBench, design, integer, names, sourceIps, startServer } from './harness.js';
+import { defineBench } from './harness/bench.js';
+import { design, integer, names, sourceIps } from './harness/options.js';
+import { startServer } from './harness/server.js';
 
 const KINDS = ['swarm', 'ws', 'net'] as const;
 type Kind = (typeof KINDS)[number];
