@@ -101,5 +101,7 @@ function pump(): void {
 }
 
 process.on('SIGTERM', () => process.exit(0));
+// bounded like bench/clients/idle-client: a bench cut short (SIGKILL, a crash) never leaves this holding sockets
+setTimeout(() => process.exit(0), 10 * 60_000).unref();
 process.stdout.write(`${JSON.stringify({ event: 'started', kind: a.kind, pid: process.pid })}\n`);
 setTimeout(pump, 200); // the bench samples the baseline between the started line and the first connect
