@@ -1,9 +1,9 @@
 /**
- * bench/fuzz: the frame fuzzer of the tests (test/helpers/fuzz-frames.ts) for a long run against one design started
+ * bench/fuzz: the frame fuzzer of the tests (fuzz/frames.ts) for a long run against one design started
  * as a user runs it (`wslab serve`): ≥ 1,000,000 random valid and malformed frames, every reply and ending checked
  * against the design's dialect, then the server's RSS (whole process tree) and its `/metrics` counts.
  *
- *   npm run build && node dist/bench/fuzz.js --design ws --frames 1000000 --seed 1
+ *   npm run bench -- fuzz --design ws --frames 1000000 --seed 1
  *     [--flags='--workers 2 --inner uws'] [--workers 8] [--max-payload 100000] [--out bench/results/fuzz.json]
  *
  * RSS is read at baseline (the server started and idle), every tenth of the frames, at the peak of a 250 ms sampler,
@@ -12,105 +12,121 @@
  * Prints the result as JSON and merges it into --out under its label (one entry per design and flags).
  * Exits 1 when the fuzzer finds a mismatch (the message names the seed), the server dies, or /metrics disagrees.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually, spawnServer } from '../lab/processes.js';
+import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../fuzz/frames.js';
+import { variantOf } from '../lab/designs.js';
+import { parseInteger } from '../core/units.js';
+import { eventually } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import { CLOSE_REASONS, CONNECTIONS_ACCEPTED, CONNECTIONS_CLOSED, CONNECTIONS_OPEN, MESSAGES_RECEIVED } from '../metrics/index.js';
-import { readTreeStatus } from '../metrics/proc-status.js';
-import { FrameFuzzer, Rng, dialectFor, fuzzConnection, newTotals } from '../test/helpers/fuzz-frames.js';
+import { BenchFailure, defineBench } from './harness/bench.js';
+import { design, designRun, integer, size, text, type Option } from './harness/options.js';
+import { startServer, treeOf } from './harness/server.js';
 
-const DEFAULTS = Object.freeze({ design: 'ws', flags: '', frames: '1000000', seed: '', workers: '8', 'max-payload': '100000', out: 'bench/results/fuzz.json' });
-const { values: a } = parseArgs({
-  options: Object.fromEntries(Object.entries(DEFAULTS).map(([k, v]) => [k, { type: 'string', default: v }])) as
-    Record<keyof typeof DEFAULTS, { type: 'string'; default: string }>,
-});
-const fail = (msg: string): never => { process.stderr.write(`bench/fuzz: ${msg}\n`); process.exit(1); };
-const flags = a.flags ? a.flags.trim().split(/\s+/) : [];
-const frames = Number(a.frames), workers = Number(a.workers), maxPayload = Number(a['max-payload']);
-const seed = a.seed === '' ? Math.floor(Math.random() * 2 ** 32) : Number(a.seed);
-if (!(frames >= 1)) fail(`--frames: "${a.frames}" is not a positive number`);
-if (!(workers >= 1 && workers <= 256)) fail(`--workers: "${a.workers}" must be 1-256`);
-if (!(maxPayload >= 20_000)) fail(`--max-payload: "${a['max-payload']}" must be at least 20000 (the fuzzer sends messages near the limit)`);
-if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) fail(`--seed: "${a.seed}" must be an integer 0-4294967295`);
-const inner = flags.includes('--inner') ? flags[flags.indexOf('--inner') + 1] : undefined;
-const dialect = dialectFor(a.design, inner);
-const label = [a.design, ...flags].join(' ');
+/** A 32-bit seed; absent = a random one (printed in the result, so the run can be replayed). */
+const seedOption: Option<number> = {
+  describe: 'the fuzzer\'s seed, an integer 0-4294967295 (default: random, reported)',
+  parse: (flag, t) => (t === undefined || t === '' ? Math.floor(Math.random() * 2 ** 32) : parseInteger(flag, t, 0, 2 ** 32 - 1)),
+};
 
-const server = await spawnServer(a.design, [...flags, '--max-payload', String(maxPayload), '--idle-timeout', '0']);
-const port = Number(new URL(server.url).port);
-const rss = (): number => readTreeStatus(server.pid).rssBytes;
-// Ctrl-C or a kill stops the server too, so a run cut short never leaves a `wslab serve` behind.
-const interrupted = (signal: string): void => { server.stop().finally(() => fail(`${signal}: stopped, no result`)); };
-process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
-let failure: string | undefined;
-try {
-  await sleep(2000);
-  const baseline = rss();
-  let peak = baseline;
-  const sampler = setInterval(() => { peak = Math.max(peak, rss()); }, 250);
-  const tenths: number[] = [];
-  const t = newTotals();
-  const started = performance.now();
-  await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    const fz = new FrameFuzzer(Rng.forWorker(seed, w), { maxPayload, orderedWait: dialect.name === 'threads' });
-    for (let mine = 0; mine < frames / workers;) {
-      mine += await fuzzConnection(port, fz, dialect, t, seed);
-      while (tenths.length < 10 && t.frames >= (frames * (tenths.length + 1)) / 10) tenths.push(rss());
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  clearInterval(sampler);
-  const afterRun = rss();
-  peak = Math.max(peak, afterRun);
-  if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`the server died: ${server.stderr()}`);
-
-  const counted = async (): Promise<Record<string, number>> => {
-    const m = await server.scrape();
-    const out: Record<string, number> = {
-      accepted: sumOf(m, CONNECTIONS_ACCEPTED.name), open: sumOf(m, CONNECTIONS_OPEN.name),
-      messages: sumOf(m, MESSAGES_RECEIVED.name),
-    };
-    for (const reason of CLOSE_REASONS) {
-      const n = sumOf(m, CONNECTIONS_CLOSED.name, { reason });
-      if (n > 0) out[reason] = n;
-    }
-    return out;
-  };
-  const caused: Record<string, number> = { accepted: t.connections, open: 0, messages: t.messages, ...t.closed };
-  const same = (x: Record<string, number>): boolean => Object.keys({ ...x, ...caused }).every((k) => x[k] === caused[k]);
-  const matched = await eventually(async () => same(await counted()), 10_000);
-  await sleep(5000);
-  const closed = rss();
-  const metrics = await counted();
-
-  const result = {
-    label, design: a.design, flags, dialect: dialect.name, seed, maxPayload, workers,
-    frames: t.frames, connections: t.connections, messages: t.messages, payloadBytes: t.payloadBytes,
-    seconds: +seconds.toFixed(1), framesPerSec: Math.round(t.frames / seconds), loadAvg1m: +loadavg()[0]!.toFixed(2),
-    rss: {
-      baselineBytes: baseline, peakBytes: peak, afterRunBytes: afterRun, closedBytes: closed,
-      closedMinusBaselineBytes: closed - baseline, byTenthBytes: tenths,
-      secondHalfGrowthBytes: tenths.length === 10 ? tenths[9]! - tenths[4]! : null,
+export const bench = defineBench({
+  name: 'fuzz',
+  describe: '≥1M fuzzed frames against one design: replies, close codes, RSS, /metrics',
+  options: {
+    design: design('ws', 'the design to fuzz'),
+    flags: text('', 'its serve flags, e.g. "--workers 2 --inner uws"'),
+    frames: integer(1_000_000, 1, Number.MAX_SAFE_INTEGER, 'frames to send in all'),
+    seed: seedOption,
+    workers: integer(8, 1, 256, 'concurrent fuzzing connections'),
+    'max-payload': size('100000', "the server's --max-payload", 20_000, 'the fuzzer sends messages near the limit'),
+  },
+  out: {
+    default: 'bench/results/fuzz.json',
+    // one entry per design and flags: a new run of the same label replaces the old one
+    merge(file, result) {
+      const label = (result as { label: string }).label;
+      const prev = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as { results: { label: string }[] } : undefined;
+      const results = (prev?.results ?? []).filter((r) => r.label !== label).concat(result as { label: string });
+      return `${JSON.stringify({
+        bench: 'fuzz', node: process.version, machine: '2 vCPU AMD EPYC, 24 GiB (../shared/MACHINE.md)',
+        command: 'node dist/bench/run.js fuzz --design <design> [--flags="..."] --frames 1000000 --seed <seed>', results,
+      }, null, 2)}\n`;
     },
-    endings: t.wire, violations: t.violations, caused: t.closed, lostReplies: t.lostReplies, metrics,
-    metricsMatchCaused: matched, serverAlive: server.child.exitCode === null && server.child.signalCode === null,
-  };
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  if (a.out) {
-    const file = existsSync(a.out) ? JSON.parse(readFileSync(a.out, 'utf8')) as { results: { label: string }[] } : undefined;
-    const results = (file?.results ?? []).filter((r) => r.label !== label).concat(result);
-    writeFileSync(a.out, `${JSON.stringify({
-      bench: 'fuzz', node: process.version, machine: '2 vCPU AMD EPYC, 24 GiB (../shared/MACHINE.md)',
-      command: 'node dist/bench/fuzz.js --design <design> [--flags="..."] --frames 1000000 --seed <seed>', results,
-    }, null, 2)}\n`);
-  }
-  if (!matched) failure = `/metrics ${JSON.stringify(metrics)} != caused ${JSON.stringify(caused)}`;
-} catch (err) {
-  failure = (err as Error).message;
-} finally {
-  await server.stop();
-}
-if (failure) fail(`seed ${seed}, ${label}: ${failure}`);
+  },
+  async run(a, report) {
+    // serve flags given with the design (`--design 'cluster --workers 2'`) count as --flags
+    const flags = [...a.design.flags, ...(a.flags ? a.flags.trim().split(/\s+/) : [])];
+    const { frames, workers, seed, 'max-payload': maxPayload } = a;
+    const run = designRun('design', [a.design.design, ...flags].join(' '));
+    // the dialect the variant speaks, from its traits (a cluster speaks its --inner design's)
+    const dialect = dialectFor(variantOf(a.design.design, flags).traits.dialect!);
+    const label = run.label;
+
+    const server = await startServer(run, ['--max-payload', String(maxPayload), '--idle-timeout', '0']);
+    const port = Number(new URL(server.url).port);
+    const rss = (): number => treeOf(server).rssBytes;
+    let failure: string | undefined;
+    try {
+      await sleep(2000);
+      const baseline = rss();
+      let peak = baseline;
+      const sampler = setInterval(() => { peak = Math.max(peak, rss()); }, 250);
+      const tenths: number[] = [];
+      const t = newTotals();
+      const started = performance.now();
+      await Promise.all(Array.from({ length: workers }, async (_, w) => {
+        const fz = new FrameFuzzer(Rng.forWorker(seed, w), { maxPayload, orderedWait: dialect.name === 'threads' });
+        for (let mine = 0; mine < frames / workers;) {
+          mine += await fuzzConnection(port, fz, dialect, t, seed);
+          while (tenths.length < 10 && t.frames >= (frames * (tenths.length + 1)) / 10) tenths.push(rss());
+        }
+      }));
+      const seconds = (performance.now() - started) / 1000;
+      clearInterval(sampler);
+      const afterRun = rss();
+      peak = Math.max(peak, afterRun);
+      if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`the server died: ${server.stderr()}`);
+
+      const counted = async (): Promise<Record<string, number>> => {
+        const m = await server.scrape();
+        const out: Record<string, number> = {
+          accepted: sumOf(m, CONNECTIONS_ACCEPTED.name), open: sumOf(m, CONNECTIONS_OPEN.name),
+          messages: sumOf(m, MESSAGES_RECEIVED.name),
+        };
+        for (const reason of CLOSE_REASONS) {
+          const n = sumOf(m, CONNECTIONS_CLOSED.name, { reason });
+          if (n > 0) out[reason] = n;
+        }
+        return out;
+      };
+      const caused: Record<string, number> = { accepted: t.connections, open: 0, messages: t.messages, ...t.closed };
+      const same = (x: Record<string, number>): boolean => Object.keys({ ...x, ...caused }).every((k) => x[k] === caused[k]);
+      const matched = await eventually(async () => same(await counted()), 10_000);
+      await sleep(5000);
+      const closed = rss();
+      const metrics = await counted();
+
+      const result = {
+        label, design: a.design.design, flags, dialect: dialect.name, seed, maxPayload, workers,
+        frames: t.frames, connections: t.connections, messages: t.messages, payloadBytes: t.payloadBytes,
+        seconds: +seconds.toFixed(1), framesPerSec: Math.round(t.frames / seconds), loadAvg1m: +loadavg()[0]!.toFixed(2),
+        rss: {
+          baselineBytes: baseline, peakBytes: peak, afterRunBytes: afterRun, closedBytes: closed,
+          closedMinusBaselineBytes: closed - baseline, byTenthBytes: tenths,
+          secondHalfGrowthBytes: tenths.length === 10 ? tenths[9]! - tenths[4]! : null,
+        },
+        endings: t.wire, violations: t.violations, caused: t.closed, lostReplies: t.lostReplies, metrics,
+        metricsMatchCaused: matched, serverAlive: server.child.exitCode === null && server.child.signalCode === null,
+      };
+      report.result(result);
+      if (!matched) failure = `/metrics ${JSON.stringify(metrics)} != caused ${JSON.stringify(caused)}`;
+    } catch (err) {
+      failure = (err as Error).message;
+    } finally {
+      await server.stop();
+    }
+    if (failure) throw new BenchFailure(`seed ${seed}, ${label}: ${failure}`);
+  },
+});

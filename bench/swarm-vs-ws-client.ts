@@ -4,7 +4,7 @@
  * in one run, and prints JSON: client RSS per held connection (whole process tree, minus its RSS just before the
  * first connect), open rate, CPU seconds, and the ratios.
  *
- *   npm run build && node dist/bench/swarm-vs-ws-client.js [--connections 15000] [--servers 1]
+ *   npm run bench -- swarm-vs-ws-client [--connections 15000] [--servers 1] [--design uws]
  *     [--source-ips 127.0.0.2-127.0.0.9] [--clients swarm,ws,net] [--rate 20000]
  *
  * Measured from outside the client, the same way for all three: RSS and CPU come from /proc for the client's
@@ -14,28 +14,53 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { parseExposition, sumOf } from '../metrics/exposition.js';
-import { CONNECTIONS_OPEN } from '../metrics/index.js';
+import { WSLAB, type ServerProcess } from '../lab/processes.js';
+import { treeCpuSeconds } from '../lab/sampler.js';
+import { sumOf } from '../metrics/exposition.js';
+import { readTreeStatus } from '../metrics/proc-status.js';
+import type { HoldClientOptions } from './clients/hold-client.js';
+import { defineBench } from './harness/bench.js';
+import { design, integer, names, sourceIps } from './harness/options.js';
+import { startServer } from './harness/server.js';
 
-const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
-const HOLD_CLIENT = fileURLToPath(new URL('./hold-client.js', import.meta.url));
-const { values: a } = parseArgs({
+const KINDS = ['swarm', 'ws', 'net'] as const;
+type Kind = (typeof KINDS)[number];
+
+export const bench = defineBench({
+  name: 'swarm-vs-ws-client',
+  describe: 'wslab swarm vs a `ws` client vs a raw net.Socket client holding N idle connections',
   options: {
-    connections: { type: 'string', default: '15000' },
-    servers: { type: 'string', default: '1' },
-    'source-ips': { type: 'string', default: '127.0.0.2-127.0.0.9' },
-    clients: { type: 'string', default: 'swarm,ws,net' },
-    rate: { type: 'string', default: '20000' },
-    'max-pending': { type: 'string', default: '1000' },
+    connections: integer(15_000, 1, 1_000_000, 'idle connections each client holds'),
+    servers: integer(1, 1, 64, 'fresh server processes, the connections spread over them'),
+    design: design('uws', "the servers' design"),
+    'source-ips': sourceIps('127.0.0.2-127.0.0.9', 'source addresses for every client, a range or comma list on loopback'),
+    clients: names(KINDS.join(','), KINDS, 'the clients to compare, in order'),
+    rate: integer(20_000, 1, 10_000_000, 'the swarm\'s --rate'),
+    'max-pending': integer(1000, 1, 1_000_000, 'handshakes in flight, for every client'),
+  },
+  async run(o, report) {
+    const loadBefore = loadavg()[0];
+    const results: Record<string, Record<string, unknown>> = {};
+    for (const kind of o.clients) results[kind] = await measure(kind, o);
+    const ratio = (x: unknown, y: unknown): number | null => (typeof x === 'number' && typeof y === 'number' && y > 0 ? Math.round((x / y) * 100) / 100 : null);
+    const sw = results.swarm;
+    report.result({
+      bench: 'swarm-vs-ws-client', connections: o.connections, servers: o.servers, sourceIps: o['source-ips'].text, loadavgBefore: loadBefore, loadavgAfter: loadavg()[0],
+      node: process.version, results,
+      ratios: sw ? Object.fromEntries(Object.keys(results).filter((k) => k !== 'swarm').map((k) => [k, {
+        bytesPerConnection: ratio(results[k].bytesPerConnection, sw.bytesPerConnection),
+        swarmOpenRateTimes: ratio(sw.openRatePerSec, results[k].openRatePerSec),
+      }])) : {},
+    });
   },
 });
-const N = Number(a.connections);
-const CLK_TCK = 100;
+type Opts = Parameters<typeof bench.run>[0];
+
+const HOLD_CLIENT = fileURLToPath(new URL('./clients/hold-client.js', import.meta.url));
 
 interface Proc { child: ChildProcess; lines: Record<string, unknown>[]; nextLine(): Promise<Record<string, unknown>> }
 
@@ -65,65 +90,38 @@ function start(args: string[]): Proc {
   };
 }
 
-/** The pid and every descendant. */
-function tree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (kids) for (const k of kids.split(/\s+/)) out.push(...tree(Number(k)));
-    }
-  } catch { /* exited */ }
-  return out;
-}
-function treeRss(pid: number): number {
-  return tree(pid).reduce((sum, p) => {
-    try { return sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]) * 1024; } catch { return sum; }
-  }, 0);
-}
-function treeCpu(pid: number): number {
-  return tree(pid).reduce((sum, p) => {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
-      return sum + (Number(f[11]) + Number(f[12])) / CLK_TCK;
-    } catch { return sum; }
-  }, 0);
-}
-
-async function serverOpen(metrics: string[]): Promise<number> {
+async function serverOpen(servers: readonly ServerProcess[]): Promise<number> {
   let sum = 0;
-  for (const m of metrics) sum += sumOf(parseExposition(await (await fetch(m)).text()), CONNECTIONS_OPEN.name);
+  for (const s of servers) sum += sumOf(await s.scrape(), 'wslab_connections_open');
   return sum;
 }
 
-async function measure(kind: string): Promise<Record<string, unknown>> {
-  const servers = Array.from({ length: Number(a.servers) }, () => start([WSLAB, 'serve', '--design', 'uws', '--port', '0', '--metrics-port', '0']));
-  const ready = await Promise.all(servers.map((s) => s.nextLine()));
-  const urls = ready.map((r) => String(r.url));
-  const metrics = ready.map((r) => String(r.metrics));
+async function measure(kind: Kind, a: Opts): Promise<Record<string, unknown>> {
+  const N = a.connections;
+  const servers = await Promise.all(Array.from({ length: a.servers }, () => startServer(a.design)));
+  const urls = servers.map((s) => s.url);
   const summaryDir = mkdtempSync(join(tmpdir(), 'wslab-bench-'));
   const summaryFile = join(summaryDir, 'summary.json');
   const client = kind === 'swarm'
-    ? start([WSLAB, 'swarm', ...urls.flatMap((u) => ['--url', u]), '--connections', String(N), '--rate', a.rate!, '--max-pending', a['max-pending']!,
-      '--hold', '2m', '--source-ips', a['source-ips']!, '--summary', summaryFile])
-    : start([HOLD_CLIENT, '--kind', kind, ...urls.flatMap((u) => ['--url', u]), '--connections', String(N), '--max-pending', a['max-pending']!,
-      '--source-ips', a['source-ips']!]);
+    ? start([WSLAB, 'swarm', ...urls.flatMap((u) => ['--url', u]), '--connections', String(N), '--rate', String(a.rate), '--max-pending', String(a['max-pending']),
+      '--hold', '2m', ...(a['source-ips'].text ? ['--source-ips', a['source-ips'].text] : []), '--summary', summaryFile])
+    : start([HOLD_CLIENT, JSON.stringify({ kind, urls, connections: N, maxPending: a['max-pending'], sourceIps: a['source-ips'].ips } satisfies HoldClientOptions)]);
   const pid = client.child.pid!;
   await client.nextLine(); // started: workers (if any) are up, nothing connected yet
-  const baseline = treeRss(pid);
-  const cpu0 = treeCpu(pid);
+  const baseline = readTreeStatus(pid).rssBytes;
+  const cpu0 = treeCpuSeconds(pid);
   const t0 = performance.now();
   let open = 0, last = 0, lastChange = performance.now();
   while (open < N && performance.now() - lastChange < 15_000) {
     await new Promise((r) => setTimeout(r, 50));
-    open = await serverOpen(metrics);
+    open = await serverOpen(servers);
     if (open !== last) { last = open; lastChange = performance.now(); }
   }
   const openSec = (lastChange - t0) / 1000;
   await new Promise((r) => setTimeout(r, 1500)); // let allocation settle before sampling
-  const held = await serverOpen(metrics);
-  const rss = treeRss(pid);
-  const cpu = treeCpu(pid) - cpu0;
+  const held = await serverOpen(servers);
+  const rss = readTreeStatus(pid).rssBytes;
+  const cpu = treeCpuSeconds(pid) - cpu0;
   // No client may leave TIME_WAIT on the shared source addresses (it slows the next client's connects): the swarm
   // ends its sockets with RSTs on SIGINT; for the others the servers go first, so the clients close passively.
   const exited = once(client.child, 'exit');
@@ -134,7 +132,7 @@ async function measure(kind: string): Promise<Record<string, unknown>> {
     client.child.kill('SIGTERM');
   }
   await exited;
-  for (const s of servers) s.child.kill('SIGKILL');
+  await Promise.all(servers.map((s) => { s.child.kill('SIGKILL'); return s.stop(); }));
   let self: unknown;
   if (kind === 'swarm') {
     const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as { heldAtEnd: number; connectRatePerSec: number; client: { bytesPerConnection: number; workers: number } };
@@ -151,16 +149,3 @@ async function measure(kind: string): Promise<Record<string, unknown>> {
   };
 }
 
-const loadBefore = loadavg()[0];
-const results: Record<string, Record<string, unknown>> = {};
-for (const kind of a.clients!.split(',')) results[kind] = await measure(kind);
-const ratio = (x: unknown, y: unknown): number | null => (typeof x === 'number' && typeof y === 'number' && y > 0 ? Math.round((x / y) * 100) / 100 : null);
-const sw = results.swarm;
-process.stdout.write(`${JSON.stringify({
-  bench: 'swarm-vs-ws-client', connections: N, servers: Number(a.servers), sourceIps: a['source-ips'], loadavgBefore: loadBefore, loadavgAfter: loadavg()[0],
-  node: process.version, results,
-  ratios: sw ? Object.fromEntries(Object.keys(results).filter((k) => k !== 'swarm').map((k) => [k, {
-    bytesPerConnection: ratio(results[k].bytesPerConnection, sw.bytesPerConnection),
-    swarmOpenRateTimes: ratio(sw.openRatePerSec, results[k].openRatePerSec),
-  }])) : {},
-}, null, 2)}\n`);

@@ -7,7 +7,7 @@ import { DESIGNS } from '../../server/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The folders of non-test source: everything but test/ (and the designs themselves, which may know their names). */
-const SOURCE = ['cli', 'client', 'core', 'lab', 'metrics', 'server', 'bench', 'deploy'];
+const SOURCE = ['cli', 'client', 'core', 'lab', 'metrics', 'server', 'bench', 'fuzz', 'deploy'];
 
 function tsFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];

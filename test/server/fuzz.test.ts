@@ -1,5 +1,5 @@
 /**
- * The frame fuzzer (test/helpers/fuzz-frames.ts) against every design of the registry, each started as a user runs
+ * The frame fuzzer (fuzz/frames.ts) against every design of the registry, each started as a user runs
  * it (`wslab serve`): one of each violation answered as the per-design table says, then a bounded run of random valid
  * and malformed frames — every reply checked byte for byte, every ending (close code, empty close, TCP drop) as the
  * design's dialect predicts — after which the server is still up and its `/metrics` counts exactly the closes by
@@ -16,7 +16,7 @@ import { DESIGN_CASES } from '../helpers/designs.js';
 import {
   FrameFuzzer, ONE_OF_EACH, ONE_OF_EACH_MAX_PAYLOAD, RawClient, Rng, answerTo, dialectFor, frame, fuzzConnection, newTotals,
   notation, seedFromEnv, simulate, type Totals,
-} from '../helpers/fuzz-frames.js';
+} from '../../fuzz/frames.js';
 
 const SEED = seedFromEnv();
 /** Frames per design: the whole file stays within ~90 s on the 2-vCPU machine (docs: MACHINE.md). */
@@ -42,8 +42,7 @@ const expected = (t: Totals): Record<string, number> => ({ accepted: t.connectio
 const canon = (r: Record<string, number>): string => JSON.stringify(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)));
 
 for (const dc of DESIGN_CASES) {
-  const inner = dc.flags.includes('--inner') ? dc.flags[dc.flags.indexOf('--inner') + 1] : undefined;
-  const dialect = dialectFor(dc.design, inner);
+  const dialect = dialectFor(dc.dialect);
 
   describe(`fuzz: ${dc.label} (${dialect.name} dialect)`, () => {
     let server: ServerProcess;

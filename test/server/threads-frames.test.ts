@@ -1,7 +1,7 @@
 /**
  * Randomised frame fuzz of the native `threads` server in-process (so CI can run it against the AddressSanitizer
  * build): valid traffic — pipelined, fragmented, with interleaved pings and non-minimal length encodings — mixed with
- * malformed frames and random garbage, from the shared fuzzer (test/helpers/fuzz-frames.ts). Its reference model
+ * malformed frames and random garbage, from the shared fuzzer (fuzz/frames.ts). Its reference model
  * predicts, for any byte stream, the exact frames the server must send back and how the connection must end (close
  * code, or TCP end after an incomplete frame); the test checks every byte of that, then checks the server's counters
  * against the totals. test/server/fuzz.test.ts runs the same fuzzer over every design through `wslab serve`.
@@ -15,7 +15,7 @@ import { startThreadsServer, type ThreadsServer } from '../../server/designs/thr
 import {
   DIALECTS, FrameFuzzer, ONE_OF_EACH, ONE_OF_EACH_MAX_PAYLOAD, RawClient, Rng, answerTo, frame, fuzzConnection, newTotals,
   notation, seedFromEnv, simulate,
-} from '../helpers/fuzz-frames.js';
+} from '../../fuzz/frames.js';
 
 const MAX_PAYLOAD = 100_000;
 const FRAME_TARGET = 100_000;

@@ -13,7 +13,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import type { CloseReason } from '../../metrics/index.js';
+import type { CloseReason } from '../metrics/index.js';
+import type { Dialect as DesignDialect } from '../server/design.js';
 
 // ---- seeded randomness ---------------------------------------------------------------------------------------------
 
@@ -738,9 +739,7 @@ export async function answerTo(port: number, bytes: Buffer): Promise<string> {
 export const notation = (o: Outcome): string => [...o.expect.map((e) => KIND[e.opcode]!), o.end === 'open' ? 'open error'
   : `${o.end.wire === 'drop' || o.end.wire === 'empty' ? o.end.wire : typeof o.end.wire === 'number' ? o.end.wire : o.end.wire.readUInt16BE(0)} ${o.end.reason}`].join(' ');
 
-/** The dialect a design speaks: the native one, or its library's (`cluster` speaks its --inner design's). */
-export function dialectFor(design: string, inner = 'uws'): Dialect {
-  const name = design === 'cluster' ? inner : design;
-  if (name !== 'threads' && name !== 'ws' && name !== 'uws') throw new Error(`no fuzz dialect for design ${design}`);
-  return DIALECTS[name];
+/** The model of a dialect a design speaks, by its trait (server/design.ts `Traits.dialect`; a cluster speaks its --inner design's). */
+export function dialectFor(dialect: DesignDialect): Dialect {
+  return DIALECTS[dialect];
 }

@@ -1,6 +1,6 @@
 /**
  * The comparison clients of bench/swarm-vs-ws-client.ts: open N idle WebSocket connections (at most --max-pending
- * in flight, round-robin over --url and --source-ips) and hold them until SIGTERM.
+ * in flight, round-robin over the URLs and source addresses) and hold them until SIGTERM.
  *
  *   --kind ws   the `ws` library's client, as an application would use it (one WebSocket object per connection)
  *   --kind net  a careful `net.Socket` client on the swarm's own codec: shared listeners, a shared read buffer
@@ -10,31 +10,24 @@
  * stdout: `{"event":"started"}` before the first connect, `{"event":"held",…}` once every attempt settled.
  */
 import net from 'node:net';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { FrameReader, OP_PONG, UpgradeRequest, checkUpgrade, encodeFrame, newKey, UPGRADE_PARTIAL, type FrameSink } from '../client/codec.js';
+import { FrameReader, OP_PONG, UpgradeRequest, checkUpgrade, encodeFrame, newKey, UPGRADE_PARTIAL, type FrameSink } from '../../client/codec.js';
 
-const { values: a } = parseArgs({
-  options: {
-    kind: { type: 'string', default: 'ws' },
-    url: { type: 'string', multiple: true },
-    connections: { type: 'string', default: '15000' },
-    'max-pending': { type: 'string', default: '1000' },
-    'source-ips': { type: 'string', default: '' },
-  },
-});
-const urls = (a.url ?? []).map((u) => new URL(u));
-const n = Number(a.connections);
-const maxPending = Number(a['max-pending']);
-const sources = a['source-ips'] ? expand(a['source-ips']) : [];
-
-function expand(spec: string): string[] {
-  const [lo, hi = lo] = spec.split('-');
-  const base = lo.split('.').slice(0, 3).join('.');
-  const out: string[] = [];
-  for (let i = Number(lo.split('.')[3]); i <= Number(hi.split('.')[3]); i++) out.push(`${base}.${i}`);
-  return out;
+/** What the bench hands this process, as one JSON argument (built from its checked options, never re-parsed here). */
+export interface HoldClientOptions {
+  readonly kind: 'ws' | 'net';
+  readonly urls: readonly string[];
+  readonly connections: number;
+  readonly maxPending: number;
+  /** local addresses to bind, round-robin; none = the kernel's choice */
+  readonly sourceIps: readonly string[];
 }
+
+const a = JSON.parse(process.argv[2] ?? '{}') as HoldClientOptions;
+const urls = a.urls.map((u) => new URL(u));
+const n = a.connections;
+const maxPending = a.maxPending;
+const sources = a.sourceIps;
 
 let next = 0, pending = 0, opened = 0, failed = 0;
 const t0 = performance.now();
@@ -108,5 +101,7 @@ function pump(): void {
 }
 
 process.on('SIGTERM', () => process.exit(0));
+// bounded like bench/clients/idle-client: a bench cut short (SIGKILL, a crash) never leaves this holding sockets
+setTimeout(() => process.exit(0), 10 * 60_000).unref();
 process.stdout.write(`${JSON.stringify({ event: 'started', kind: a.kind, pid: process.pid })}\n`);
 setTimeout(pump, 200); // the bench samples the baseline between the started line and the first connect

@@ -5,13 +5,21 @@ import net from 'node:net';
  * A separate process that opens N idle WebSocket connections for bench/idle-memory and holds them until it is
  * told to stop (stdin closes or SIGTERM). Deliberately naive (a socket and a closure per connection): it measures
  * the server, and sits in its own process so its memory is not the server's. Prints one JSON line when done opening.
- * argv: url connections sourceAddressCount [firstSourceOffset]
+ * Its options come as one JSON argument (IdleClientOptions), built by the bench from its checked flags.
  */
-const [url, nArg, ipArg, ipOffsetArg] = process.argv.slice(2);
-const { hostname, port } = new URL(url);
-const target = Number(nArg);
-const ipOffset = Number(ipOffsetArg) || 0;
-const ips = Array.from({ length: Number(ipArg) || 1 }, (_, i) => `127.0.0.${((ipOffset + i) % 250) + 2}`);
+export interface IdleClientOptions {
+  readonly url: string;
+  readonly connections: number;
+  /** how many source addresses to spread over, from 127.0.0.2 on */
+  readonly sourceIps: number;
+  /** where in 127.0.0.2… this process's addresses start (each client process takes its own) */
+  readonly firstSourceOffset: number;
+}
+const o = JSON.parse(process.argv[2] ?? '{}') as IdleClientOptions;
+const { hostname, port } = new URL(o.url);
+const target = o.connections;
+const ipOffset = o.firstSourceOffset;
+const ips = Array.from({ length: Math.max(1, o.sourceIps) }, (_, i) => `127.0.0.${((ipOffset + i) % 250) + 2}`);
 const sockets: net.Socket[] = [];
 let opened = 0;
 let failed = 0;
