@@ -13,6 +13,7 @@
  * under-estimate). The swarm's own summary figures are reported next to them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -92,7 +93,7 @@ function start(args: string[]): Proc {
 
 async function serverOpen(servers: readonly ServerProcess[]): Promise<number> {
   let sum = 0;
-  for (const s of servers) sum += sumOf(await s.scrape(), 'wslab_connections_open');
+  for (const s of servers) sum += sumOf(await s.scrape(), CONNECTIONS_OPEN.name);
   return sum;
 }
 

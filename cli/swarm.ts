@@ -2,15 +2,17 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
-  PROFILES, REPLY_MATCHES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmOptions,
+  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmOptions,
   type SwarmTarget,
 } from '../client/options.js';
+import { SWARM_FLAGS as F } from '../client/flags.js';
 import { parseShard, shardSlice } from '../client/shard.js';
+import { yargsOptions } from '../core/flags.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from '../core/errors.js';
 import { withMergeCommand } from './swarm-merge.js';
-import { outputFile, parseDuration, parseInteger, parseSize } from '../core/units.js';
+import { outputFile, parseDuration, parseInteger } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -113,7 +115,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   if (urls.length === 0) throw new UsageError('--url: give at least one ws:// URL (repeat --url to spread connections over servers)');
   const allowRemote = a['allow-remote-target'] === true;
   const allTargets = await Promise.all(urls.map((u) => parseTarget(u, allowRemote)));
-  const totalConnections = parseInteger('connections', a.connections ?? D.connections, 1, 10_000_000);
+  const totalConnections = F.connections.parse(a.connections ?? D.connections);
   const allSources = given(a, 'source-ips') ? parseSourceIps(String(a['source-ips'])) : [];
   // The environment is read here and nowhere else: an Indexed Job's pod learns its shard index from it.
   const shard = parseShard(a.shard, a.shards, process.env.JOB_COMPLETION_INDEX);
@@ -128,9 +130,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     }
     groups = parseMix(String(a.mix));
   } else {
-    const profileName = String(a.profile ?? D.profile);
-    if (!PROFILES.includes(profileName as ProfileName)) throw new UsageError(`--profile: "${profileName}" is not one of ${PROFILES.join(', ')}`);
-    groups = [Object.freeze({ profile: profileName as ProfileName, connections: part ? part.connections : totalConnections, startDelayMs: 0 })];
+    const profileName = F.profile.parse(a.profile ?? D.profile);
+    groups = [Object.freeze({ profile: profileName, connections: part ? part.connections : totalConnections, startDelayMs: 0 })];
   }
   const connections = groups.reduce((n, g) => n + g.connections, 0);
   const has = (...ps: ProfileName[]): boolean => groups.some((g) => ps.includes(g.profile));
@@ -140,28 +141,27 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   };
   onlyFor('command', 'chatty', 'slow-reader');
   onlyFor('match', 'chatty');
-  const match = String(a.match ?? D.match);
-  if (!(REPLY_MATCHES as readonly string[]).includes(match)) throw new UsageError(`--match: "${match}" is not one of ${REPLY_MATCHES.join(', ')}`);
+  const match = F.match.parse(a.match ?? D.match);
   onlyFor('interval', 'ping', 'chatty', 'slow-reader');
   onlyFor('dribble-interval', 'slowloris', 'slow-frame');
   onlyFor('dribble-bytes', 'slowloris');
   onlyFor('read-rate', 'slow-reader');
   onlyFor('declared-size', 'oversize');
-  const intervalMs = parseDuration('interval', a.interval ?? D.interval);
+  const intervalMs = F.intervalMs.parse(a.interval ?? D.interval);
   if (intervalMs < 1) throw new UsageError('--interval: must be at least 1ms');
-  const holdMs = parseDuration('hold', a.hold ?? D.hold);
+  const holdMs = F.holdMs.parse(a.hold ?? D.hold);
   if (holdMs > 7 * 24 * 3_600_000) throw new UsageError('--hold: at most 7 days');
-  const handshakeTimeoutMs = parseDuration('handshake-timeout', a['handshake-timeout'] ?? D.handshakeTimeout);
+  const handshakeTimeoutMs = F.handshakeTimeoutMs.parse(a['handshake-timeout'] ?? D.handshakeTimeout);
   if (handshakeTimeoutMs < 100) throw new UsageError('--handshake-timeout: must be at least 100ms');
 
-  const dribbleIntervalMs = parseDuration('dribble-interval', a['dribble-interval'] ?? D.dribbleInterval);
+  const dribbleIntervalMs = F.dribbleIntervalMs.parse(a['dribble-interval'] ?? D.dribbleInterval);
   if (dribbleIntervalMs < 10) throw new UsageError('--dribble-interval: must be at least 10ms');
-  const declaredBytes = parseSize('declared-size', a['declared-size'] ?? D.declaredBytes);
+  const declaredBytes = F.declaredBytes.parse(a['declared-size'] ?? D.declaredBytes);
   if (declaredBytes < 1 || declaredBytes > 2 ** 53 - 1) throw new UsageError('--declared-size: must be from 1 byte to 2^53 - 1 (RFC 6455 64-bit length)');
   const attack = Object.freeze({
     dribbleIntervalMs,
-    dribbleBytes: parseInteger('dribble-bytes', a['dribble-bytes'] ?? D.dribbleBytes, 1, 4096),
-    readRate: parseSize('read-rate', a['read-rate'] ?? D.readRate),
+    dribbleBytes: F.dribbleBytes.parse(a['dribble-bytes'] ?? D.dribbleBytes),
+    readRate: F.readRate.parse(a['read-rate'] ?? D.readRate),
     declaredBytes,
   });
   // --command is chatty's; slow-reader takes it only when no chatty group shares the run
@@ -169,7 +169,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const readerCommand = parseCommand(String(!has('chatty') && given(a, 'command') ? a.command : D.slowReaderCommand));
 
   const workers = given(a, 'mix') ? groups.reduce((n, g) => n + Math.ceil(g.connections / SOCKETS_PER_WORKER), 0)
-    : given(a, 'workers') ? parseInteger('workers', a.workers, 1, 256) : Math.ceil(connections / SOCKETS_PER_WORKER);
+    : given(a, 'workers') ? F.workers.parse(a.workers) : Math.ceil(connections / SOCKETS_PER_WORKER);
   if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
 
   for (const src of sourceIps) {
@@ -195,8 +195,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     groups: Object.freeze(groups),
     attack,
     // whole-run figures, as for workers: each shard takes its share, so N shards together ramp at --rate
-    rate: parseInteger('rate', a.rate ?? D.rate, 0, 10_000_000) / (shard?.of ?? 1),
-    maxPending: Math.ceil(parseInteger('max-pending', a['max-pending'] ?? D.maxPending, 1, 1_000_000) / (shard?.of ?? 1)),
+    rate: F.rate.parse(a.rate ?? D.rate) / (shard?.of ?? 1),
+    maxPending: Math.ceil(F.maxPending.parse(a['max-pending'] ?? D.maxPending) / (shard?.of ?? 1)),
     holdMs,
     intervalMs,
     command,
@@ -223,30 +223,11 @@ export const swarmCommand = {
   describe: 'Open, hold and close many WebSocket connections against wslab servers, measured (exit 0 ok, 1 usage, 2 run failed, 99 threshold failed, 130 interrupted)',
   builder: (y: Argv) => withMergeCommand(y
     .option('url', { type: 'string', array: true, describe: 'ws:// URL of a server (repeat to spread connections round-robin); loopback only' })
-    .option('connections', { type: 'string', describe: `connections to open and hold (default ${D.connections})` })
-    .option('rate', { type: 'string', describe: `new connections per second, whole swarm; 0 = only --max-pending limits (default ${D.rate})` })
-    .option('max-pending', { type: 'string', describe: `connection attempts (TCP + upgrade) in flight, whole swarm (default ${D.maxPending})` })
-    .option('hold', { type: 'string', describe: `how long to hold once every attempt settled, e.g. 30s, 2m (default ${D.hold})` })
-    .option('profile', {
-      type: 'string',
-      describe: `healthy: idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval); attacks (loopback only): ` +
-        `slowloris | slow-reader | slow-frame | no-pong | ping-flood | oversize | garbage | conn-flood (default ${D.profile})`,
-    })
-    .option('mix', { type: 'string', describe: `healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], ${MIX_EXAMPLE}` })
-    .option('interval', { type: 'string', describe: `ping/chatty/slow-reader: per-connection send interval (default ${D.interval})` })
-    .option('match', { type: 'string', describe: `chatty: what a good reply is: ${REPLY_MATCHES.join(' | ')} (wslab: \`<id> ok …\`; echo: the request itself, for a server that echoes any text) (default ${D.match})` })
-    .option('command', { type: 'string', describe: `chatty (or slow-reader without chatty): protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default chatty '${D.command}', slow-reader '${D.slowReaderCommand}')` })
-    .option('dribble-interval', { type: 'string', describe: `slowloris, slow-frame: time between dribbled writes (default ${D.dribbleInterval})` })
-    .option('dribble-bytes', { type: 'string', describe: `slowloris: bytes of the upgrade request per dribble (default ${D.dribbleBytes})` })
-    .option('read-rate', { type: 'string', describe: `slow-reader: bytes read per second per connection, e.g. 1KiB; 0 = never read (default ${D.readRate})` })
-    .option('declared-size', { type: 'string', describe: 'oversize: payload length the frame header declares, e.g. 64MiB (default 1GiB)' })
-    .option('workers', { type: 'string', describe: `worker processes (default: ceil(connections / ${SOCKETS_PER_WORKER}))` })
-    .option('source-ips', { type: 'string', describe: 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)' })
+    .options(yargsOptions(F))
     .option('summary', { type: 'string', describe: 'write the JSON summary (docs/swarm-summary.md) to this file' })
     .option('threshold', { type: 'string', array: true, describe: "pass/fail check on the summary, e.g. 'heldAtEnd>=100000', 'rtt.p99<5ms', 'failed==0' (repeatable; a failure exits 99)" })
     .option('metrics-port', { type: 'string', describe: "the swarm's own /metrics port; 0 = any free port (default: no endpoint)" })
     .option('metrics-host', { type: 'string', describe: `address of the swarm's /metrics (default ${D.metricsHost})` })
-    .option('handshake-timeout', { type: 'string', describe: `time a connection has for TCP connect + upgrade (default ${D.handshakeTimeout})` })
     .option('allow-remote-target', { type: 'boolean', describe: 'allow a --url that is not loopback (only for machines you own)' })
     .option('shard', { type: 'string', describe: 'i/N: be shard i (0-based) of N swarms, taking a deterministic slice of --connections, --source-ips and --url (see "Beyond one machine" in README.md)' })
     .option('shards', { type: 'string', describe: 'N: as --shard, with i from the JOB_COMPLETION_INDEX environment variable (a Kubernetes Indexed Job sets it)' })

@@ -111,9 +111,8 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   const base = readBox();
   const from = ctx.sampler.elapsedSec();
   let lowNote: string | undefined;
-  const run = await ctx.swarm(['--connections', String(plan.connections), '--workers', String(plan.swarmWorkers),
-    '--source-ips', plan.sourceIps, '--max-pending', String(plan.maxPending), '--rate', '0', '--hold', `${m.holdMs}ms`,
-    '--profile', 'idle', '--handshake-timeout', '30s']);
+  const run = await ctx.swarm({ connections: plan.connections, workers: plan.swarmWorkers, sourceIps: plan.sourceIps,
+    maxPending: plan.maxPending, rate: 0, holdMs: m.holdMs, profile: 'idle', handshakeTimeoutMs: 30_000 });
   // taken once, when the server holds the target (the close phase's TIME_WAIT and orphans are not the hold's);
   // fds counted then too: reading 55 × 19k fd entries is not free on two cores
   // The trigger is the box's own count (both ends of every pair in sockstat): at a million, the cluster's /metrics

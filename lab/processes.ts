@@ -110,7 +110,7 @@ export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
   const metricsUrl = t.metrics ? fill(t.metrics, ports) : null;
   const port = Number(new URL(url).port) || 80;
   const scrape = async (): Promise<Sample[]> => (metricsUrl ? parseExposition(await (await fetch(metricsUrl)).text()) : []);
-  const base = { url, metricsUrl, port, countsFrom: 'proc' as const, scrape, ready: { version: `${t.name} (target)` } };
+  const base = { url, metricsUrl, port, countsFrom: 'proc' as const, scrape, ready: { version: `target: ${t.start ? t.start.join(' ') : t.url}` } };
   if (!t.start) {
     return { ...base, child: undefined, pid: t.pid, stderr: () => '', renice: () => undefined, stop: async () => null };
   }

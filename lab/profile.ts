@@ -5,6 +5,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SWARM_FLAGS } from '../client/flags.js';
+import { toArgv } from '../core/flags.js';
 import { freePort } from '../core/net.js';
 import { CONNECTION_THREADS } from '../metrics/index.js';
 import { DESIGNS } from '../server/registry.js';
@@ -73,8 +75,8 @@ const sh = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 export function loadCommand(scenario: string, url: string, sec: number): string {
   const recipe = SWARM_RECIPES[scenario];
   if (!recipe) throw new ClinicUnavailableError(`--scenario: no swarm recipe for "${scenario}" (known: ${Object.keys(SWARM_RECIPES).join(', ')})`);
-  const swarms = recipe(sec).map(({ atSec, args }) => {
-    const cmd = [process.execPath, WSLAB, 'swarm', '--url', url, ...args].map(sh).join(' ');
+  const swarms = recipe(sec).map(({ atSec, flags }) => {
+    const cmd = [process.execPath, WSLAB, 'swarm', '--url', url, ...toArgv(SWARM_FLAGS, flags)].map(sh).join(' ');
     return atSec > 0 ? `(sleep ${+atSec.toFixed(1)}; ${cmd}) &` : `${cmd} &`;
   });
   return `${swarms.join(' ')} wait; echo ${sh(LOAD_DONE)}`;

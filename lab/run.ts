@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { SWARM_FLAGS } from '../client/flags.js';
+import { toArgv } from '../core/flags.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
 import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
@@ -177,9 +179,9 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     const ctx: CellContext = {
       design, scale, server: srv, sampler: s, max,
       note: (text) => { (cell.notes ??= []).push(text); },
-      async swarm(args) {
+      async swarm(flags) {
         const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
-        const run = await startSwarm(['--url', srv.url, ...args], file);
+        const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, flags)], file);
         swarms.push(run);
         s.watchSwarm(run.metricsUrl);
         return run;

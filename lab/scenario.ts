@@ -1,3 +1,4 @@
+import type { SwarmFlags } from '../client/flags.js';
 import { toArgv } from '../core/flags.js';
 import { SERVE_OPTIONS, type CommonServeOptions } from '../server/options.js';
 import type { ClaimId, JudgedCell } from './claims.js';
@@ -21,16 +22,16 @@ export interface CellContext {
   readonly sampler: Sampler;
   /** `--scale max`: the budgeted plan (connections, workers, source addresses) and the hold. */
   readonly max?: MaxRun;
-  /** Starts `wslab swarm --url <server> ...args` (summary to a temp file, own /metrics sampled for RTT). */
-  swarm(args: string[]): Promise<SwarmRun>;
+  /** Starts `wslab swarm --url <server>` with these flags (summary to a temp file, own /metrics sampled for RTT). */
+  swarm(flags: Partial<SwarmFlags>): Promise<SwarmRun>;
   /** Adds a finding in words to the cell (shown under the scenario's table). */
   note(text: string): void;
   /** Waits for a swarm and returns its summary; a swarm that wrote none fails the cell with its stderr. */
   finish(run: SwarmRun): Promise<SwarmSummary>;
 }
 
-/** A load step of `wslab profile`: `wslab swarm --url <server> ...args`, started `atSec` seconds after the server listens. */
-export interface SwarmStep { readonly atSec: number; readonly args: readonly string[] }
+/** A load step of `wslab profile`: `wslab swarm --url <server>` with these flags, started `atSec` seconds after the server listens. */
+export interface SwarmStep { readonly atSec: number; readonly flags: Partial<SwarmFlags> }
 
 /**
  * One experiment of the lab, in one file: data (what it runs at each scale, which designs, which claims it informs,
@@ -99,10 +100,9 @@ export const scenarioServerOptions = (scenario: Scenario, design: LabDesign): Pa
 /** The `wslab serve` flags `scenario` adds for the variant `design`, built by the options' own definitions. */
 export const scenarioServerFlags = (scenario: Scenario, design: LabDesign): string[] => toArgv(SERVE_OPTIONS, scenarioServerOptions(scenario, design));
 
-/** A profile hold: never under half a second. */
-export const profileHold = (sec: number): string => `${Math.max(0.5, sec).toFixed(1)}s`;
-/** A chatty profile swarm: `connections` clients sending `command` every `interval` for `sec` seconds. */
-export const chattyLoad = (connections: number, command: string, interval: string, sec: number, spread = true): string[] => [
-  '--connections', String(connections), '--rate', '2000', '--hold', profileHold(sec), '--profile', 'chatty', '--command', command,
-  '--interval', interval, ...(spread ? ['--source-ips', SOURCE_IPS] : []),
-];
+/** A profile hold, ms: never under half a second. */
+export const profileHold = (sec: number): number => Math.round(Math.max(0.5, sec) * 10) * 100;
+/** A chatty profile swarm: `connections` clients sending `command` every `intervalMs` for `sec` seconds. */
+export const chattyLoad = (connections: number, command: string, intervalMs: number, sec: number, spread = true): Partial<SwarmFlags> => ({
+  connections, rate: 2000, holdMs: profileHold(sec), profile: 'chatty', command, intervalMs, ...(spread ? { sourceIps: SOURCE_IPS } : {}),
+});

@@ -98,10 +98,10 @@ function checkTarget(raw: unknown, at: string, base: string): Target {
   if (pid !== undefined && start) throw new UsageError(`${at}: give start (the lab runs it) or pid (it runs already), not both`);
   const url = str('url') ?? (start ? 'ws://127.0.0.1:{port}/' : undefined);
   if (url === undefined) throw new UsageError(`${at}: give start (a command the lab runs) or url (a server already running)`);
-  checkUrl(url, `${at}.url`, !!start);
   const metrics = str('metrics');
-  if (metrics !== undefined && !/^https?:\/\//.test(metrics)) throw new UsageError(`${at}.metrics: "${metrics}" is not an http:// URL`);
   if (!start && /\{(port|metricsPort)\}/.test(`${url} ${metrics ?? ''}`)) throw new UsageError(`${at}: {port} and {metricsPort} need start (the lab picks them for a server it starts)`);
+  checkUrl(url, `${at}.url`);
+  if (metrics !== undefined && !/^https?:\/\//.test(metrics)) throw new UsageError(`${at}.metrics: "${metrics}" is not an http:// URL`);
 
   let ready: Target['ready'] = { port: true };
   if (r.ready !== undefined) {
@@ -125,9 +125,9 @@ function checkTarget(raw: unknown, at: string, base: string): Target {
 }
 
 /** A ws:// URL to a loopback address (the lab loads nothing else); placeholders allowed where the lab picks ports. */
-function checkUrl(text: string, at: string, placeholders: boolean): void {
+function checkUrl(text: string, at: string): void {
   let u: URL;
-  try { u = new URL(placeholders ? text.replace(/\{(port|metricsPort)\}/g, '1') : text); } catch {
+  try { u = new URL(text.replace(/\{(port|metricsPort)\}/g, '1')); } catch {
     throw new UsageError(`${at}: "${text}" is not a URL (e.g. ws://127.0.0.1:{port}/)`);
   }
   if (u.protocol !== 'ws:') throw new UsageError(`${at}: "${text}" must be a ws:// URL`);

@@ -32,13 +32,12 @@ export const blockingCall = defineScenario<BlockFigures>({
     `one more client starts and sends \`block ${BLOCK_MS}\` once (about 1.5–2 s in), so the block ends inside the others' run. Others' RTT is measured by the swarm from the intended send time.`,
   seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
-    const healthy = await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '2000', '--hold', `${at(ctx.scale, HOLD_S)}s`,
-      '--profile', 'chatty', '--command', 'echo 16', '--interval', '100ms', '--source-ips', SOURCE_IPS]);
+    const healthy = await ctx.swarm({ connections: at(ctx.scale, CLIENTS), rate: 2000, holdMs: at(ctx.scale, HOLD_S) * 1000,
+      profile: 'chatty', command: 'echo 16', intervalMs: 100, sourceIps: SOURCE_IPS });
     await sleep(500);
     const from = ctx.sampler.elapsedSec();
     // Chatty sends first at open + interval and the hold ends 0.8 s after open: exactly one `block` goes out.
-    const blocker = await ctx.swarm(['--connections', '1', '--hold', '800ms', '--profile', 'chatty',
-      '--command', `block ${BLOCK_MS}`, '--interval', '500ms']);
+    const blocker = await ctx.swarm({ connections: 1, holdMs: 800, profile: 'chatty', command: `block ${BLOCK_MS}`, intervalMs: 500 });
     const [h, b] = await Promise.all([ctx.finish(healthy), ctx.finish(blocker)]);
     return {
       healthyRttP50Ms: h.rttMs.p50, healthyRttP99Ms: h.rttMs.p99, healthyRttMaxMs: h.rttMs.max,
@@ -50,8 +49,8 @@ export const blockingCall = defineScenario<BlockFigures>({
   // As run() above: others chat while one client, 1 s in, sends one `block` (chatty sends first at open + interval,
   // and a 1.5 s hold lets exactly one go out).
   profileLoad: (sec) => [
-    { atSec: 0, args: chattyLoad(100, 'echo 16', '100ms', sec) },
-    { atSec: 1, args: ['--connections', '1', '--hold', '1500ms', '--profile', 'chatty', '--command', `block ${BLOCK_MS}`, '--interval', '1s'] },
+    { atSec: 0, flags: chattyLoad(100, 'echo 16', 100, sec) },
+    { atSec: 1, flags: { connections: 1, holdMs: 1500, profile: 'chatty', command: `block ${BLOCK_MS}`, intervalMs: 1000 } },
   ],
 });
 

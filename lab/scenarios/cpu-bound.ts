@@ -43,8 +43,8 @@ export const cpuBound = defineScenario<CpuFigures>({
      * loop saturated with CPU work answers its /metrics late or not at all, which is part of what is measured.
      */
     const [t0, cpu0] = [performance.now(), treeCpuSeconds(ctx.server.pid)];
-    const summary = await ctx.finish(await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '1000',
-      '--hold', `${at(ctx.scale, HOLD_S)}s`, '--profile', 'chatty', '--command', `cpu ${UNITS}`, '--interval', `${INTERVAL_MS}ms`, '--source-ips', SOURCE_IPS]));
+    const summary = await ctx.finish(await ctx.swarm({ connections: at(ctx.scale, CLIENTS), rate: 1000,
+      holdMs: at(ctx.scale, HOLD_S) * 1000, profile: 'chatty', command: `cpu ${UNITS}`, intervalMs: INTERVAL_MS, sourceIps: SOURCE_IPS }));
     const sec = (performance.now() - t0) / 1000;
     return {
       requestsPerSec: +(summary.messages.received / summary.durationSec).toFixed(1),
@@ -53,7 +53,7 @@ export const cpuBound = defineScenario<CpuFigures>({
     };
   },
   judge,
-  profileLoad: (sec) => [{ atSec: 0, args: chattyLoad(16, 'cpu 2000', '20ms', sec) }],
+  profileLoad: (sec) => [{ atSec: 0, flags: chattyLoad(16, 'cpu 2000', 20, sec) }],
 });
 
 /** One loop vs as many worker processes as cores: ×1.4 the throughput confirms; cores + 1 shows the knee. */

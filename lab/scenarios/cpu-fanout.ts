@@ -37,8 +37,8 @@ export const cpuFanout = defineScenario<FanoutFigures>({
       voluntary: sumOf(s, CONTEXT_SWITCHES.name, { kind: 'voluntary' }),
       involuntary: sumOf(s, CONTEXT_SWITCHES.name, { kind: 'involuntary' }),
     });
-    const run = await ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '2000', '--hold', `${at(ctx.scale, HOLD_S)}s`,
-      '--profile', 'chatty', '--command', 'cpu 5', '--interval', '100ms', '--source-ips', SOURCE_IPS]);
+    const run = await ctx.swarm({ connections: at(ctx.scale, CLIENTS), rate: 2000, holdMs: at(ctx.scale, HOLD_S) * 1000,
+      profile: 'chatty', command: 'cpu 5', intervalMs: 100, sourceIps: SOURCE_IPS });
     await sleep(1000);
     const a = read(await ctx.server.scrape());
     const [t0, cpu0] = [performance.now(), treeCpuSeconds(ctx.server.pid)];
@@ -55,7 +55,7 @@ export const cpuFanout = defineScenario<FanoutFigures>({
     };
   },
   judge,
-  profileLoad: (sec) => [{ atSec: 0, args: chattyLoad(100, 'cpu 5', '100ms', sec) }],
+  profileLoad: (sec) => [{ atSec: 0, flags: chattyLoad(100, 'cpu 5', 100, sec) }],
 });
 
 /** Switches per request, a thread per connection vs the loop that stands for all (else any loop): ×3 confirms. */

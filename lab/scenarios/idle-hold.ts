@@ -91,8 +91,8 @@ export const idleHold = defineScenario<IdleFigures>({
       try { if (pid !== undefined) kernel.push([ctx.sampler.elapsedSec(), kernelThreadBytes(pid)]); } catch { /* the server is gone: the cell fails on its exit */ }
     }, 250);
     const from = ctx.sampler.elapsedSec();
-    const summary = await ctx.finish(await ctx.swarm(['--connections', String(at(ctx.scale, N)), '--rate', String(at(ctx.scale, RATE)),
-      '--hold', `${at(ctx.scale, HOLD_S)}s`, '--profile', 'idle', '--source-ips', SOURCE_IPS]));
+    const summary = await ctx.finish(await ctx.swarm({ connections: at(ctx.scale, N), rate: at(ctx.scale, RATE),
+      holdMs: at(ctx.scale, HOLD_S) * 1000, profile: 'idle', sourceIps: SOURCE_IPS }));
     clearInterval(kernelWatch);
     // the hold: the samples that scraped the most open connections (the whole run when the scrape gave none)
     const peakOpen = ctx.sampler.max('open', from);
@@ -115,7 +115,7 @@ export const idleHold = defineScenario<IdleFigures>({
     };
   },
   judge,
-  profileLoad: (sec) => [{ atSec: 0, args: ['--connections', '1000', '--rate', '2000', '--hold', profileHold(sec), '--profile', 'idle', '--source-ips', SOURCE_IPS] }],
+  profileLoad: (sec) => [{ atSec: 0, flags: { connections: 1000, rate: 2000, holdMs: profileHold(sec), profile: 'idle', sourceIps: SOURCE_IPS } }],
 });
 
 /**

@@ -28,20 +28,18 @@ export const mixedSizes = defineScenario<MixedFigures>({
     `\`${LARGE_COMMAND}\` every 250 ms, for ${at(s, HOLD_S)} s. RTT of each kind from its own swarm.`,
   seconds: (s) => at(s, HOLD_S) + 1.5,
   async run(ctx) {
-    const hold = `${at(ctx.scale, HOLD_S)}s`;
+    const holdMs = at(ctx.scale, HOLD_S) * 1000;
     const [small, large] = await Promise.all([
-      ctx.swarm(['--connections', String(at(ctx.scale, SMALL)), '--rate', '1000', '--hold', hold, '--profile', 'chatty',
-        '--command', 'echo 16', '--interval', '100ms', '--source-ips', SOURCE_IPS]),
-      ctx.swarm(['--connections', String(at(ctx.scale, LARGE)), '--rate', '100', '--hold', hold, '--profile', 'chatty',
-        '--command', LARGE_COMMAND, '--interval', '250ms']),
+      ctx.swarm({ connections: at(ctx.scale, SMALL), rate: 1000, holdMs, profile: 'chatty', command: 'echo 16', intervalMs: 100, sourceIps: SOURCE_IPS }),
+      ctx.swarm({ connections: at(ctx.scale, LARGE), rate: 100, holdMs, profile: 'chatty', command: LARGE_COMMAND, intervalMs: 250 }),
     ]);
     const [s, l] = await Promise.all([ctx.finish(small), ctx.finish(large)]);
     return { smallP50Ms: s.rttMs.p50, smallP99Ms: s.rttMs.p99, largeP50Ms: l.rttMs.p50, largeP99Ms: l.rttMs.p99 };
   },
   judge,
   profileLoad: (sec) => [
-    { atSec: 0, args: chattyLoad(30, 'echo 16', '100ms', sec) },
-    { atSec: 0, args: chattyLoad(2, LARGE_COMMAND, '250ms', sec, false) },
+    { atSec: 0, flags: chattyLoad(30, 'echo 16', 100, sec) },
+    { atSec: 0, flags: chattyLoad(2, LARGE_COMMAND, 250, sec, false) },
   ],
 });
 

@@ -35,9 +35,8 @@ export const slowBackend = defineScenario<SlowBackendFigures>({
     `${at(s, PHASE_S)} s, then a new swarm at the same rate with \`wait 500\` for ${at(s, PHASE_S)} s. RTT from the swarm.`,
   seconds: (s) => 2 * at(s, PHASE_S) + 3,
   async run(ctx) {
-    const phase = (ms: number) => ctx.swarm(['--connections', String(at(ctx.scale, CLIENTS)), '--rate', '1000',
-      '--hold', `${at(ctx.scale, PHASE_S)}s`, '--profile', 'chatty', '--command', `wait ${ms}`, '--interval', `${INTERVAL_MS}ms`,
-      '--source-ips', SOURCE_IPS]);
+    const phase = (ms: number) => ctx.swarm({ connections: at(ctx.scale, CLIENTS), rate: 1000, holdMs: at(ctx.scale, PHASE_S) * 1000,
+      profile: 'chatty', command: `wait ${ms}`, intervalMs: INTERVAL_MS, sourceIps: SOURCE_IPS });
     const fast = await ctx.finish(await phase(50));
     const slow = await ctx.finish(await phase(500));
     return {
@@ -48,8 +47,8 @@ export const slowBackend = defineScenario<SlowBackendFigures>({
   },
   judge,
   profileLoad: (sec) => [
-    { atSec: 0, args: chattyLoad(20, 'wait 50', '200ms', sec / 2) },
-    { atSec: sec / 2, args: chattyLoad(20, 'wait 500', '200ms', sec / 2) },
+    { atSec: 0, flags: chattyLoad(20, 'wait 50', 200, sec / 2) },
+    { atSec: sec / 2, flags: chattyLoad(20, 'wait 500', 200, sec / 2) },
   ],
 });
 

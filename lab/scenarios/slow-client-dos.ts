@@ -112,8 +112,8 @@ export const slowClientDos = defineScenario<DosFigures>({
   },
   judge,
   // As run()'s slowloris phase: attackers first, healthy clients 1 s into the attack.
-  profileLoad: (sec) => [{ atSec: 0, args: ['--mix', 'slowloris:1000,chatty:50@1s', '--rate', '4000', '--hold', profileHold(Math.max(1, sec - 1)),
-    '--command', 'echo 16', '--interval', '200ms', '--source-ips', SOURCE_IPS] }],
+  profileLoad: (sec) => [{ atSec: 0, flags: { mix: 'slowloris:1000,chatty:50@1s', rate: 4000, holdMs: profileHold(Math.max(1, sec - 1)),
+    command: 'echo 16', intervalMs: 200, sourceIps: SOURCE_IPS } }],
 });
 const COLUMN_KEYS = slowClientDos.columns.map((c) => c.key);
 
@@ -129,11 +129,10 @@ const group = (profiles: Record<string, ProfileSummary> | undefined, name: strin
 async function slowloris(ctx: CellContext): Promise<Slowloris> {
   const s = ctx.scale;
   const from = ctx.sampler.elapsedSec();
-  const summary = await ctx.finish(await ctx.swarm([
-    '--mix', `slowloris:${at(s, ATTACKERS)},chatty:${at(s, HEALTHY)}@1s`, '--rate', '4000', '--hold', `${at(s, ATTACK_HOLD_S)}s`,
-    '--command', 'echo 16', '--match', replyMatch(ctx.design), '--interval', '200ms', '--handshake-timeout', `${HEALTHY_PATIENCE_S}s`,
-    '--source-ips', SOURCE_IPS,
-  ]));
+  const summary = await ctx.finish(await ctx.swarm({
+    mix: `slowloris:${at(s, ATTACKERS)},chatty:${at(s, HEALTHY)}@1s`, rate: 4000, holdMs: at(s, ATTACK_HOLD_S) * 1000,
+    command: 'echo 16', match: replyMatch(ctx.design), intervalMs: 200, handshakeTimeoutMs: HEALTHY_PATIENCE_S * 1000, sourceIps: SOURCE_IPS,
+  }));
   // The attack can end the moment the server cuts the last attacker: give the probe a moment to see the service back.
   await ctx.sampler.untilAvailable(RECOVERY_GRACE_MS);
   const to = ctx.sampler.elapsedSec();
@@ -158,10 +157,10 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   const baseRss = ctx.sampler.last('rssBytes');
   const cutBefore = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' });
   const from = ctx.sampler.elapsedSec();
-  const summary = await ctx.finish(await ctx.swarm([
-    '--mix', `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, '--rate', '4000', '--hold', `${at(s, READ_HOLD_S)}s`,
-    '--command', 'echo 16', '--interval', `${READ_INTERVAL_MS}ms`, '--read-rate', '0', '--source-ips', SOURCE_IPS,
-  ]));
+  const summary = await ctx.finish(await ctx.swarm({
+    mix: `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, rate: 4000, holdMs: at(s, READ_HOLD_S) * 1000,
+    command: 'echo 16', intervalMs: READ_INTERVAL_MS, readRate: 0, sourceIps: SOURCE_IPS,
+  }));
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);

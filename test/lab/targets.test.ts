@@ -14,8 +14,12 @@ const dir = mkdtempSync(join(tmpdir(), 'wslab-targets-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p; };
 
-/** Debian python3-websockets (asyncio); under CI=true its absence fails the test instead of skipping it. */
-const python = spawnSync('python3', ['-c', 'import websockets; print(websockets.__version__)'], { encoding: 'utf8' });
+/**
+ * Debian python3-websockets (asyncio), under Debian's own python3 (a pyenv or venv python3 earlier on PATH does not
+ * see Debian's packages); under CI=true its absence fails the test instead of skipping it.
+ */
+const PYTHON = '/usr/bin/python3';
+const python = spawnSync(PYTHON, ['-c', 'import websockets; print(websockets.__version__)'], { encoding: 'utf8' });
 const NO_PYTHON = python.status === 0 ? false : process.env.CI === 'true' ? false
   : 'needs Debian python3-websockets (.ci/run installs it; locally: apt-get install python3-websockets)';
 
@@ -106,7 +110,7 @@ describe('a foreign server in the lab: Python asyncio websockets echo, measured 
     'targets:',
     '  - name: py-echo',
     '    model: loop',
-    '    start: [python3, echo.py, "{port}"]',
+    `    start: [${PYTHON}, echo.py, "{port}"]`,
     '    ready: {line: "echo server ready"}',
     '    speaks: [echo]',
     '',

@@ -1,0 +1,68 @@
+import { UsageError } from '../core/errors.js';
+import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
+import { parseDuration, parseInteger, parseSize } from '../core/units.js';
+import { PROFILES, REPLY_MATCHES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch } from './options.js';
+
+/**
+ * The load-shaping flags of `wslab swarm`, each defined once: `--help`, the check of its own value, and the argv
+ * the lab and `wslab profile` write for a swarm they start ({@link toArgv} in core/flags.ts). How flags combine
+ * (`--mix` with `--profile`, a flag for a profile not in the run) is checked by cli/swarm.ts once they are read.
+ * The run's plumbing (`--url`, `--summary`, `--threshold`, `--metrics-port`, `--shard`) is declared there.
+ */
+export interface SwarmFlags {
+  connections: number;
+  rate: number;
+  maxPending: number;
+  holdMs: number;
+  profile: ProfileName;
+  /** `<profile>:<connections>[@<delay>],…`, read by cli/swarm.ts parseMix. */
+  mix: string;
+  intervalMs: number;
+  match: ReplyMatch;
+  /** `<verb> <n>`, read by cli/swarm.ts parseCommand (it knows the protocol's limits). */
+  command: string;
+  dribbleIntervalMs: number;
+  dribbleBytes: number;
+  readRate: number;
+  declaredBytes: number;
+  workers: number;
+  /** `127.0.0.2-127.0.0.9` or a comma list, read by cli/swarm.ts parseSourceIps. */
+  sourceIps: string;
+  handshakeTimeoutMs: number;
+}
+
+const duration = (flag: string, dflt: string, describe: string): OptionDef<number> => option({
+  flag, type: 'string', default: parseDuration(flag, dflt), defaultDescription: `"${dflt}"`, describe,
+  parse: (raw) => parseDuration(flag, raw), format: (ms) => (ms ? `${ms}ms` : '0'),
+});
+const whole = (flag: string, dflt: number, min: number, max: number, describe: string, defaultDescription?: string): OptionDef<number> =>
+  option({ flag, type: 'string', default: dflt, defaultDescription, describe, parse: (raw) => parseInteger(flag, raw, min, max) });
+const text = (flag: string, describe: string, check: (v: string) => string = (v) => v, dflt = ''): OptionDef<string> =>
+  option({ flag, type: 'string', default: dflt, defaultDescription: dflt ? `"${dflt}"` : 'none', describe, parse: (raw) => check(String(raw)) });
+const oneOf = <T extends string>(flag: string, values: readonly T[], dflt: T, describe: string): OptionDef<T> => option({
+  flag, type: 'string', default: dflt, defaultDescription: `"${dflt}"`, describe,
+  parse: (raw) => {
+    if (!(values as readonly string[]).includes(String(raw))) throw new UsageError(`--${flag}: "${String(raw)}" is not one of ${values.join(', ')}`);
+    return String(raw) as T;
+  },
+});
+
+export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
+  connections: whole('connections', D.connections, 1, 10_000_000, 'connections to open and hold'),
+  rate: whole('rate', D.rate, 0, 10_000_000, 'new connections per second, whole swarm; 0 = only --max-pending limits'),
+  maxPending: whole('max-pending', D.maxPending, 1, 1_000_000, 'connection attempts (TCP + upgrade) in flight, whole swarm'),
+  holdMs: duration('hold', D.hold, 'how long to hold once every attempt settled, e.g. 30s, 2m'),
+  profile: oneOf('profile', PROFILES, D.profile, 'healthy: idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval); ' +
+    'attacks (loopback only): slowloris | slow-reader | slow-frame | no-pong | ping-flood | oversize | garbage | conn-flood'),
+  mix: text('mix', "healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], e.g. 'slowloris:2000,chatty:200@5s'"),
+  intervalMs: duration('interval', D.interval, 'ping/chatty/slow-reader: per-connection send interval'),
+  match: oneOf('match', REPLY_MATCHES, D.match, 'chatty: what a good reply is: wslab = `<id> ok …`; echo = the request itself, for a server that echoes any text'),
+  command: text('command', `chatty (or slow-reader without chatty): protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default chatty '${D.command}', slow-reader '${D.slowReaderCommand}')`, (v) => v, D.command),
+  dribbleIntervalMs: duration('dribble-interval', D.dribbleInterval, 'slowloris, slow-frame: time between dribbled writes'),
+  dribbleBytes: whole('dribble-bytes', D.dribbleBytes, 1, 4096, 'slowloris: bytes of the upgrade request per dribble'),
+  readRate: option({ flag: 'read-rate', type: 'string', default: D.readRate, describe: 'slow-reader: bytes read per second per connection, e.g. 1KiB; 0 = never read', parse: (raw) => parseSize('read-rate', raw) }),
+  declaredBytes: option({ flag: 'declared-size', type: 'string', default: D.declaredBytes, defaultDescription: '"1GiB"', describe: 'oversize: payload length the frame header declares, e.g. 64MiB', parse: (raw) => parseSize('declared-size', raw) }),
+  workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / ${SOCKETS_PER_WORKER})`),
+  sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
+  handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),
+});
