@@ -14,6 +14,7 @@ const COMMANDS = {
   lab: async () => (await import('./lab.js')).labCommand,
   profile: async () => (await import('./profile.js')).profileCommand,
   stack: async () => (await import('./stack.js')).stackCommand,
+  watch: async () => (await import('./watch.js')).watchCommand,
 } as const;
 type CommandName = keyof typeof COMMANDS;
 

@@ -5,7 +5,8 @@
  * scrapes a server of every registered design and a chatty swarm, all on loopback.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { onPath, startPrometheus, type RunningPrometheus } from '../../cli/stack.js';
-import { eventually, spawnServer, startSwarm, type ServerProcess, type SwarmRun } from '../../lab/processes.js';
+import { freePort } from '../../core/net.js';
+import { eventually, spawnServer, startSwarm, WSLAB, type ServerProcess, type SwarmRun } from '../../lab/processes.js';
 import { DESIGNS } from '../../server/registry.js';
 
 const run = promisify(execFile);
@@ -223,8 +225,24 @@ const NOT_FOR_DESIGN: readonly { metric: string; designs: readonly string[]; why
 /** Flags that give a design the series its panels show in a short run: a bounded pool, one cluster worker. */
 const DESIGN_FLAGS: Record<string, string[]> = { threads: ['--pool', '16'], cluster: ['--workers', '1'] };
 
-describe('every dashboard query against a real Prometheus', { skip: skipWithout(['prometheus', 'promtool'], NEED_PROMETHEUS) }, () => {
+/**
+ * The system-under-test row: a server we did not write (Debian python3-websockets, asyncio, echoing), watched by
+ * `wslab watch` from outside. Under Debian's own python3: a pyenv python3 earlier on PATH does not see its packages.
+ */
+const PYTHON = '/usr/bin/python3';
+const NEED_PYTHON = 'CI needs Debian python3-websockets: .ci/run installs it';
+const hasPython = (): boolean => spawnSync(PYTHON, ['-c', 'import websockets'], { stdio: 'ignore' }).status === 0;
+const ECHO_PY = 'import asyncio, sys, websockets\n' +
+  'async def echo(ws, path=None):\n    async for m in ws:\n        await ws.send(m)\n' +
+  "async def main():\n    async with websockets.serve(echo, '127.0.0.1', int(sys.argv[1]), ping_interval=None):\n        print('ready', flush=True)\n        await asyncio.Future()\n" +
+  'asyncio.run(main())\n';
+
+describe('every dashboard query against a real Prometheus', {
+  skip: skipWithout(['prometheus', 'promtool'], NEED_PROMETHEUS) || (hasPython() || process.env.CI === 'true' ? false : NEED_PYTHON),
+}, () => {
   const servers: { design: string; p: ServerProcess }[] = [];
+  let python: ChildProcess | undefined;
+  let watcher: ChildProcess | undefined;
   let swarm: SwarmRun | undefined;
   let prom: RunningPrometheus | undefined;
   let start = 0;
@@ -264,16 +282,25 @@ describe('every dashboard query against a real Prometheus', { skip: skipWithout(
     // Every registered design, so each design's own series (pool, threads, cluster restarts) is scraped.
     servers.push(...await Promise.all([...DESIGNS.keys()].map(async (design) => ({ design, p: await spawnServer(design, DESIGN_FLAGS[design] ?? []) }))));
     scratch = await mkdtemp(join(tmpdir(), 'wslab-grafana-'));
+    assert.ok(hasPython(), NEED_PYTHON);
+    const pyPort = await freePort('127.0.0.1');
+    await writeFile(join(scratch, 'echo.py'), ECHO_PY);
+    python = spawn(PYTHON, [join(scratch, 'echo.py'), String(pyPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(python.stdout!, 'data');
+    watcher = spawn(process.execPath, [WSLAB, 'watch', '--pid', String(python.pid), '--port', String(pyPort), '--name', 'py-echo', '--metrics-port', '0'],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const watching = JSON.parse(String((await once(watcher.stdout!, 'data'))[0]).split('\n')[0]) as { metrics: string };
     const summary = join(scratch, 'summary.json');
     // A slow ramp (12 s) so that Prometheus, started once the swarm's metrics port is known, scrapes connects too.
+    // The Python server takes its share of the swarm's connections (round-robin): the watch row has them to show.
     swarm = await startSwarm([
-      ...servers.flatMap((s) => ['--url', s.p.url]), '--connections', String(CONNECTIONS), '--rate', '2', '--hold', '60s',
+      ...servers.flatMap((s) => ['--url', s.p.url]), '--url', `ws://127.0.0.1:${pyPort}/`, '--connections', String(CONNECTIONS), '--rate', '2', '--hold', '60s',
       '--profile', 'chatty', '--interval', '100ms', '--command', 'echo 32',
     ], summary);
     assert.ok(swarm.metricsUrl, 'the swarm serves /metrics');
     start = Date.now() / 1000 - 1;
     prom = await startPrometheus({
-      servers: servers.map((s) => new URL(s.p.metricsUrl).host), swarms: [new URL(swarm.metricsUrl).host],
+      servers: [...servers.map((s) => new URL(s.p.metricsUrl).host), new URL(watching.metrics).host], swarms: [new URL(swarm.metricsUrl).host],
       host: '127.0.0.1', port: 0, scrapeIntervalMs: 1000,
     });
   });
@@ -287,6 +314,7 @@ describe('every dashboard query against a real Prometheus', { skip: skipWithout(
     }
     await prom?.close();
     await Promise.all(servers.map((s) => s.p.stop()));
+    for (const c of [watcher, python]) if (c && c.exitCode === null) { c.kill('SIGTERM'); await once(c, 'exit'); }
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
@@ -296,7 +324,7 @@ describe('every dashboard query against a real Prometheus', { skip: skipWithout(
     const up = await eventually(async () => {
       const d = await api<{ activeTargets: { scrapeUrl: string; health: string; lastError: string }[] }>('targets');
       last = JSON.stringify(d.activeTargets.map((t) => [t.scrapeUrl, t.health, t.lastError]));
-      return d.activeTargets.length === servers.length + 1 && d.activeTargets.every((t) => t.health === 'up');
+      return d.activeTargets.length === servers.length + 2 && d.activeTargets.every((t) => t.health === 'up');
     }, 15_000);
     assert.ok(up, `targets up: ${last}`);
   });
