@@ -20,7 +20,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WSLAB, type ServerProcess } from '../lab/processes.js';
-import { treeCpuSeconds } from '../lab/sampler.js';
+import { treeCpuSeconds } from '../metrics/proc-status.js';
 import { sumOf } from '../metrics/exposition.js';
 import { readTreeStatus } from '../metrics/proc-status.js';
 import type { HoldClientOptions } from './clients/hold-client.js';

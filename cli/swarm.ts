@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises';
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
@@ -178,6 +179,12 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   }
 
   const summaryFile = given(a, 'summary') ? outputFile('summary', a.summary) : undefined;
+  const serverPid = given(a, 'server-pid') ? F.serverPid.parse(a['server-pid']) || undefined : undefined;
+  if (serverPid !== undefined) {
+    if (!existsSync(`/proc/${serverPid}/stat`)) throw new UsageError(`--server-pid: no process ${serverPid} on this machine (is the server running?)`);
+    const remote = allTargets.find((t) => !((isIP(t.ip) === 4 && t.ip.startsWith('127.')) || t.ip === '::1'));
+    if (remote) throw new UsageError(`--server-pid reads this machine's /proc, but --url ${remote.url} is not local`);
+  }
 
   const thresholds = list(a.threshold).map(parseThreshold);
   for (const t of thresholds) {
@@ -209,6 +216,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     metricsPort: given(a, 'metrics-port') ? parseInteger('metrics-port', a['metrics-port'], 0, 65535) : undefined,
     metricsHost,
     handshakeTimeoutMs,
+    serverPid,
     closeTimeoutMs: D.closeTimeoutMs,
     shard: shard && Object.freeze({ ...shard, totalTarget: totalConnections }),
   });

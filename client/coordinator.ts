@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
 import type { MetricsEndpoint } from '../metrics/endpoint.js';
+import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
 import type { IpcGather } from '../metrics/gather.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
@@ -22,7 +23,7 @@ import {
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
 import {
-  LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type Summary,
+  LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
 import { assembleSummary, attackGroup, healthyGroup, round3, roundedRate } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
@@ -340,6 +341,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const server = o.serverPid === undefined ? undefined : serverReader(o);
   const startedAt = epochMs();
   for (const w of workers) w.send({ t: 'start' });
 
@@ -367,6 +369,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   await ended;
   clearTimeout(holdTimer);
+  const serverAtHold = server?.();
   const graceful = !interrupted;
   const coordinatorRssAtEnd = process.memoryUsage.rss();
   for (const w of workers) w.send({ t: 'close', graceful });
@@ -393,7 +396,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   const cpu = process.cpuUsage(coordinatorCpu);
   const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group })), {
-    startedAt, endedAt, sampledPeak, interrupted, warnings,
+    startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
   io.stderr.write(summaryTable(summary));
@@ -432,7 +435,31 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   return EXIT.ok;
 }
 
+/**
+ * `--server-pid`: reads the server's tree now (the baseline, before any connection) and returns the reading at the
+ * end of the hold, with the ESTABLISHED connections on the targets' ports (a server that counts nothing itself).
+ */
+function serverReader(o: SwarmOptions): () => ServerFigures {
+  const pid = o.serverPid!;
+  const ports = [...new Set(o.targets.map((t) => t.port))];
+  const read = () => { try { return readTreeStatus(pid); } catch { return undefined; } };
+  const base = read();
+  const cpu0 = treeCpuSeconds(pid);
+  return () => {
+    const now = read();
+    const connections = ports.reduce((n, p) => n + establishedOnPort(p), 0);
+    const rssBytes = now?.rssBytes ?? 0;
+    const baselineRssBytes = base?.rssBytes ?? 0;
+    return {
+      pid, rssBytes, baselineRssBytes,
+      bytesPerConnection: connections > 0 && now ? Math.round((rssBytes - baselineRssBytes) / connections) : null,
+      cpuSeconds: round3(treeCpuSeconds(pid) - cpu0), threads: now?.threads ?? 0, fds: now ? treeOpenFds(pid) : 0, connections,
+    };
+  };
+}
+
 interface RunFacts {
+  server: ServerFigures | null;
   startedAt: number;
   endedAt: number;
   sampledPeak: number;
@@ -560,6 +587,7 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
       maxEventLoopDelayMs: Math.round(Math.max(0, ...stats.map((s) => s.load.maxDelayMs)) * 10) / 10,
       maxCpuPercent: Math.round(Math.max(0, ...stats.map((s) => s.load.maxCpu)) * 100),
     },
+    server: run.server,
     durationSec: (run.endedAt - run.startedAt) / 1000,
     warnings,
     interrupted: run.interrupted,

@@ -29,6 +29,8 @@ export interface SwarmFlags {
   /** `127.0.0.2-127.0.0.9` or a comma list, read by cli/swarm.ts parseSourceIps. */
   sourceIps: string;
   handshakeTimeoutMs: number;
+  /** 0 = none. */
+  serverPid: number;
 }
 
 const duration = (flag: string, dflt: string, describe: string): OptionDef<number> => option({
@@ -65,4 +67,5 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
   workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / ${SOCKETS_PER_WORKER})`),
   sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
   handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),
+  serverPid: whole('server-pid', 0, 0, 4_194_304, 'a local server\'s process: its tree (RSS, CPU, threads, fds) and its connections go into the summary (`server`); any server', 'none'),
 });

@@ -170,6 +170,8 @@ export function mergeSummaries(xs: Source[]): Summary {
     warnings: [...setWarnings, ...profileWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
     interrupted: xs.some((x) => x.summary.interrupted),
     serverDied: xs.some((x) => x.summary.serverDied),
+    // each swarm read the server at its own instants: their figures do not add up
+    server: null,
     shard: null,
     clock: {
       startedAtMs: started,

@@ -108,6 +108,8 @@ export interface SwarmOptions {
   readonly metricsPort: number | undefined;
   /** Address of the swarm's /metrics. Default `127.0.0.1`. */
   readonly metricsHost: string;
+  /** `--server-pid`: a local server's process whose tree and connections the summary reports (`server`). Default none. */
+  readonly serverPid: number | undefined;
   /** Time a connection has for TCP connect + HTTP upgrade, ms. Default 10 s. */
   readonly handshakeTimeoutMs: number;
   /** Time a close handshake may take before the socket is dropped, ms. Default 2 s. */

@@ -37,6 +37,12 @@ export interface Summary {
     maxEventLoopDelayMs: number;
     maxCpuPercent: number;
   };
+  /**
+   * `--server-pid N`: the server's process tree read from /proc before the first connection (baseline) and at the
+   * end of the hold, and the ESTABLISHED connections on the targets' ports then; null without the flag (and in a
+   * merge of summaries).
+   */
+  server: ServerFigures | null;
   durationSec: number;
   warnings: string[];
   interrupted: boolean;
@@ -54,6 +60,19 @@ export interface Summary {
   merged: { summaries: number; shards: string[] } | null;
   /** One entry per profile of the run (`--profile`, or each `--mix` group), keyed by profile name. */
   profiles: Record<string, HealthySummary | AttackSummary>;
+}
+
+export interface ServerFigures {
+  pid: number;
+  rssBytes: number;
+  baselineRssBytes: number;
+  /** (rssBytes − baselineRssBytes) ÷ connections; null with none. */
+  bytesPerConnection: number | null;
+  /** CPU the tree used between the two readings. */
+  cpuSeconds: number;
+  threads: number;
+  fds: number;
+  connections: number;
 }
 
 /** The figures common to every group. */

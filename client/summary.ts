@@ -84,6 +84,7 @@ export function assembleSummary(p: SummaryParts): Summary {
       maxEventLoopDelayMs: p.client.maxEventLoopDelayMs,
       maxCpuPercent: p.client.maxCpuPercent,
     },
+    server: p.server,
     durationSec: round3(p.durationSec),
     warnings: p.warnings,
     interrupted: p.interrupted,

@@ -1,26 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
-import { processTree, readTreeStatus } from '../metrics/proc-status.js';
-import { establishedOnPort, readBox, type Box } from './sockstat.js';
+import { establishedOnPort, readTreeStatus, treeCpuSeconds } from '../metrics/proc-status.js';
+import { readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
-
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
-/** utime + stime of a process tree, in seconds (from /proc/<pid>/stat fields 14 and 15). */
-export function treeCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* exited between listing and reading */ }
-  }
-  return ticks / CLOCK_TICKS;
-}
 
 async function scrape(url: string | null): Promise<Sample[] | null> {
   if (url === null) return null;

@@ -82,25 +82,3 @@ export function readBox(): Box {
 export function tcpMemState(b: Pick<Box, 'tcpMemPages' | 'tcpMem'>): 'ok' | 'pressure' | 'exhausted' {
   return b.tcpMemPages >= b.tcpMem[2] ? 'exhausted' : b.tcpMemPages >= b.tcpMem[1] ? 'pressure' : 'ok';
 }
-
-/**
- * ESTABLISHED TCP connections whose local port is `port`, from /proc/net/tcp and tcp6: the server side of every
- * connection a server on that port holds, whatever the server is (it need not count anything itself). On loopback
- * the clients' ends have `port` as their remote port, so they are not counted.
- */
-export function establishedOnPort(port: number): number {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  let n = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try { text = readFileSync(file, 'latin1'); } catch { continue; } // no IPv6 in this kernel
-    // each row: "  sl  local_address rem_address   st …"; the local address ends in :PORT, st 01 = ESTABLISHED
-    for (let at = text.indexOf('\n') + 1; at > 0 && at < text.length; at = text.indexOf('\n', at) + 1) {
-      const colon = text.indexOf(': ', at);
-      const local = text.indexOf(' ', colon + 2);
-      const remote = text.indexOf(' ', local + 1);
-      if (text.startsWith(hex, local - 5) && text.startsWith(' 01 ', remote)) n++;
-    }
-  }
-  return n;
-}

@@ -1,13 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
 import {
   TARGET_CONNECTIONS, TARGET_CONTEXT_SWITCHES, TARGET_CPU, TARGET_FDS, TARGET_RSS, TARGET_THREADS, TARGET_UP,
 } from '../metrics/index.js';
 import { counter, gauge } from '../metrics/prom.js';
-import { processTree, readTreeStatus } from '../metrics/proc-status.js';
-import { treeCpuSeconds } from './sampler.js';
-import { establishedOnPort } from './sockstat.js';
+import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
 
 export interface WatchOptions {
   /** The server's process (its whole tree is read). */
@@ -38,12 +36,8 @@ function read(o: WatchOptions): Reading {
   let tree: ReturnType<typeof readTreeStatus> | undefined;
   try { tree = readTreeStatus(o.pid); } catch { /* gone */ }
   if (!tree?.processes) return { up: false, rssBytes: 0, threads: 0, fds: 0, cpuSeconds: 0, voluntary: 0, involuntary: 0, connections };
-  let fds = 0;
-  for (const p of processTree(o.pid)) {
-    try { fds += readdirSync(`/proc/${p}/fd`).length; } catch { /* exited meanwhile, or not ours to read */ }
-  }
   return {
-    up: true, rssBytes: tree.rssBytes, threads: tree.threads, fds, cpuSeconds: treeCpuSeconds(o.pid),
+    up: true, rssBytes: tree.rssBytes, threads: tree.threads, fds: treeOpenFds(o.pid), cpuSeconds: treeCpuSeconds(o.pid),
     voluntary: tree.voluntarySwitches, involuntary: tree.involuntarySwitches, connections,
   };
 }

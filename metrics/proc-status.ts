@@ -69,3 +69,50 @@ export function readTreeStatus(pid: number): ProcStatus & { processes: number } 
   }
   return sum;
 }
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime of a process tree, in seconds (from /proc/<pid>/stat fields 14 and 15). */
+export function treeCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch { /* exited between listing and reading */ }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/**
+ * ESTABLISHED TCP connections whose local port is `port`, from /proc/net/tcp and tcp6: the server side of every
+ * connection a server on that port holds, whatever the server is (it need not count anything itself). On loopback
+ * the clients' ends have `port` as their remote port, so they are not counted.
+ */
+export function establishedOnPort(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  let n = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try { text = readFileSync(file, 'latin1'); } catch { continue; } // no IPv6 in this kernel
+    // each row: "  sl  local_address rem_address   st …"; the local address ends in :PORT, st 01 = ESTABLISHED
+    for (let at = text.indexOf('\n') + 1; at > 0 && at < text.length; at = text.indexOf('\n', at) + 1) {
+      const colon = text.indexOf(': ', at);
+      const local = text.indexOf(' ', colon + 2);
+      const remote = text.indexOf(' ', local + 1);
+      if (text.startsWith(hex, local - 5) && text.startsWith(' 01 ', remote)) n++;
+    }
+  }
+  return n;
+}
+
+/** Open file descriptors of a process tree (sockets, files, pipes); processes not readable are skipped. */
+export function treeOpenFds(pid: number): number {
+  let n = 0;
+  for (const p of processTree(pid)) {
+    try { n += readdirSync(`/proc/${p}/fd`).length; } catch { /* exited meanwhile, or not ours to read */ }
+  }
+  return n;
+}

@@ -9,7 +9,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WSLAB, type ServerProcess } from '../../lab/processes.js';
-import { treeCpuSeconds } from '../../lab/sampler.js';
+import { treeCpuSeconds } from '../../metrics/proc-status.js';
 import { parseExposition, sumOf } from '../../metrics/exposition.js';
 import { readTreeStatus } from '../../metrics/proc-status.js';
 import { shellQuote } from '../harness/bench.js';

@@ -1,7 +1,7 @@
 import { figure, missing, ratio, times, verdict, type JudgedCell } from '../claims.js';
 import { CORES, is, withWorkers, type LabDesign } from '../designs.js';
 import type { Claim, Machine, Verdict } from '../results.js';
-import { treeCpuSeconds } from '../sampler.js';
+import { treeCpuSeconds } from '../../metrics/proc-status.js';
 import { at, chattyLoad, defineScenario, SOURCE_IPS } from '../scenario.js';
 
 const CLIENTS = { quick: 16, default: 32, full: 64 } as const;

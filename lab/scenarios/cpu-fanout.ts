@@ -1,6 +1,6 @@
 import { sumOf, type Sample } from '../../metrics/exposition.js';
 import { COMMAND_DURATION, CONTEXT_SWITCHES } from '../../metrics/index.js';
-import { treeCpuSeconds } from '../sampler.js';
+import { treeCpuSeconds } from '../../metrics/proc-status.js';
 import { figure, missing, ratio, times, verdict, type JudgedCell } from '../claims.js';
 import { is, oneLoop } from '../designs.js';
 import type { Claim, Verdict } from '../results.js';

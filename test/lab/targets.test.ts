@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WSLAB } from '../../lab/processes.js';
 import type { LabResults } from '../../lab/results.js';
-import { establishedOnPort } from '../../lab/sockstat.js';
+import { establishedOnPort } from '../../metrics/proc-status.js';
 import { readTargets } from '../../lab/targets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wslab-targets-test-'));
