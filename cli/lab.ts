@@ -5,12 +5,15 @@ import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
-import { readTargets } from '../lab/targets.js';
+import { fileURLToPath } from 'node:url';
+import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from '../core/errors.js';
 import { parseDuration, parseInteger } from '../core/units.js';
 
 const SCALES = ['quick', 'default', 'full', 'max'] as const;
+/** The seeds' designs in their own runtime, shipped as targets (docs/targets.md). */
+const REFERENCE_TARGETS = fileURLToPath(new URL('../../targets/python.yaml', import.meta.url));
 /** `--scale max` defaults: issue 10's million, held a minute. */
 const MAX_DEFAULTS = Object.freeze({ connections: 1_000_000, hold: '60s' });
 
@@ -21,7 +24,10 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ?
  * against `machine` (this box, read from /proc), and refused in one line when it cannot fit.
  */
 export function labOptions(a: Record<string, unknown>, machine: () => HoldMachine = readHoldMachine): LabOptions {
-  const targets = a.targets === undefined ? [] : readTargets(String(a.targets), [...DESIGNS.keys()]);
+  const given = a.targets !== undefined;
+  const scenarioIds = [...SCENARIOS.keys()];
+  // without --targets, the reference designs in their own runtime (targets/python.yaml) join the lab
+  let targets = readTargets(given ? String(a.targets) : REFERENCE_TARGETS, [...DESIGNS.keys()], scenarioIds);
   const known = [...DESIGNS.keys(), ...targets.map((t) => t.name)];
   const designs = list(a.designs);
   for (const d of designs) {
@@ -35,7 +41,8 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   let max: LabOptions['max'];
   if (scale === 'max') {
     if (scenarios.length !== 1 || scenarios[0] !== 'idle-hold') throw new UsageError('--scale max runs idle-hold only: add --scenarios idle-hold');
-    if (targets.length) throw new UsageError('--targets does not apply to --scale max (it runs one cluster of our uws workers as wide as the box)');
+    if (given) throw new UsageError('--targets does not apply to --scale max (it runs one cluster of our uws workers as wide as the box)');
+    targets = [];
     if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])!.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
@@ -47,6 +54,8 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
       throw err instanceof BudgetError ? new UsageError(`--scale max: ${err.message}`) : err;
     }
   }
+  // quick keeps to our designs (it is what the tests run) unless the reference designs are named
+  if (!given && scale === 'quick' && !designs.some((d) => targets.some((t) => t.name === d))) targets = [];
   const profile = a.profile === undefined ? undefined : String(a.profile);
   if (profile !== undefined && !(PROFILE_TOOLS as readonly string[]).includes(profile)) throw new UsageError(`--profile: "${profile}" is not one of ${PROFILE_TOOLS.join(', ')}`);
   if (profile !== undefined) {
@@ -54,7 +63,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   }
   return Object.freeze({
     designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
-    profile: profile as ProfileTool | undefined, max, targets,
+    profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets),
   });
 }
 

@@ -21,14 +21,14 @@ export function watchOptions(a: Raw) {
 
 export const watchCommand = {
   command: 'watch',
-  describe: 'Export any server\'s process tree (RSS, CPU, threads, fds, context switches) and its connections as wslab_target_* Prometheus series',
+  describe: 'Export any server\'s process tree (RSS, CPU, threads, fds, context switches) and its connections as Prometheus series (metrics/target.ts)',
   builder: (y: Argv) => y
     .option('pid', { type: 'string', describe: 'process id of the server (its whole process tree is read)' })
     .option('port', { type: 'string', describe: 'the server\'s WebSocket port: ESTABLISHED connections on it are counted (/proc/net/tcp)' })
     .option('name', { type: 'string', describe: 'the target label (default pid-<pid>)' })
     .option('metrics-host', { type: 'string', describe: 'address of the /metrics endpoint (default 127.0.0.1)' })
     .option('metrics-port', { type: 'string', describe: '/metrics port; 0 = any free port (default 9466)' })
-    .example('$0 watch --pid 1234 --port 8765 --name py-echo', 'a Python server on :8765, as wslab_target_*{target="py-echo"} on :9466/metrics'),
+    .example('$0 watch --pid 1234 --port 8765 --name py-echo', 'a Python server on :8765, labelled target="py-echo", on :9466/metrics'),
   handler: async (a: Raw) => {
     const o = watchOptions(a);
     const endpoint = await watch(o);

@@ -12,6 +12,7 @@ export const CLAIM_TEXT = {
   'context-switch': 'Many threads pay in context switches for work a loop does without them.',
   'cpu-bound-processes': 'CPU-bound work wants processes, about cores (+1) of them.',
   'tasks-vs-threads-scale': 'Tasks scale to far more concurrent connections than threads on the same machine.',
+  'gil-threads': 'Python threads do not run CPU-bound work in parallel (the GIL); processes do.',
 } as const;
 export type ClaimId = keyof typeof CLAIM_TEXT;
 

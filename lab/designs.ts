@@ -16,6 +16,8 @@ export interface VariantTraits extends Omit<Traits, 'model' | 'dialect'> {
   readonly representative: boolean;
   /** false for a `--no-defenses` variant. */
   readonly defenses: boolean;
+  /** What it runs on: `node` for our designs (their native threads included); a target's file says (`python`, …). */
+  readonly runtime: string;
 }
 
 /** A server design as the lab runs it: a registered design plus the options of one variant, and their argv. */
@@ -51,7 +53,7 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
   return {
     label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
     flags: [...ownFlags, ...commonFlags], model: traits.model,
-    traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false },
+    traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false, runtime: 'node' },
     speaks: ['wslab'],
   };
 }
@@ -62,7 +64,7 @@ export function targetDesign(t: Target): LabDesign {
     label: t.name, design: t.name, own: {}, common: {}, flags: [], model: t.model, speaks: t.speaks, target: t,
     traits: {
       model: t.model, fixedHandshakeTimeout: null, dialect: null, workers: t.model === 'loop' ? 1 : null, countsNonHttp: false,
-      representative: false, defenses: true,
+      representative: false, defenses: true, runtime: t.runtime,
     },
   };
 }

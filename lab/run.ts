@@ -19,8 +19,10 @@ import { SCENARIOS } from './scenarios/index.js';
 export interface LabOptions {
   /** Design and target names to include (all registered designs and every target when empty). */
   readonly designs: readonly string[];
-  /** `--targets FILE`: servers we did not write, run beside the designs (lab/targets.ts). */
+  /** `--targets FILE` (or the reference designs of targets/python.yaml): servers we did not write, run beside ours. */
   readonly targets?: readonly Target[];
+  /** Targets that cannot run here (their `check` failed), by name, with why: their cells say so. */
+  readonly unavailable?: ReadonlyMap<string, string>;
   readonly scenarios: readonly string[];
   readonly scale: Scale;
   /** Folder under which reports/<timestamp>/ is written. */
@@ -55,11 +57,14 @@ export function plan(o: LabOptions): PlanStep[] {
     ? is.standingLoop(d) || is.threadPerConnection(d) || is.processes(d)
     : o.designs.length === 0 || o.designs.includes(d.design));
   // every target asked for runs in every scenario it can: it is what the user came to measure
-  const targets = (o.targets ?? []).filter((t) => o.designs.length === 0 || o.designs.includes(t.name)).map(targetDesign);
+  const targets = (o.targets ?? []).filter((t) => o.designs.length === 0 || o.designs.includes(t.name));
   return o.scenarios.flatMap((id) => {
     const scenario = SCENARIOS.get(id)!;
-    return [...scenario.designs(available, o.scale, o.max), ...(o.scale === 'max' ? [] : targets)]
-      .map((design) => ({ scenario, design, notApplicable: notApplicable(scenario, design) }));
+    const mine = o.scale === 'max' ? [] : targets.filter((t) => !t.scenarios || t.scenarios.includes(id)).map(targetDesign);
+    return [...scenario.designs(available, o.scale, o.max), ...mine].map((design) => {
+      const down = design.target && o.unavailable?.get(design.target.name);
+      return { scenario, design, notApplicable: down ? `cannot run here: ${down}` : notApplicable(scenario, design) };
+    });
   });
 }
 

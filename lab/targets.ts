@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -32,12 +33,21 @@ export interface Target {
   readonly speaks: readonly Speaks[];
   /** An already-running target's process, whose tree is sampled. */
   readonly pid?: number;
+  /** What it runs on (`python`, `go`, …; free text): claims about a runtime (the GIL) judge its cells. Default `unknown`. */
+  readonly runtime: string;
+  /** The scenarios it runs in; every scenario when absent. */
+  readonly scenarios?: readonly string[];
+  /**
+   * A command that must succeed before the lab uses it (`[python3, -c, "import websockets"]`); when it fails, the
+   * target's cells say so instead of running. Absent: no check.
+   */
+  readonly check?: readonly string[];
 }
 
 export const SPEAKS = ['wslab', 'echo'] as const;
 export type Speaks = (typeof SPEAKS)[number];
 const MODELS = ['loop', 'threads', 'processes', 'unknown'] as const;
-const KEYS = ['name', 'model', 'start', 'cwd', 'url', 'ready', 'ready-timeout', 'metrics', 'speaks', 'pid'] as const;
+const KEYS = ['name', 'model', 'runtime', 'start', 'cwd', 'url', 'ready', 'ready-timeout', 'metrics', 'speaks', 'pid', 'scenarios', 'check'] as const;
 const NAME = /^[a-z0-9][a-z0-9._-]{0,39}$/;
 
 /**
@@ -45,7 +55,7 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,39}$/;
  * (`targets[1].model: "fast" is not one of loop, threads, processes, unknown`). `taken` are names already used
  * (the built-in designs).
  */
-export function readTargets(file: string, taken: readonly string[]): Target[] {
+export function readTargets(file: string, taken: readonly string[], scenarios?: readonly string[]): Target[] {
   const where = `--targets ${file}`;
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (err) {
@@ -63,14 +73,14 @@ export function readTargets(file: string, taken: readonly string[]): Target[] {
   if (extra.length) throw new UsageError(`${where}: unknown key "${extra[0]}" (the file holds \`targets:\` only)`);
   const names = new Set(taken);
   return list.map((raw, i) => {
-    const t = checkTarget(raw, `${where}: targets[${i}]`, dirname(resolve(file)));
+    const t = checkTarget(raw, `${where}: targets[${i}]`, dirname(resolve(file)), scenarios);
     if (names.has(t.name)) throw new UsageError(`${where}: targets[${i}].name: "${t.name}" is already taken (built-in designs and other targets: ${[...names].join(', ')})`);
     names.add(t.name);
     return t;
   });
 }
 
-function checkTarget(raw: unknown, at: string, base: string): Target {
+function checkTarget(raw: unknown, at: string, base: string, known?: readonly string[]): Target {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`${at}: expected a mapping (name:, url: or start:, …)`);
   const r = raw as Record<string, unknown>;
   const unknown = Object.keys(r).find((k) => !(KEYS as readonly string[]).includes(k));
@@ -119,8 +129,21 @@ function checkTarget(raw: unknown, at: string, base: string): Target {
   const bad = speaks.find((s) => !(SPEAKS as readonly string[]).includes(s));
   if (bad !== undefined) throw new UsageError(`${at}.speaks: "${bad}" is not one of ${SPEAKS.join(', ')}`);
   const cwd = resolve(base, str('cwd') ?? '.');
+  const runtime = str('runtime') ?? 'unknown';
+  const list = (key: string): string[] | undefined => {
+    if (r[key] === undefined) return undefined;
+    if (!Array.isArray(r[key]) || (r[key] as unknown[]).length === 0 || !(r[key] as unknown[]).every((a) => typeof a === 'string' || typeof a === 'number')) {
+      throw new UsageError(`${at}.${key}: expected a non-empty list`);
+    }
+    return (r[key] as unknown[]).map(String);
+  };
+  const scenarios = list('scenarios');
+  const unknownScenario = scenarios?.find((s) => known && !known.includes(s));
+  if (unknownScenario !== undefined) throw new UsageError(`${at}.scenarios: "${unknownScenario}" is not a scenario (known: ${known!.join(', ')})`);
+  const check = list('check');
   return Object.freeze({
     name, model: model as Target['model'], start, cwd, url, ready, readyTimeoutMs, metrics, speaks: Object.freeze(speaks as Speaks[]), pid,
+    runtime, scenarios, check,
   });
 }
 
@@ -134,6 +157,22 @@ function checkUrl(text: string, at: string): void {
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const ip = host === 'localhost' ? '127.0.0.1' : host;
   if (!((isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1')) throw new UsageError(`${at}: "${text}" is not a loopback address: the lab loads only 127.0.0.0/8 and ::1`);
+}
+
+/**
+ * Runs each target's `check` (in its cwd, bounded to 10 s) and returns why the failing ones cannot run, by name: the
+ * command and the last line it printed.
+ */
+export function failedChecks(targets: readonly Target[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const t of targets) {
+    if (!t.check) continue;
+    const r = spawnSync(t.check[0], t.check.slice(1), { cwd: t.cwd, encoding: 'utf8', timeout: 10_000 });
+    if (r.status === 0) continue;
+    const said = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').at(-1) || r.error?.message || `exit ${r.status}`;
+    out.set(t.name, `its check \`${t.check.join(' ')}\` failed: ${said}`);
+  }
+  return out;
 }
 
 /** The target's text with the lab's ports put in. */

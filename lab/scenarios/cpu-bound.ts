@@ -1,4 +1,4 @@
-import { figure, missing, ratio, times, verdict, type JudgedCell } from '../claims.js';
+import { figure, missing, num, ratio, times, verdict, type JudgedCell } from '../claims.js';
 import { CORES, is, withWorkers, type LabDesign } from '../designs.js';
 import type { Claim, Machine, Verdict } from '../results.js';
 import { treeCpuSeconds } from '../../metrics/proc-status.js';
@@ -20,7 +20,7 @@ export const cpuBound = defineScenario<CpuFigures>({
   id: 'cpu-bound',
   title: 'CPU-bound work',
   question: 'Does CPU-bound work want processes, with about cores (+1) workers as the knee?',
-  claims: ['cpu-bound-processes'],
+  claims: ['cpu-bound-processes', 'gil-threads'],
   serverOptions: { idleTimeoutMs: 0 },
   columns: [
     { key: 'requestsPerSec', label: `cpu ${UNITS} done`, unit: 'req/s' },
@@ -56,17 +56,51 @@ export const cpuBound = defineScenario<CpuFigures>({
   profileLoad: (sec) => [{ atSec: 0, flags: chattyLoad(16, 'cpu 2000', 20, sec) }],
 });
 
+/** The runtime the GIL claim is about (a target's `runtime:`, targets/python.yaml). */
+const GIL_RUNTIME = 'python';
+
+/**
+ * The GIL, in Python's own runtime (the reference designs): confirmed when a thread per connection gets ≤ ×1.3 one
+ * asyncio process's throughput using ≤ 1.2 cores (one core, all its threads together) while several processes get
+ * ≥ ×1.6 of it; refuted when the threads got ≥ ×1.6 or used ≥ 1.6 cores (they ran in parallel), or the processes
+ * got under ×1.3.
+ */
+function judgeGil(cells: readonly JudgedCell<CpuFigures>[]): Claim {
+  const py = cells.filter((c) => c.traits.runtime === GIL_RUNTIME);
+  const loop = py.find(is.loop);
+  const threads = py.find((c) => c.traits.model === 'threads');
+  const procs = py.find(is.processes);
+  const one = figure(py, is.loop, 'requestsPerSec');
+  const t = figure(py, (c) => c.traits.model === 'threads', 'requestsPerSec');
+  const p = figure(py, is.processes, 'requestsPerSec');
+  if (one === null || t === null || p === null || one <= 0) return missing('gil-threads', 'cpu-bound', `${GIL_RUNTIME} loop, threads and processes (targets/python.yaml, Debian python3-websockets)`);
+  const [rt, rp] = [ratio(t, one), ratio(p, one)];
+  const cores = (c: JudgedCell<CpuFigures>) => num(c.figures.serverCpuCores);
+  const tCores = cores(threads!); // not measured (no process tree): judged on throughput alone
+  const oneCore = tCores === null || tCores <= 1.2;
+  const parallel = tCores !== null && tCores >= 1.6;
+  const v: Verdict = rt <= 1.3 && oneCore && rp >= 1.6 ? 'confirmed' : rt >= 1.6 || parallel || rp < 1.3 ? 'refuted' : 'inconclusive';
+  const at = (c: JudgedCell<CpuFigures>) => (cores(c) === null ? '' : ` on ${cores(c)} cores`);
+  return verdict('gil-threads', v, `\`cpu ${UNITS}\` throughput: ${loop!.design} ${one} req/s${at(loop!)}; ${threads!.design} ${t} req/s${at(threads!)} (${times(rt)})` +
+    `${t === 0 ? ', none of its concurrent requests finished within the hold: every thread shares one interpreter lock' : ''}; ` +
+    `${procs!.design} ${p} req/s${at(procs!)} (${times(rp)}); the swarm shares the cores`);
+}
+
 /** One loop vs as many worker processes as cores: ×1.4 the throughput confirms; cores + 1 shows the knee. */
 function judge(cells: readonly JudgedCell<CpuFigures>[], machine: Machine): Claim[] {
+  return [judgeProcesses(cells.filter((c) => c.traits.runtime === 'node'), machine), judgeGil(cells)];
+}
+
+function judgeProcesses(cells: readonly JudgedCell<CpuFigures>[], machine: Machine): Claim {
   const procs = (n: number) => (c: JudgedCell<CpuFigures>) => is.processes(c) && c.traits.workers === n;
   const one = figure(cells, is.standingLoop, 'requestsPerSec');
   const atCores = figure(cells, procs(machine.cpus), 'requestsPerSec');
   const plusOne = figure(cells, procs(machine.cpus + 1), 'requestsPerSec');
-  if (one === null || atCores === null) return [missing('cpu-bound-processes', 'cpu-bound', 'loop and worker processes')];
+  if (one === null || atCores === null) return missing('cpu-bound-processes', 'cpu-bound', 'loop and worker processes');
   const r = ratio(atCores, one);
   const threadsRps = figure(cells, is.threadPerConnection, 'requestsPerSec');
   const knee = plusOne === null ? '' : `; ${machine.cpus + 1} workers: ${plusOne} req/s (${times(ratio(plusOne, atCores))} of ${machine.cpus})`;
   const v: Verdict = r >= 1.4 ? 'confirmed' : r <= 1.1 ? 'refuted' : 'inconclusive';
-  return [verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${times(r)})${knee}; ` +
-    `${threadsRps === null ? '' : `threads ${threadsRps} req/s; `}the swarm shares the ${machine.cpus} cores`)];
+  return verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${times(r)})${knee}; ` +
+    `${threadsRps === null ? '' : `threads ${threadsRps} req/s; `}the swarm shares the ${machine.cpus} cores`);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CLAIM_TEXT, judge, type JudgedCell } from '../../lab/claims.js';
-import { variantOf } from '../../lab/designs.js';
+import { targetDesign, variantOf } from '../../lab/designs.js';
 import type { Machine, ScenarioResult, Verdict } from '../../lab/results.js';
 import { emptySeries } from '../../lab/results.js';
 import { CLAIM_IDS, SCENARIOS } from '../../lab/scenarios/index.js';
@@ -21,6 +21,12 @@ const verdictOf = (scenario: string, claim: string, cells: JudgedCell<Figs>[], m
   assert.ok(c, `${scenario} judges ${claim}`);
   return c.verdict;
 };
+
+/** A cell of a Python reference target (targets/python.yaml) of this model. */
+const py = (model: 'loop' | 'threads' | 'processes', name: string, figures: Figs) => ({
+  design: name, figures,
+  traits: targetDesign({ name, model, runtime: 'python', cwd: '.', url: 'ws://127.0.0.1:1/', ready: { port: true }, readyTimeoutMs: 1000, speaks: ['wslab'] }).traits,
+}) satisfies JudgedCell<Figs>;
 
 interface Case { readonly name: string; readonly cells: JudgedCell<Figs>[]; readonly want: Verdict; readonly machine?: Machine }
 const table: Record<string, Record<string, Case[]>> = {
@@ -79,6 +85,16 @@ const table: Record<string, Record<string, Case[]>> = {
       { name: '×1.1', want: 'refuted', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 2', { requestsPerSec: 220 })] },
       { name: '×1.3', want: 'inconclusive', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 2', { requestsPerSec: 260 })] },
       { name: 'only other worker counts', want: 'inconclusive', cells: [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 3', { requestsPerSec: 400 })] },
+      { name: 'a Python loop does not stand in for ours', want: 'inconclusive', cells: [py('loop', 'py-asyncio', { requestsPerSec: 100 }), cell('cluster --workers 2', { requestsPerSec: 400 })] },
+    ],
+    'gil-threads': [
+      { name: 'threads no faster on one core, processes ×1.6', want: 'confirmed', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10, serverCpuCores: 0.9 }), py('threads', 'py-threads', { requestsPerSec: 13, serverCpuCores: 1.2 }), py('processes', 'py-processes', { requestsPerSec: 16, serverCpuCores: 1.7 })] },
+      { name: 'threads on 1.6 cores', want: 'refuted', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10 }), py('threads', 'py-threads', { requestsPerSec: 10, serverCpuCores: 1.6 }), py('processes', 'py-processes', { requestsPerSec: 20 })] },
+      { name: 'threads on 1.3 cores', want: 'inconclusive', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10 }), py('threads', 'py-threads', { requestsPerSec: 10, serverCpuCores: 1.3 }), py('processes', 'py-processes', { requestsPerSec: 20 })] },
+      { name: 'threads ran in parallel', want: 'refuted', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10 }), py('threads', 'py-threads', { requestsPerSec: 16 }), py('processes', 'py-processes', { requestsPerSec: 20 })] },
+      { name: 'processes did not help', want: 'refuted', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10 }), py('threads', 'py-threads', { requestsPerSec: 10 }), py('processes', 'py-processes', { requestsPerSec: 12.9 })] },
+      { name: 'processes ×1.5', want: 'inconclusive', cells: [py('loop', 'py-asyncio', { requestsPerSec: 10 }), py('threads', 'py-threads', { requestsPerSec: 10 }), py('processes', 'py-processes', { requestsPerSec: 15 })] },
+      { name: 'our designs say nothing of Python', want: 'inconclusive', cells: [cell('uws', { requestsPerSec: 200 }), cell('threads', { requestsPerSec: 380 }), cell('cluster --workers 2', { requestsPerSec: 400 })] },
     ],
   },
   'slow-client-dos': {

@@ -43,7 +43,7 @@ describe('targets file', () => {
   const bad: [string, string, RegExp][] = [
     ['not a list', 'targets: {}\n', /--targets .*: expected a mapping with a non-empty `targets:` list$/],
     ['no name', 'targets:\n  - url: ws://127.0.0.1:9000/\n', /targets\[0\]\.name: missing/],
-    ['unknown key', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n    colour: red\n', /targets\[0\]: unknown key "colour" \(known: name, model, start/],
+    ['unknown key', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n    colour: red\n', /targets\[0\]: unknown key "colour" \(known: name, model, runtime, start/],
     ['bad model', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n    model: fast\n', /targets\[0\]\.model: "fast" is not one of loop, threads, processes, unknown/],
     ['remote url', 'targets:\n  - name: a\n    url: ws://10.0.0.1:9000/\n', /targets\[0\]\.url: .* is not a loopback address/],
     ['neither', 'targets:\n  - name: a\n', /give start \(a command the lab runs\) or url/],
@@ -51,12 +51,13 @@ describe('targets file', () => {
     ['bad speaks', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n    speaks: [grpc]\n', /targets\[0\]\.speaks: "grpc" is not one of wslab, echo/],
     ['a design name', 'targets:\n  - name: uws\n    url: ws://127.0.0.1:9000/\n', /targets\[0\]\.name: "uws" is already taken/],
     ['twice', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n  - name: a\n    url: ws://127.0.0.1:9001/\n', /targets\[1\]\.name: "a" is already taken/],
+    ['an unknown scenario', 'targets:\n  - name: a\n    url: ws://127.0.0.1:9000/\n    scenarios: [idle-hodl]\n', /targets\[0\]\.scenarios: "idle-hodl" is not a scenario \(known: idle-hold/],
     ['bad regex', 'targets:\n  - name: a\n    start: [x]\n    ready: {line: "("}\n', /targets\[0\]\.ready\.line: /],
     ['not yaml', 'targets: [\n', /not YAML or JSON/],
   ];
   for (const [what, text, want] of bad) {
     it(`refuses ${what} in one line naming the key`, () => {
-      assert.throws(() => readTargets(file('bad.yaml', text), ['ws', 'uws', 'threads', 'cluster']), (e: Error) => want.test(e.message) && !e.message.includes('\n'));
+      assert.throws(() => readTargets(file('bad.yaml', text), ['ws', 'uws', 'threads', 'cluster'], ['idle-hold', 'blocking-call']), (e: Error) => want.test(e.message) && !e.message.includes('\n'));
     });
   }
 
@@ -64,7 +65,7 @@ describe('targets file', () => {
     const [t] = readTargets(file('t.json', JSON.stringify({ targets: [{ name: 'py', start: ['python3', 'srv.py', '{port}'], speaks: ['echo'], model: 'loop' }] })), []);
     assert.deepEqual({ ...t, ready: 'port' in t.ready }, {
       name: 'py', model: 'loop', start: ['python3', 'srv.py', '{port}'], cwd: dir, url: 'ws://127.0.0.1:{port}/', ready: true,
-      readyTimeoutMs: 15_000, metrics: undefined, speaks: ['echo'], pid: undefined,
+      readyTimeoutMs: 15_000, metrics: undefined, speaks: ['echo'], pid: undefined, runtime: 'unknown', scenarios: undefined, check: undefined,
     });
   });
 
