@@ -16,6 +16,8 @@ const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: nu
   threads: { title: 'Server threads', axis: 'threads', factor: 1 },
   loopDelayMs: { title: 'Event-loop delay', axis: 'loop delay (ms)', factor: 1 },
   cpuCores: { title: 'Server CPU', axis: 'CPU (cores)', factor: 1 },
+  fds: { title: 'Server open files', axis: 'file descriptors', factor: 1 },
+  switchesPerSec: { title: 'Server context switches', axis: 'switches per second', factor: 1 },
   rttP50Ms: { title: 'Client RTT p50', axis: 'RTT p50 (ms)', factor: 1 },
   rttP99Ms: { title: 'Client RTT p99', axis: 'RTT p99 (ms)', factor: 1 },
   available: { title: 'Service available (fresh probe client)', axis: 'available (1 = yes)', factor: 1 },

@@ -32,6 +32,10 @@ export interface Series {
   loopDelayMs: (number | null)[];
   /** Server CPU use over the last interval, in cores (1.0 = one core busy). */
   cpuCores: (number | null)[];
+  /** Open file descriptors of the server's process tree (a socket each, plus its files): any server, from /proc. */
+  fds: (number | null)[];
+  /** Context switches per second of the server's process tree (voluntary + involuntary) over the last interval. */
+  switchesPerSec: (number | null)[];
   /** Client round-trip time over the last interval from the swarm's histogram, ms. */
   rttP50Ms: (number | null)[];
   rttP99Ms: (number | null)[];
@@ -48,7 +52,7 @@ export interface Series {
   tcpMemPages?: (number | null)[];
 }
 /** The series every cell has; the box series follow only at `--scale max`. */
-const CELL_SERIES = ['open', 'rssBytes', 'threads', 'loopDelayMs', 'cpuCores', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
+const CELL_SERIES = ['open', 'rssBytes', 'threads', 'fds', 'loopDelayMs', 'cpuCores', 'switchesPerSec', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
 export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
 export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(CELL_SERIES.map((k) => [k, []])) }) as unknown as Series;
 

@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
-import { establishedOnPort, readTreeStatus, treeCpuSeconds } from '../metrics/proc-status.js';
+import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
 
@@ -26,6 +26,7 @@ export class Sampler {
   private readonly prevRtt = new Map<string, [number, number][]>();
   private readonly t0 = performance.now();
   private prevCpu: number;
+  private prevSwitches: number | null = null;
   private prevAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private busy: Promise<void> | undefined;
@@ -157,6 +158,11 @@ export class Sampler {
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);
     s.cpuCores.push(status?.processes && dt > 0.05 ? +((cpu - this.prevCpu) / dt).toFixed(3) : null);
+    // not at --scale max (`box`): listing a million descriptors every half second would load the run it measures
+    s.fds.push(status?.processes && this.pid !== undefined && !this.box ? treeOpenFds(this.pid) : null);
+    const switches = status?.processes ? status.voluntarySwitches + status.involuntarySwitches : null;
+    s.switchesPerSec.push(switches !== null && this.prevSwitches !== null && dt > 0.05 ? Math.max(0, Math.round((switches - this.prevSwitches) / dt)) : null);
+    this.prevSwitches = switches;
     if (this.box) {
       const b = this.lastBox = readBox();
       s.boxAvailableBytes!.push(b.memAvailableBytes);

@@ -40,9 +40,11 @@ async def main(port, reuse_port):
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    # max_size 1 MiB and ping_interval None: the lab's default limits; backlog as websockets' default (100)
+    # max_size 1 MiB, no compression, no pings: the lab's own designs' settings. backlog 4096 (somaxconn here) as
+    # our designs listen: asyncio's default of 100 drops SYNs under a fast ramp (1 s retransmits, MACHINE.md), which
+    # would measure the backlog instead of the design.
     async with websockets.serve(serve_connection, '127.0.0.1', port, max_size=1 << 20, ping_interval=None,
-                                reuse_port=reuse_port, compression=None):
+                                reuse_port=reuse_port, compression=None, backlog=4096):
         print('py-asyncio ready on %d (pid %d)' % (port, os.getpid()), flush=True)
         await stop
 

@@ -27,7 +27,7 @@ const none = (): null[] => Array(POINTS).fill(null);
 function series(p: Partial<Omit<Series, 't'>>): Series {
   return {
     t: Array.from({ length: POINTS }, (_, i) => i * 0.5),
-    open: none(), rssBytes: none(), threads: none(), loopDelayMs: none(), cpuCores: none(), rttP50Ms: none(), rttP99Ms: none(), available: none(),
+    open: none(), rssBytes: none(), threads: none(), fds: none(), loopDelayMs: none(), cpuCores: none(), switchesPerSec: none(), rttP50Ms: none(), rttP99Ms: none(), available: none(),
     ...p,
   };
 }
