@@ -115,9 +115,9 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
       const { code, summary: s, stderr } = await run.done;
       assert.equal(code, 0, stderr);
       const summary = s as unknown as Summary;
-      // the existing top-level keys are unchanged; `profiles` is added
+      // the top-level keys in their documented order (docs/swarm-summary.md): `server` is --server-pid's, `profiles` the groups'
       assert.deepEqual(Object.keys(summary), ['target', 'opened', 'failed', 'lost', 'peakOpen', 'heldAtEnd', 'connectRatePerSec', 'connectLatencyMs',
-        'rttMs', 'messages', 'client', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'shard', 'clock', 'histograms', 'merged', 'profiles']);
+        'rttMs', 'messages', 'client', 'server', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'shard', 'clock', 'histograms', 'merged', 'profiles']);
       assert.equal(summary.target, 35);
       assert.deepEqual(Object.keys(summary.profiles), ['slowloris', 'no-pong', 'chatty']);
       const chatty = summary.profiles.chatty as HealthySummary;
