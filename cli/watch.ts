@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { parseInteger } from '../core/units.js';
@@ -13,8 +14,10 @@ export function watchOptions(a: Raw) {
   if (!processExists(pid)) throw new UsageError(`--pid: no process ${pid} on this machine (is the server running?)`);
   const name = String(a.name ?? `pid-${pid}`);
   if (!/^[\w.-]{1,40}$/.test(name)) throw new UsageError(`--name: "${name}" must be letters, digits, . _ - (at most 40)`);
+  const host = a.host === undefined ? undefined : String(a.host);
+  if (host !== undefined && isIP(host) === 0) throw new UsageError(`--host: "${host}" is not an IP address`);
   return Object.freeze({
-    pid, name, port: parseInteger('port', a.port, 1, 65535),
+    pid, name, host, port: parseInteger('port', a.port, 1, 65535),
     metricsHost: String(a['metrics-host'] ?? '127.0.0.1'), metricsPort: parseInteger('metrics-port', a['metrics-port'] ?? 9466, 0, 65535),
   });
 }
@@ -25,6 +28,7 @@ export const watchCommand = {
   builder: (y: Argv) => y
     .option('pid', { type: 'string', describe: 'process id of the server (its whole process tree is read)' })
     .option('port', { type: 'string', describe: 'the server\'s WebSocket port: ESTABLISHED connections on it are counted (/proc/net/tcp)' })
+    .option('host', { type: 'string', describe: 'the address clients reach it at, e.g. 127.0.0.1 (default: any local address; give it when clients bound to other source addresses may get --port as their own port)' })
     .option('name', { type: 'string', describe: 'the target label (default pid-<pid>)' })
     .option('metrics-host', { type: 'string', describe: 'address of the /metrics endpoint (default 127.0.0.1)' })
     .option('metrics-port', { type: 'string', describe: '/metrics port; 0 = any free port (default 9466)' })

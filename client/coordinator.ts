@@ -441,13 +441,13 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
  */
 function serverReader(o: SwarmOptions): () => ServerFigures {
   const pid = o.serverPid!;
-  const ports = [...new Set(o.targets.map((t) => t.port))];
+  const endpoints = [...new Map(o.targets.map((t) => [`${t.ip}:${t.port}`, t])).values()];
   const read = () => { try { return readTreeStatus(pid); } catch { return undefined; } };
   const base = read();
   const cpu0 = treeCpuSeconds(pid);
   return () => {
     const now = read();
-    const connections = ports.reduce((n, p) => n + establishedOnPort(p), 0);
+    const connections = endpoints.reduce((n, t) => n + establishedOnPort(t.port, t.ip), 0);
     const rssBytes = now?.rssBytes ?? 0;
     const baselineRssBytes = base?.rssBytes ?? 0;
     return {

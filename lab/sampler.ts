@@ -39,12 +39,12 @@ export class Sampler {
   lastBox: Box | undefined;
 
   /**
-   * `pid`: the server's process tree, when known; `metricsUrl`: its wslab metrics, or null (a target); `countPort`:
-   * count the open connections from /proc/net/tcp on this port instead of the server's gauge (a target keeps none).
+   * `pid`: the server's process tree, when known; `metricsUrl`: its wslab metrics, or null (a target); `count`:
+   * count the open connections from /proc/net/tcp at this address and port instead of the server's gauge (a target keeps none).
    * `box`: also sample the machine (MemAvailable, TCP sockets, tcp_mem), for holds that load the whole box.
    */
   constructor(private readonly pid: number | undefined, private readonly metricsUrl: string | null, private readonly intervalMs = 500,
-    private readonly box = false, private readonly countPort?: number) {
+    private readonly box = false, private readonly count?: { readonly ip: string; readonly port: number }) {
     this.prevCpu = treeCpuSeconds(pid);
     if (box) Object.assign(this.series, { boxAvailableBytes: [], tcpInuse: [], tcpMemPages: [] });
   }
@@ -153,7 +153,7 @@ export class Sampler {
     const dt = (now - this.prevAt) / 1000;
     const s = this.series;
     s.t.push(+((now - this.t0) / 1000).toFixed(2));
-    s.open.push(this.countPort !== undefined ? establishedOnPort(this.countPort) : server ? sumOf(server, CONNECTIONS_OPEN.name) : null);
+    s.open.push(this.count !== undefined ? establishedOnPort(this.count.port, this.count.ip) : server ? sumOf(server, CONNECTIONS_OPEN.name) : null);
     s.rssBytes.push(status?.processes ? status.rssBytes : null);
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);

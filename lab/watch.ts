@@ -12,6 +12,8 @@ export interface WatchOptions {
   readonly pid: number;
   /** The server's WebSocket port: its ESTABLISHED connections are counted. */
   readonly port: number;
+  /** The address clients reach it at; undefined = any local address. */
+  readonly host?: string;
   /** The `target` label. */
   readonly name: string;
   readonly metricsHost: string;
@@ -32,7 +34,7 @@ interface Reading {
 }
 
 function read(o: WatchOptions): Reading {
-  const connections = establishedOnPort(o.port);
+  const connections = establishedOnPort(o.port, o.host);
   let tree: ReturnType<typeof readTreeStatus> | undefined;
   try { tree = readTreeStatus(o.pid); } catch { /* gone */ }
   if (!tree?.processes) return { up: false, rssBytes: 0, threads: 0, fds: 0, cpuSeconds: 0, voluntary: 0, involuntary: 0, connections };

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 export interface ProcStatus {
   rssBytes: number;
@@ -86,23 +87,39 @@ export function treeCpuSeconds(pid: number | undefined): number {
   return ticks / CLOCK_TICKS;
 }
 
+/** An IPv4 or IPv6 address as /proc/net/tcp{,6} writes a local address: its 32-bit words, each little-endian. */
+function procHex(ip: string): { v4?: string; v6: string } | undefined {
+  const word = (b: number[]) => b.reverse().map((x) => x.toString(16).padStart(2, '0')).join('').toUpperCase();
+  if (isIP(ip) === 4) {
+    const b = ip.split('.').map(Number);
+    // an IPv4 peer of a dual-stack (::) listener shows in tcp6 as ::ffff:a.b.c.d
+    return { v4: word([...b]), v6: `0000000000000000FFFF0000${word([...b])}` };
+  }
+  if (ip === '::1') return { v6: '00000000000000000000000001000000' };
+  return undefined;
+}
+
 /**
- * ESTABLISHED TCP connections whose local port is `port`, from /proc/net/tcp and tcp6: the server side of every
- * connection a server on that port holds, whatever the server is (it need not count anything itself). On loopback
- * the clients' ends have `port` as their remote port, so they are not counted.
+ * ESTABLISHED TCP connections whose local endpoint is `ip`:`port` (any local address when `ip` is not given), from
+ * /proc/net/tcp and tcp6: the server side of every connection a server on that port holds, whatever the server is
+ * (it need not count anything itself). On loopback the clients' ends have `port` as their remote port; one bound to
+ * another source address may happen to get `port` as its own ephemeral port, which only the address tells apart.
  */
-export function establishedOnPort(port: number): number {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+export function establishedOnPort(port: number, ip?: string): number {
+  const p = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  const hex = ip === undefined ? undefined : procHex(ip);
   let n = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const [file, addr] of [['/proc/net/tcp', hex?.v4], ['/proc/net/tcp6', hex?.v6]] as const) {
+    if (hex && addr === undefined) continue; // an IPv6 address has no row in tcp
     let text: string;
     try { text = readFileSync(file, 'latin1'); } catch { continue; } // no IPv6 in this kernel
+    const want = addr === undefined ? p : `${addr}${p}`;
     // each row: "  sl  local_address rem_address   st …"; the local address ends in :PORT, st 01 = ESTABLISHED
     for (let at = text.indexOf('\n') + 1; at > 0 && at < text.length; at = text.indexOf('\n', at) + 1) {
       const colon = text.indexOf(': ', at);
       const local = text.indexOf(' ', colon + 2);
       const remote = text.indexOf(' ', local + 1);
-      if (text.startsWith(hex, local - 5) && text.startsWith(' 01 ', remote)) n++;
+      if (text.startsWith(want, local + 1 - want.length) && text.startsWith(' 01 ', remote)) n++;
     }
   }
   return n;

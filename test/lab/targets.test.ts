@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WSLAB } from '../../lab/processes.js';
@@ -93,10 +95,22 @@ describe('connections counted from /proc/net/tcp', () => {
       ws.once('error', reject);
     })));
     try {
-      assert.equal(establishedOnPort(port), 37);
+      assert.equal(establishedOnPort(port, '127.0.0.1'), 37);
       clients.slice(0, 12).forEach((c) => c.terminate());
-      for (let i = 0; i < 50 && establishedOnPort(port) !== 25; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(establishedOnPort(port), 25);
+      for (let i = 0; i < 50 && establishedOnPort(port, '127.0.0.1') !== 25; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(establishedOnPort(port, '127.0.0.1'), 25);
+      // a client bound to another source address may get the server's port number as its own: not the server's
+      const other = net.createServer().listen(0, '127.0.0.1');
+      await once(other, 'listening');
+      const stray = net.connect({ host: '127.0.0.1', port: (other.address() as net.AddressInfo).port, localAddress: '127.0.0.5', localPort: port });
+      await once(stray, 'connect');
+      try {
+        assert.equal(establishedOnPort(port, '127.0.0.1'), 25, 'the server\'s own connections only');
+        assert.equal(establishedOnPort(port), 26, 'without the address, the stray client counts too');
+      } finally {
+        stray.destroy();
+        other.close();
+      }
     } finally {
       clients.forEach((c) => c.terminate());
       await new Promise((r) => wss.close(r));

@@ -44,7 +44,7 @@ for (const target of readTargets(FILE, [])) {
 
     it('holds connections that /proc/net/tcp counts exactly, and is stopped with its process group', async () => {
       const clients = await Promise.all(Array.from({ length: 20 }, () => open(server.url)));
-      assert.equal(establishedOnPort(server.port), 20);
+      assert.equal(establishedOnPort(server.port, '127.0.0.1'), 20);
       clients.forEach((c) => c.terminate());
       const pid = server.pid!;
       await server.stop();
