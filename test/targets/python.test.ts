@@ -29,22 +29,28 @@ for (const target of readTargets(FILE, [])) {
 
     verbSuite(() => server.url);
 
-    it(target.model === 'loop' ? 'block stalls every client of the loop' : 'block stalls only its own connection', async () => {
-      const [blocker, other] = await Promise.all([open(server.url), open(server.url)]);
-      const blocked = once(blocker, 'message'); // listening first: the loop may answer it before the echo below
+    it({ loop: 'block stalls every client of the loop', threads: 'block stalls only its own connection',
+      processes: 'block stalls one worker process, clients of the others carry on', unknown: '' }[target.model], async () => {
+      // with worker processes the kernel spreads connections (SO_REUSEPORT): among 12 others, some are on another one
+      const others = target.model === 'processes' ? 12 : 1;
+      const [blocker, ...rest] = await Promise.all(Array.from({ length: others + 1 }, () => open(server.url)));
+      const blocked = once(blocker, 'message'); // listening first: the loop may answer it before the echoes below
       blocker.send('b block 600');
       await new Promise((r) => setTimeout(r, 100));
-      const { ms } = await request(other, 'o echo x');
-      if (target.model === 'loop') assert.ok(ms >= 400, `echo beside a block took ${ms.toFixed(0)} ms: the loop should have stalled`);
-      else assert.ok(ms < 300, `echo beside a block took ${ms.toFixed(0)} ms: its own thread should have answered`);
+      const times = (await Promise.all(rest.map((ws) => request(ws, 'o echo x')))).map((r) => r.ms);
+      const fastest = Math.min(...times);
+      if (target.model === 'loop') assert.ok(fastest >= 400, `echo beside a block took ${fastest.toFixed(0)} ms: the loop should have stalled`);
+      else assert.ok(fastest < 300, `echoes beside a block took ${times.map((t) => t.toFixed(0)).join(', ')} ms: another thread or process should have answered`);
       assert.equal(String((await blocked)[0]), 'b ok 600');
-      blocker.close();
-      other.close();
+      [blocker, ...rest].forEach((ws) => ws.terminate());
     });
 
     it('holds connections that /proc/net/tcp counts exactly, and is stopped with its process group', async () => {
       const clients = await Promise.all(Array.from({ length: 20 }, () => open(server.url)));
-      assert.equal(establishedOnPort(server.port, '127.0.0.1'), 20);
+      // the previous tests' connections may still be closing (the server's end stays ESTABLISHED until it reads the RST)
+      let n = 0;
+      for (let i = 0; i < 100 && (n = establishedOnPort(server.port, '127.0.0.1')) !== 20; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(n, 20);
       clients.forEach((c) => c.terminate());
       const pid = server.pid!;
       await server.stop();
