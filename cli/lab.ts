@@ -43,7 +43,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (scenarios.length !== 1 || scenarios[0] !== 'idle-hold') throw new UsageError('--scale max runs idle-hold only: add --scenarios idle-hold');
     if (given) throw new UsageError('--targets does not apply to --scale max (it runs one cluster of our uws workers as wide as the box)');
     targets = [];
-    if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])!.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
+    if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])?.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
     const holdMs = parseDuration('hold', a.hold ?? MAX_DEFAULTS.hold);

@@ -221,6 +221,10 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
 
 /** Profiles the design as its own run after the cell (clinic slows what it profiles, so never during the cell). */
 async function profileCell(tool: ProfileTool, scenario: Scenario, design: LabDesign, dir: string, cell: Cell): Promise<void> {
+  if (design.target) {
+    cell.profileNote = `no ${tool} profile: clinic profiles our Node designs; ${design.label} runs in its own runtime`;
+    return;
+  }
   try {
     const r = await profile({
       tool, design: design.design, serverFlags: design.flags, scenario: scenario.id, durationMs: PROFILE_SEC * 1000,
