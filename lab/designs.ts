@@ -29,7 +29,6 @@ export interface LabDesign {
   readonly common: Partial<CommonServeOptions>;
   /** `wslab serve` argv for the variant, built from the options above by their definitions. */
   readonly flags: readonly string[];
-  readonly model: Model | 'unknown';
   readonly traits: VariantTraits;
   /** What it answers: our designs speak `wslab`; a target what its file says. */
   readonly speaks: readonly Speaks[];
@@ -52,7 +51,7 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
   const traits = d.traits({ ...ownDefaults(d), ...own } as OwnOptions);
   return {
     label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
-    flags: [...ownFlags, ...commonFlags], model: traits.model,
+    flags: [...ownFlags, ...commonFlags],
     traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false, runtime: 'node' },
     speaks: ['wslab'],
   };
@@ -61,7 +60,7 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
 /** A target of the targets file as the lab runs it: as it is, under its own name. */
 export function targetDesign(t: Target): LabDesign {
   return {
-    label: t.name, design: t.name, own: {}, common: {}, flags: [], model: t.model, speaks: t.speaks, target: t,
+    label: t.name, design: t.name, own: {}, common: {}, flags: [], speaks: t.speaks, target: t,
     traits: {
       model: t.model, fixedHandshakeTimeout: null, dialect: null, workers: t.model === 'loop' ? 1 : null, countsNonHttp: false,
       representative: false, defenses: true, runtime: t.runtime,

@@ -93,12 +93,9 @@ export function notApplicable(scenario: Scenario, design: LabDesign): string | u
     `${scenario.id} needs ${needs.join(' or ')} (targets file: speaks)`;
 }
 
-/** The server options `scenario` adds for the variant `design`. */
-export const scenarioServerOptions = (scenario: Scenario, design: LabDesign): Partial<CommonServeOptions> =>
-  typeof scenario.serverOptions === 'function' ? scenario.serverOptions(design) : scenario.serverOptions ?? {};
-
 /** The `wslab serve` flags `scenario` adds for the variant `design`, built by the options' own definitions. */
-export const scenarioServerFlags = (scenario: Scenario, design: LabDesign): string[] => toArgv(SERVE_OPTIONS, scenarioServerOptions(scenario, design));
+export const scenarioServerFlags = (scenario: Scenario, design: LabDesign): string[] =>
+  toArgv(SERVE_OPTIONS, typeof scenario.serverOptions === 'function' ? scenario.serverOptions(design) : scenario.serverOptions ?? {});
 
 /** A profile hold, ms: never under half a second. */
 export const profileHold = (sec: number): number => Math.round(Math.max(0.5, sec) * 10) * 100;

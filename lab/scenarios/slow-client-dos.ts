@@ -83,7 +83,7 @@ export const slowClientDos = defineScenario<DosFigures>({
     const pool = withWorkers('threads', POOL_SIZE_DOS);
     if (scale === 'quick') return [...all.filter(is.standingLoop), ...(pool ? [pool] : [])];
     const loops = all.filter(is.loop);
-    const hasThreads = all.some((d) => d.model === 'threads');
+    const hasThreads = all.some((d) => d.traits.model === 'threads');
     const threads = hasThreads && pool ? [pool, ...(scale === 'full' ? all.filter(is.threadPerConnection) : [])] : [];
     // naked, the loop that can turn every defence off (one that fixes its handshake timeout cannot) and the pool
     const nakedLoop = loops.find((d) => !d.traits.fixedHandshakeTimeout);
