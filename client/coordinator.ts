@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, type SwarmCause } from '../metrics/swarm.js';
 import type { MetricsEndpoint } from '../metrics/endpoint.js';
-import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
+import { established, readTree } from '../metrics/proc-status.js';
 import type { IpcGather } from '../metrics/gather.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
@@ -442,18 +442,17 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 function serverReader(o: SwarmOptions): () => ServerFigures {
   const pid = o.serverPid!;
   const endpoints = [...new Map(o.targets.map((t) => [`${t.ip}:${t.port}`, t])).values()];
-  const read = () => { try { return readTreeStatus(pid); } catch { return undefined; } };
-  const base = read();
-  const cpu0 = treeCpuSeconds(pid);
+  const read = (fds: boolean) => { try { return readTree(pid, { cpu: true, fds }); } catch { return undefined; } };
+  const base = read(false);
   return () => {
-    const now = read();
-    const connections = endpoints.reduce((n, t) => n + establishedOnPort(t.port, t.ip), 0);
+    const now = read(true);
+    const connections = established(...endpoints);
     const rssBytes = now?.rssBytes ?? 0;
     const baselineRssBytes = base?.rssBytes ?? 0;
     return {
       pid, rssBytes, baselineRssBytes,
       bytesPerConnection: connections > 0 && now ? Math.round((rssBytes - baselineRssBytes) / connections) : null,
-      cpuSeconds: round3(treeCpuSeconds(pid) - cpu0), threads: now?.threads ?? 0, fds: now ? treeOpenFds(pid) : 0, connections,
+      cpuSeconds: round3((now?.cpuSeconds ?? 0) - (base?.cpuSeconds ?? 0)), threads: now?.threads ?? 0, fds: now?.fds ?? 0, connections,
     };
   };
 }

@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
 import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
-import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
+import { established, readTree, treeCpuSeconds } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
 import { emptySeries, type Series } from './results.js';
 
@@ -147,19 +147,20 @@ export class Sampler {
   private async tick(): Promise<void> {
     const now = performance.now();
     const [server, ...swarms] = await Promise.all([scrape(this.metricsUrl), ...[...this.swarmUrls].map(scrape)]);
-    let status: ReturnType<typeof readTreeStatus> | null = null;
-    try { if (this.pid !== undefined) status = readTreeStatus(this.pid); } catch { /* the server is gone: the cell records nulls */ }
-    const cpu = treeCpuSeconds(this.pid);
+    // one walk of the tree; not its descriptors at --scale max (`box`): listing a million every half second would
+    // load the run it measures
+    let status: ReturnType<typeof readTree> | null = null;
+    try { if (this.pid !== undefined) status = readTree(this.pid, { cpu: true, fds: !this.box }); } catch { /* the server is gone: the cell records nulls */ }
+    const cpu = status?.cpuSeconds ?? 0;
     const dt = (now - this.prevAt) / 1000;
     const s = this.series;
     s.t.push(+((now - this.t0) / 1000).toFixed(2));
-    s.open.push(this.count !== undefined ? establishedOnPort(this.count.port, this.count.ip) : server ? sumOf(server, CONNECTIONS_OPEN.name) : null);
+    s.open.push(this.count !== undefined ? established(this.count) : server ? sumOf(server, CONNECTIONS_OPEN.name) : null);
     s.rssBytes.push(status?.processes ? status.rssBytes : null);
     s.threads.push(status?.processes ? status.threads : null);
     s.loopDelayMs.push(server ? loopDelay(server) : null);
     s.cpuCores.push(status?.processes && dt > 0.05 ? +((cpu - this.prevCpu) / dt).toFixed(3) : null);
-    // not at --scale max (`box`): listing a million descriptors every half second would load the run it measures
-    s.fds.push(status?.processes && this.pid !== undefined && !this.box ? treeOpenFds(this.pid) : null);
+    s.fds.push(status?.processes && !this.box ? status.fds : null);
     const switches = status?.processes ? status.voluntarySwitches + status.involuntarySwitches : null;
     s.switchesPerSec.push(switches !== null && this.prevSwitches !== null && dt > 0.05 ? Math.max(0, Math.round((switches - this.prevSwitches) / dt)) : null);
     this.prevSwitches = switches;

@@ -5,7 +5,7 @@ import {
   TARGET_CONNECTIONS, TARGET_CONTEXT_SWITCHES, TARGET_CPU, TARGET_FDS, TARGET_RSS, TARGET_THREADS, TARGET_UP,
 } from '../metrics/index.js';
 import { counter, gauge } from '../metrics/prom.js';
-import { establishedOnPort, readTreeStatus, treeCpuSeconds, treeOpenFds } from '../metrics/proc-status.js';
+import { established, readTree } from '../metrics/proc-status.js';
 
 export interface WatchOptions {
   /** The server's process (its whole tree is read). */
@@ -34,12 +34,11 @@ interface Reading {
 }
 
 function read(o: WatchOptions): Reading {
-  const connections = establishedOnPort(o.port, o.host);
-  let tree: ReturnType<typeof readTreeStatus> | undefined;
-  try { tree = readTreeStatus(o.pid); } catch { /* gone */ }
-  if (!tree?.processes) return { up: false, rssBytes: 0, threads: 0, fds: 0, cpuSeconds: 0, voluntary: 0, involuntary: 0, connections };
+  const connections = established({ port: o.port, ip: o.host });
+  const tree = readTree(o.pid, { cpu: true, fds: true });
+  if (!tree.processes) return { up: false, rssBytes: 0, threads: 0, fds: 0, cpuSeconds: 0, voluntary: 0, involuntary: 0, connections };
   return {
-    up: true, rssBytes: tree.rssBytes, threads: tree.threads, fds: treeOpenFds(o.pid), cpuSeconds: treeCpuSeconds(o.pid),
+    up: true, rssBytes: tree.rssBytes, threads: tree.threads, fds: tree.fds, cpuSeconds: tree.cpuSeconds,
     voluntary: tree.voluntarySwitches, involuntary: tree.involuntarySwitches, connections,
   };
 }

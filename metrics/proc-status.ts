@@ -56,7 +56,37 @@ export function processTree(pid: number): number[] {
 
 /** /proc status summed over a process tree; processes that exit while being read are skipped. */
 export function readTreeStatus(pid: number): ProcStatus & { processes: number } {
-  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, pageTablesBytes: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0 };
+  return readTree(pid);
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime of one process, in clock ticks (/proc/<pid>/stat fields 14 and 15); throws when it is gone. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** utime + stime of a process tree, in seconds. */
+export function treeCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try { ticks += cpuTicks(p); } catch { /* exited between listing and reading */ }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/**
+ * A process tree read in one walk, for whoever measures a server from outside (the lab's sampler, `wslab watch`,
+ * `swarm --server-pid`): its summed /proc status and, when asked, its CPU seconds and its open file descriptors
+ * (sockets, files, pipes; listing a big tree's descriptors is the costly part). Processes that exit while being read
+ * are skipped; what was not asked for reads 0.
+ */
+export function readTree(pid: number, { cpu = false, fds = false } = {}): ProcStatus & { processes: number; cpuSeconds: number; fds: number } {
+  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, pageTablesBytes: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0, cpuSeconds: 0, fds: 0 };
+  let ticks = 0;
   for (const p of processTree(pid)) {
     let s: ProcStatus;
     try { s = readProcStatus(p); } catch { continue; }
@@ -67,24 +97,11 @@ export function readTreeStatus(pid: number): ProcStatus & { processes: number } 
     sum.voluntarySwitches += s.voluntarySwitches;
     sum.involuntarySwitches += s.involuntarySwitches;
     sum.processes++;
+    if (cpu) try { ticks += cpuTicks(p); } catch { /* exited meanwhile */ }
+    if (fds) try { sum.fds += readdirSync(`/proc/${p}/fd`).length; } catch { /* exited meanwhile, or not ours to read */ }
   }
+  sum.cpuSeconds = ticks / CLOCK_TICKS;
   return sum;
-}
-
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
-/** utime + stime of a process tree, in seconds (from /proc/<pid>/stat fields 14 and 15). */
-export function treeCpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* exited between listing and reading */ }
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 /** An IPv4 or IPv6 address as /proc/net/tcp{,6} writes a local address: its 32-bit words, each little-endian. */
@@ -99,37 +116,35 @@ function procHex(ip: string): { v4?: string; v6: string } | undefined {
   return undefined;
 }
 
+/** A server's end of its connections: its port, and the address clients reach it at (any local address when absent). */
+export interface Endpoint { readonly port: number; readonly ip?: string }
+
 /**
- * ESTABLISHED TCP connections whose local endpoint is `ip`:`port` (any local address when `ip` is not given), from
- * /proc/net/tcp and tcp6: the server side of every connection a server on that port holds, whatever the server is
- * (it need not count anything itself). On loopback the clients' ends have `port` as their remote port; one bound to
- * another source address may happen to get `port` as its own ephemeral port, which only the address tells apart.
+ * ESTABLISHED TCP connections whose local end is one of `endpoints`, from /proc/net/tcp and tcp6, one pass over each:
+ * the server side of every connection a server there holds, whatever the server is (it need not count anything
+ * itself). On loopback the clients' ends have the port as their remote port; one bound to another source address may
+ * happen to get the port as its own ephemeral port, which only the address tells apart.
  */
-export function establishedOnPort(port: number, ip?: string): number {
-  const p = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  const hex = ip === undefined ? undefined : procHex(ip);
+export function established(...endpoints: readonly Endpoint[]): number {
+  const wants = endpoints.map(({ port, ip }) => {
+    const p = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+    const hex = ip === undefined ? undefined : procHex(ip);
+    // an IPv6 address has no row in tcp
+    return { tcp: hex ? (hex.v4 === undefined ? undefined : `${hex.v4}${p}`) : p, tcp6: hex ? `${hex.v6}${p}` : p };
+  });
   let n = 0;
-  for (const [file, addr] of [['/proc/net/tcp', hex?.v4], ['/proc/net/tcp6', hex?.v6]] as const) {
-    if (hex && addr === undefined) continue; // an IPv6 address has no row in tcp
+  for (const file of ['tcp', 'tcp6'] as const) {
+    const want = wants.map((w) => w[file]).filter((w): w is string => w !== undefined);
+    if (want.length === 0) continue;
     let text: string;
-    try { text = readFileSync(file, 'latin1'); } catch { continue; } // no IPv6 in this kernel
-    const want = addr === undefined ? p : `${addr}${p}`;
+    try { text = readFileSync(`/proc/net/${file}`, 'latin1'); } catch { continue; } // no IPv6 in this kernel
     // each row: "  sl  local_address rem_address   st …"; the local address ends in :PORT, st 01 = ESTABLISHED
     for (let at = text.indexOf('\n') + 1; at > 0 && at < text.length; at = text.indexOf('\n', at) + 1) {
       const colon = text.indexOf(': ', at);
       const local = text.indexOf(' ', colon + 2);
       const remote = text.indexOf(' ', local + 1);
-      if (text.startsWith(want, local + 1 - want.length) && text.startsWith(' 01 ', remote)) n++;
+      if (text.startsWith(' 01 ', remote) && want.some((w) => text.startsWith(w, local + 1 - w.length))) n++;
     }
-  }
-  return n;
-}
-
-/** Open file descriptors of a process tree (sockets, files, pipes); processes not readable are skipped. */
-export function treeOpenFds(pid: number): number {
-  let n = 0;
-  for (const p of processTree(pid)) {
-    try { n += readdirSync(`/proc/${p}/fd`).length; } catch { /* exited meanwhile, or not ours to read */ }
   }
   return n;
 }

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { WSLAB } from '../../lab/processes.js';
 import type { LabResults } from '../../lab/results.js';
-import { establishedOnPort } from '../../metrics/proc-status.js';
+import { established } from '../../metrics/proc-status.js';
 import { readTargets } from '../../lab/targets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wslab-targets-test-'));
@@ -95,18 +95,18 @@ describe('connections counted from /proc/net/tcp', () => {
       ws.once('error', reject);
     })));
     try {
-      assert.equal(establishedOnPort(port, '127.0.0.1'), 37);
+      assert.equal(established({ port, ip: '127.0.0.1' }), 37);
       clients.slice(0, 12).forEach((c) => c.terminate());
-      for (let i = 0; i < 50 && establishedOnPort(port, '127.0.0.1') !== 25; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(establishedOnPort(port, '127.0.0.1'), 25);
+      for (let i = 0; i < 50 && established({ port, ip: '127.0.0.1' }) !== 25; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(established({ port, ip: '127.0.0.1' }), 25);
       // a client bound to another source address may get the server's port number as its own: not the server's
       const other = net.createServer().listen(0, '127.0.0.1');
       await once(other, 'listening');
       const stray = net.connect({ host: '127.0.0.1', port: (other.address() as net.AddressInfo).port, localAddress: '127.0.0.5', localPort: port });
       await once(stray, 'connect');
       try {
-        assert.equal(establishedOnPort(port, '127.0.0.1'), 25, 'the server\'s own connections only');
-        assert.equal(establishedOnPort(port), 26, 'without the address, the stray client counts too');
+        assert.equal(established({ port, ip: '127.0.0.1' }), 25, 'the server\'s own connections only');
+        assert.equal(established({ port }), 26, 'without the address, the stray client counts too');
       } finally {
         stray.destroy();
         other.close();

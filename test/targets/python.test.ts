@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { establishedOnPort } from '../../metrics/proc-status.js';
+import { established } from '../../metrics/proc-status.js';
 import { startTarget, type LabServer } from '../../lab/processes.js';
 import { readTargets } from '../../lab/targets.js';
 import { open, request, verbSuite } from '../helpers/protocol-verbs.js';
@@ -49,7 +49,7 @@ for (const target of readTargets(FILE, [])) {
       const clients = await Promise.all(Array.from({ length: 20 }, () => open(server.url)));
       // the previous tests' connections may still be closing (the server's end stays ESTABLISHED until it reads the RST)
       let n = 0;
-      for (let i = 0; i < 100 && (n = establishedOnPort(server.port, '127.0.0.1')) !== 20; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && (n = established({ port: server.port, ip: '127.0.0.1' })) !== 20; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(n, 20);
       clients.forEach((c) => c.terminate());
       const pid = server.pid!;
