@@ -9,6 +9,7 @@ import {
 import { SWARM_FLAGS as F } from '../client/flags.js';
 import { parseShard, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
+import { hostAddress, isLoopback } from '../core/net.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from '../core/errors.js';
@@ -32,9 +33,8 @@ export async function parseTarget(text: string, allowRemote: boolean): Promise<S
   if (url.protocol !== 'ws:') throw new UsageError(`--url: "${text}" must be a ws:// URL`);
   if (url.username || url.password) throw new UsageError(`--url: "${text}": credentials in the URL are not supported`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  let ip = host === 'localhost' ? '127.0.0.1' : host;
-  const loopback = (isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1';
-  if (!loopback) {
+  let ip = hostAddress(url);
+  if (!isLoopback(ip)) {
     if (!allowRemote) throw new UsageError(`--url: "${text}" is not a loopback target: ${LOOPBACK_RULE}`);
     if (isIP(ip) === 0) {
       try {
@@ -182,7 +182,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const serverPid = given(a, 'server-pid') ? F.serverPid.parse(a['server-pid']) || undefined : undefined;
   if (serverPid !== undefined) {
     if (!existsSync(`/proc/${serverPid}/stat`)) throw new UsageError(`--server-pid: no process ${serverPid} on this machine (is the server running?)`);
-    const remote = allTargets.find((t) => !((isIP(t.ip) === 4 && t.ip.startsWith('127.')) || t.ip === '::1'));
+    const remote = allTargets.find((t) => !isLoopback(t.ip));
     if (remote) throw new UsageError(`--server-pid reads this machine's /proc, but --url ${remote.url} is not local`);
   }
 

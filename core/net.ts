@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, isIP, type AddressInfo, type Server } from 'node:net';
 
 /**
  * Binds `port` on `host` (0 = any free port) and lets it go, resolving with the port: for a process that must be
@@ -36,3 +36,12 @@ export async function closeHttp(server: Server, force: () => void, graceMs = 200
   await closed;
   clearTimeout(timer);
 }
+
+/** The address a URL's host names, without resolving: `[::1]` → `::1`, `localhost` → `127.0.0.1`, a name as is. */
+export function hostAddress(url: URL): string {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/** 127.0.0.0/8 or ::1: the only addresses wslab loads unless told otherwise. */
+export const isLoopback = (ip: string): boolean => (isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1';

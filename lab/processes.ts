@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseExposition, type Sample } from '../metrics/exposition.js';
 import net from 'node:net';
 import { processTree } from '../metrics/proc-status.js';
-import { freePort } from '../core/net.js';
+import { freePort, hostAddress } from '../core/net.js';
 import { fill, type Target } from './targets.js';
 
 /** The built CLI, as a user runs it. */
@@ -135,7 +135,7 @@ export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
         if ('line' in t.ready ? t.ready.line.test(out) : false) return resolve();
         if (performance.now() > until) return fail(`not ready in ${t.readyTimeoutMs / 1000} s (${'line' in t.ready ? `no stdout line matching /${t.ready.line.source}/` : `port ${port} did not accept`})`);
         if ('port' in t.ready) {
-          const s = net.connect(port, new URL(url).hostname.replace(/^\[|\]$/g, ''));
+          const s = net.connect(port, hostAddress(new URL(url)));
           s.once('connect', () => { s.destroy(); resolve(); });
           s.once('error', () => { s.destroy(); timer = setTimeout(poll, 100); });
         } else timer = setTimeout(poll, 100);

@@ -3,6 +3,7 @@ import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { SWARM_FLAGS } from '../client/flags.js';
 import { toArgv } from '../core/flags.js';
+import { hostAddress } from '../core/net.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
 import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
@@ -178,7 +179,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     server = await starting.finally(ready);
     versions[design.label] = String(server.ready.version ?? 'unknown');
     sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
-      server.countsFrom === 'proc' ? { ip: urlIp(server.url), port: server.port } : undefined).start();
+      server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined).start();
     const s = sampler;
     const srv = server;
     const ctx: CellContext = {
@@ -238,12 +239,6 @@ async function profileCell(tool: ProfileTool, scenario: Scenario, design: LabDes
     cell.profileNote = `no ${tool} profile: ${(err as Error).message}`;
   }
 }
-
-/** The address a ws:// URL reaches (what the server's end of each connection has as its local address). */
-const urlIp = (url: string): string => {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' ? '127.0.0.1' : host;
-};
 
 /** The line of a child's stderr that says what went wrong: the last error line, else the last line. */
 const lastLine = (text: string): string => {

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UsageError } from '../core/errors.js';
+import { hostAddress, isLoopback } from '../core/net.js';
 import { parseDuration } from '../core/units.js';
 import type { Model } from '../server/design.js';
 
@@ -154,9 +154,7 @@ function checkUrl(text: string, at: string): void {
     throw new UsageError(`${at}: "${text}" is not a URL (e.g. ws://127.0.0.1:{port}/)`);
   }
   if (u.protocol !== 'ws:') throw new UsageError(`${at}: "${text}" must be a ws:// URL`);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const ip = host === 'localhost' ? '127.0.0.1' : host;
-  if (!((isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1')) throw new UsageError(`${at}: "${text}" is not a loopback address: the lab loads only 127.0.0.0/8 and ::1`);
+  if (!isLoopback(hostAddress(u))) throw new UsageError(`${at}: "${text}" is not a loopback address: the lab loads only 127.0.0.0/8 and ::1`);
 }
 
 /**
