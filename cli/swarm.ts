@@ -1,12 +1,14 @@
 import { lookup } from 'node:dns/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
-  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmOptions,
-  type SwarmTarget,
+  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmHandshake,
+  type SwarmOptions, type SwarmSpeech, type SwarmTarget,
 } from '../client/options.js';
 import { SWARM_FLAGS as F } from '../client/flags.js';
+import { matchNeedsId } from '../client/match.js';
+import { compileTemplate, readVars, type Template, type VarTable } from '../client/template.js';
 import { parseShard, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
 import { hostAddress, isLoopback } from '../core/net.js';
@@ -29,8 +31,8 @@ export async function parseTarget(text: string, allowRemote: boolean): Promise<S
   } catch {
     throw new UsageError(`--url: "${text}" is not a URL (use e.g. ws://127.0.0.1:8080/)`);
   }
-  if (url.protocol === 'wss:') throw new UsageError(`--url: "${text}": wss:// is not supported (the swarm speaks plain ws://)`);
-  if (url.protocol !== 'ws:') throw new UsageError(`--url: "${text}" must be a ws:// URL`);
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--url: "${text}" must be a ws:// or wss:// URL`);
+  const tls = url.protocol === 'wss:';
   if (url.username || url.password) throw new UsageError(`--url: "${text}": credentials in the URL are not supported`);
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let ip = hostAddress(url);
@@ -45,8 +47,8 @@ export async function parseTarget(text: string, allowRemote: boolean): Promise<S
     }
   }
   return Object.freeze({
-    url: text, ip, family: isIP(ip) === 6 ? 6 : 4, port: url.port ? Number(url.port) : 80,
-    path: `${url.pathname || '/'}${url.search}`, host: url.host,
+    url: text, ip, family: isIP(ip) === 6 ? 6 : 4, port: url.port ? Number(url.port) : tls ? 443 : 80,
+    path: `${url.pathname || '/'}${url.search}`, host: url.host, tls, hostname: isIP(host) === 0 ? host : '',
   });
 }
 
@@ -110,6 +112,87 @@ export function parseMix(text: string): SwarmGroup[] {
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 const given = (a: Raw, flag: string): boolean => a[flag] !== undefined;
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the swarm writes itself (RFC 6455 §4.1), and those that have their own flag. */
+const OWN_HEADERS: Record<string, string> = {
+  host: 'it comes from --url', upgrade: 'the swarm sends it', connection: 'the swarm sends it', 'sec-websocket-key': 'the swarm sends it',
+  'sec-websocket-version': 'the swarm sends it', 'sec-websocket-protocol': 'use --subprotocol', 'sec-websocket-extensions': 'the swarm negotiates no extension',
+  origin: 'use --origin', 'user-agent': 'use --user-agent', 'content-length': 'an upgrade request has no body', 'transfer-encoding': 'an upgrade request has no body',
+};
+const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+export const DEFAULT_USER_AGENT = `wslab/${VERSION}`;
+
+/** `--header`, `--origin`, `--user-agent`, `--subprotocol` and the TLS flags, checked once. */
+export function parseHandshake(a: Raw, targets: readonly SwarmTarget[], vars: VarTable | undefined): SwarmHandshake {
+  const headers: { name: string; value: Template }[] = [];
+  const add = (flag: string, name: string, value: string): void => {
+    if (/[\r\n\0]/.test(value)) throw new UsageError(`--${flag}: "${name}" has a line break or NUL in its value`);
+    headers.push({ name, value: compileTemplate(flag, value, vars) });
+  };
+  for (const h of list(a.header)) {
+    const colon = h.indexOf(':');
+    const name = colon < 0 ? '' : h.slice(0, colon).trim();
+    if (!TOKEN.test(name)) throw new UsageError(`--header: "${h}" is not 'Name: value' with a valid header name`);
+    const why = OWN_HEADERS[name.toLowerCase()];
+    if (why) throw new UsageError(`--header: ${name} cannot be set with --header: ${why}`);
+    if (headers.some((x) => x.name.toLowerCase() === name.toLowerCase())) throw new UsageError(`--header: ${name} is given twice`);
+    add('header', name, h.slice(colon + 1).trim());
+  }
+  if (given(a, 'origin')) add('origin', 'Origin', String(a.origin));
+  const ua = given(a, 'user-agent') ? String(a['user-agent']) : DEFAULT_USER_AGENT;
+  if (ua !== '') add('user-agent', 'User-Agent', ua);
+  const subprotocols = given(a, 'subprotocol') ? list(a.subprotocol).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean) : [];
+  if (given(a, 'subprotocol') && subprotocols.length === 0) throw new UsageError('--subprotocol: give one or more names, e.g. chat.v2,chat.v1');
+  const bad = subprotocols.find((x) => !TOKEN.test(x));
+  if (bad !== undefined) throw new UsageError(`--subprotocol: "${bad}" is not a valid subprotocol name (an HTTP token)`);
+  if (new Set(subprotocols).size !== subprotocols.length) throw new UsageError('--subprotocol: a name is given twice');
+
+  const secure = targets.some((t) => t.tls);
+  for (const f of ['ca', 'insecure', 'servername']) {
+    if (given(a, f) && a[f] !== false && !secure) throw new UsageError(`--${f} applies to wss:// URLs only (every --url here is ws://)`);
+  }
+  let ca: string | undefined;
+  if (given(a, 'ca')) {
+    const file = String(a.ca);
+    try {
+      ca = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--ca: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  if (ca !== undefined && a.insecure === true) throw new UsageError('--ca and --insecure do not combine: --insecure skips the verification --ca is for');
+  const servername = given(a, 'servername') ? String(a.servername) : undefined;
+  if (servername !== undefined && (isIP(servername) !== 0 || !/^[A-Za-z0-9.-]{1,253}$/.test(servername))) {
+    throw new UsageError(`--servername: "${servername}" is not a DNS name (TLS server names cannot be IP addresses)`);
+  }
+  return Object.freeze({ headers: Object.freeze(headers), subprotocols: Object.freeze(subprotocols), ca, insecure: a.insecure === true, servername });
+}
+
+/**
+ * `--send`, `--match`, `--expect`, `--subscribe`, `--reader-send`, `--vars`, `--stall-after`, checked together:
+ * what a flag needs from another is said before any work.
+ */
+function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTable | undefined, total: number): SwarmSpeech {
+  const template = (flag: string): Template | undefined => (given(a, flag) ? compileTemplate(flag, String(a[flag]), vars) : undefined);
+  const send = template('send');
+  const subscribe = template('subscribe');
+  const readerSend = template('reader-send');
+  if (send && given(a, 'command') && has('chatty')) throw new UsageError('--send replaces --command (our protocol\'s shorthand): give one of them');
+  // without --match, --send's replies are taken in order (each server message answers the oldest request)
+  const match: ReplyMatch = given(a, 'match') ? F.match.parse(a.match) : send ? 'next' : D.match;
+  if (send && match === 'wslab') throw new UsageError("--match wslab reads our protocol's replies; with --send use echo, next, json:PATH or regex:RE");
+  if (!send && match !== 'wslab' && match !== 'echo') throw new UsageError(`--match ${match} needs --send (your own message); without it the swarm sends our protocol's --command`);
+  if (send && matchNeedsId(match) && !send.hasId) throw new UsageError(`--match ${match} finds the request by its id: put {{id}} in --send (e.g. '{"id":{{id}},"type":"ping"}')`);
+  if (send?.binary && matchNeedsId(match)) throw new UsageError(`--match ${match} needs a text --send with {{id}}, not base64:/hex:`);
+  const expect = given(a, 'expect') ? F.expect.parse(a.expect) || undefined : undefined;
+  if (expect !== undefined && !send) throw new UsageError('--expect checks replies to --send: give --send (and --match)');
+  if (given(a, 'stall-after') && !subscribe) throw new UsageError('--stall-after applies to --subscribe only');
+  const stallAfterMs = F.stallAfterMs.parse(a['stall-after'] ?? D.stallAfter);
+  if (given(a, 'stall-after') && stallAfterMs < 1) throw new UsageError('--stall-after: must be at least 1ms');
+  return Object.freeze({ send, subscribe, readerSend, match, expect, stallAfterMs, vars, total });
+}
+
 /** Checks every swarm flag once and returns the frozen options the coordinator receives. */
 export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const urls = list(a.url);
@@ -142,7 +225,16 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   };
   onlyFor('command', 'chatty', 'slow-reader');
   onlyFor('match', 'chatty');
-  const match = F.match.parse(a.match ?? D.match);
+  onlyFor('send', 'chatty', 'slow-frame');
+  onlyFor('expect', 'chatty');
+  onlyFor('subscribe', 'idle', 'ping', 'chatty');
+  onlyFor('reader-send', 'slow-reader');
+  const vars = given(a, 'vars') ? readVars(String(a.vars)) : undefined;
+  const speech = parseSpeech(a, has, vars, shard ? totalConnections : groups.reduce((n, g) => n + g.connections, 0));
+  const handshake = parseHandshake(a, allTargets, vars);
+  if (vars && ![speech.send, speech.subscribe, speech.readerSend, ...handshake.headers.map((h) => h.value)].some((t) => t?.parts.some((p) => p.k === 'var'))) {
+    throw new UsageError('--vars: no {{var:NAME}} in --send, --subscribe, --reader-send or --header uses it');
+  }
   onlyFor('interval', 'ping', 'chatty', 'slow-reader');
   onlyFor('dribble-interval', 'slowloris', 'slow-frame');
   onlyFor('dribble-bytes', 'slowloris');
@@ -207,7 +299,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     holdMs,
     intervalMs,
     command,
-    match: match as ReplyMatch,
+    speech,
+    handshake,
     readerCommand,
     workers,
     sourceIps: Object.freeze(sourceIps),
@@ -239,9 +332,17 @@ export const swarmCommand = {
     .option('allow-remote-target', { type: 'boolean', describe: 'allow a --url that is not loopback (only for machines you own)' })
     .option('shard', { type: 'string', describe: 'i/N: be shard i (0-based) of N swarms, taking a deterministic slice of --connections, --source-ips and --url (see "Beyond one machine" in README.md)' })
     .option('shards', { type: 'string', describe: 'N: as --shard, with i from the JOB_COMPLETION_INDEX environment variable (a Kubernetes Indexed Job sets it)' })
+    .option('header', { type: 'string', array: true, describe: "extra upgrade header 'Name: value' (repeatable; the value may hold {{conn}} {{var:NAME}} … as in --send)" })
+    .option('origin', { type: 'string', describe: 'Origin header of the upgrade (default: none)' })
+    .option('user-agent', { type: 'string', describe: `User-Agent header of the upgrade; '' = none (default "${DEFAULT_USER_AGENT}")` })
+    .option('subprotocol', { type: 'string', array: true, describe: 'offer these subprotocols (comma list or repeated); the server must choose one of them, else protocol_error' })
+    .option('ca', { type: 'string', describe: "wss://: PEM file of the CA (or self-signed certificate) to trust for the server's certificate" })
+    .option('insecure', { type: 'boolean', describe: "wss://: do not verify the server's certificate (testing only)" })
+    .option('servername', { type: 'string', describe: "wss://: TLS server name (SNI and certificate check), default the URL's host name" })
     .example('$0 swarm --url ws://127.0.0.1:8080/ --connections 20000 --rate 15000 --hold 30s --source-ips 127.0.0.2-127.0.0.9', 'hold 20,000 idle connections for 30 s')
     .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend')
-    .example("$0 swarm --url ws://127.0.0.1:8080/ --mix 'slowloris:2000,chatty:200@5s' --hold 20s --summary out.json", '2,000 slowloris, then 200 healthy clients 5 s into the attack')),
+    .example("$0 swarm --url ws://127.0.0.1:8080/ --mix 'slowloris:2000,chatty:200@5s' --hold 20s --summary out.json", '2,000 slowloris, then 200 healthy clients 5 s into the attack')
+    .example("$0 swarm --url wss://localhost:8443/ --ca cert.pem --profile chatty --send '{\"id\":{{id}},\"type\":\"ping\"}' --match json:id", 'your own JSON protocol over TLS, replies matched by id')),
   handler: async (a: Raw) => {
     const o = await swarmOptions(a);
     // loaded only to run: `wslab serve` and a rejected flag do not pay for the swarm's modules

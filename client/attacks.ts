@@ -28,8 +28,9 @@ import { randomFillSync } from 'node:crypto';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, type AttackOutcome } from '../metrics/swarm.js';
 import { OP_BINARY, OP_PING, OP_TEXT, encodeFrame } from './codec.js';
 import type { AttackEnd } from './pool.js';
-import type { AttackOptions, AttackProfile, SwarmCommand, SwarmTarget } from './options.js';
-import { Traffic, latencyHistogram, type Profile } from './profiles.js';
+import type { AttackOptions, AttackProfile, SwarmCommand, SwarmSpeech, SwarmTarget } from './options.js';
+import { Traffic, latencyHistogram, templateFrame, type Profile } from './profiles.js';
+import { Renderer } from './template.js';
 
 const FLOOD_TICK_MS = 10;
 const FLOOD_BATCH = 16;
@@ -86,6 +87,9 @@ export interface AttackSettings {
   /** slow-reader's command. */
   readonly command: SwarmCommand;
   readonly targets: readonly SwarmTarget[];
+  /** `--reader-send` (slow-reader) and `--send` (slow-frame): the user's request instead of our protocol's. */
+  readonly speech: SwarmSpeech;
+  readonly firstIndex: number;
 }
 
 /** A hostile profile: a {@link Profile} that also hears the attack hooks of the pool. */
@@ -164,6 +168,8 @@ class Slowloris extends Attack {
 /** Asks for large replies and reads them at --read-rate bytes/s (0: never). */
 class SlowReader extends Attack {
   private readonly wire: Buffer;
+  /** `--reader-send`: the user's request for a large reply; message numbers count per worker. */
+  private readonly renderer: Renderer | undefined;
   private readonly credit: Float64Array;
   private readonly paused: Uint8Array;
   private readonly perTick: number;
@@ -173,6 +179,7 @@ class SlowReader extends Attack {
   constructor(pool: AttackPool, s: AttackSettings, capacity: number) {
     super(pool, s);
     this.wire = Buffer.from(s.command.wire, 'latin1');
+    this.renderer = s.speech.readerSend ? new Renderer(s.speech.readerSend, s.speech.total, s.speech.vars) : undefined;
     this.credit = new Float64Array(capacity);
     this.paused = new Uint8Array(capacity);
     this.perTick = s.attack.readRate * READ_TICK_MS / 1000;
@@ -214,23 +221,34 @@ class SlowReader extends Attack {
   }
 
   private command(slot: number): void {
+    if (this.renderer) {
+      if (this.write(slot, templateFrame(this.renderer, this.s.firstIndex + slot, this.seq++), false)) this.traffic.sent++;
+      return;
+    }
     const id = String(this.seq++);
     if (this.write(slot, encodeFrame(OP_TEXT, Buffer.concat([Buffer.from(id, 'latin1'), this.wire])), false)) this.traffic.sent++;
   }
 }
 
-/** One frame: the header at once, then the payload a byte per --dribble-interval; then the next frame. */
+/**
+ * One frame: the header at once, then the payload a byte per --dribble-interval; then the next frame. The payload
+ * is our `echo` command, or with `--send` the user's message (of connection 0, message 0: rendered once, every
+ * slot sends the same bytes), so a foreign server waits for a request it would answer.
+ */
 class SlowFrame extends Attack {
   private readonly frame: Buffer;
-  private readonly offset: Uint8Array;
-  private readonly headerLength = 6;
+  private readonly offset: Float64Array;
+  private readonly headerLength: number;
 
   constructor(pool: AttackPool, s: AttackSettings, capacity: number) {
     super(pool, s);
-    const payload = Buffer.alloc(SLOW_FRAME_LENGTH, 0x78);
-    payload.write('0 echo ', 'latin1');
-    this.frame = encodeFrame(OP_TEXT, payload); // built once: every slot sends the same bytes
-    this.offset = new Uint8Array(capacity);
+    const send = s.speech.send;
+    let payload = Buffer.alloc(SLOW_FRAME_LENGTH, 0x78);
+    if (send) payload = Buffer.from(new Renderer(send, s.speech.total, s.speech.vars).text(0, 0), send.binary ? 'latin1' : 'utf8');
+    else payload.write('0 echo ', 'latin1');
+    this.frame = encodeFrame(send?.binary ? OP_BINARY : OP_TEXT, payload); // built once: every slot sends the same bytes
+    this.headerLength = this.frame.length - payload.length;
+    this.offset = new Float64Array(capacity);
   }
 
   override opened(slot: number): void {

@@ -49,19 +49,33 @@ export function acceptFor(keys: Uint8Array, offset: number): string {
   return createHash('sha1').update(key + GUID).digest('base64');
 }
 
-/** The upgrade request for one target, built once: only the 24-character key differs between connections. */
+/**
+ * The upgrade request for one target, built once: only the 24-character key differs between connections, and the
+ * header lines `perConnection` renders (`--header` values with placeholders), when there are any. `extra` is
+ * further header lines, each ending in CRLF (Origin, User-Agent, Sec-WebSocket-Protocol, the user's headers).
+ */
 export class UpgradeRequest {
   private readonly head: Buffer;
   private readonly tail: Buffer;
-  constructor(host: string, path: string) {
-    this.head = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: `, 'latin1');
+  constructor(host: string, path: string, extra = '', private readonly perConnection?: (conn: number) => string) {
+    this.head = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${extra}Sec-WebSocket-Key: `, 'utf8');
     this.tail = Buffer.from('\r\nSec-WebSocket-Version: 13\r\n\r\n', 'latin1');
   }
-  /** The request for the key stored at `offset` of `keys`. */
-  build(keys: Uint8Array, offset: number): Buffer {
-    const out = Buffer.allocUnsafe(this.head.length + 24 + this.tail.length);
+  /** The request for the key stored at `offset` of `keys`, for global connection `conn`. */
+  build(keys: Uint8Array, offset: number, conn = 0): Buffer {
+    const lines = this.perConnection?.(conn);
+    const own = lines === undefined ? 0 : Buffer.byteLength(lines);
+    const out = Buffer.allocUnsafe(this.head.length + 24 + this.tail.length + own);
     this.head.copy(out, 0);
     out.write(Buffer.from(keys.buffer, keys.byteOffset + offset, 16).toString('base64'), this.head.length, 'latin1');
+    if (lines !== undefined) {
+      // the key line ends in CRLF, then the connection's own lines, then the version line (tail without its CRLF)
+      let at = this.head.length + 24;
+      at += out.write('\r\n', at, 'latin1');
+      at += out.write(lines, at, 'utf8');
+      this.tail.copy(out, at, 2);
+      return out.subarray(0, at + this.tail.length - 2);
+    }
     this.tail.copy(out, this.head.length + 24);
     return out;
   }
@@ -77,27 +91,27 @@ export const UPGRADE_INVALID = -3;
  * {@link UPGRADE_REJECTED} when the status is not 101, {@link UPGRADE_INVALID} when a 101 lacks the upgrade headers
  * or carries the wrong Sec-WebSocket-Accept. {@link upgradeFailure} says why, for a diagnostic line.
  */
-export function checkUpgrade(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number): number {
+export function checkUpgrade(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = []): number {
   const at = buf.indexOf('\r\n\r\n', start, 'latin1');
   if (at < 0 || at + 4 > end) return end - start > MAX_HEAD ? UPGRADE_INVALID : UPGRADE_PARTIAL;
-  return headProblem(buf.toString('latin1', start, at), keys, keyOffset) === undefined ? at + 4
+  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols) === undefined ? at + 4
     : statusOf(buf.toString('latin1', start, Math.min(at, start + 16))) === 101 ? UPGRADE_INVALID : UPGRADE_REJECTED;
 }
 
 /** Why {@link checkUpgrade} refused `buf[start, end)`, in words. */
-export function upgradeFailure(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number): string {
+export function upgradeFailure(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = []): string {
   const at = buf.indexOf('\r\n\r\n', start, 'latin1');
   if (at < 0 || at >= end) return `no complete HTTP response head within ${MAX_HEAD} bytes`;
-  return headProblem(buf.toString('latin1', start, at), keys, keyOffset) ?? 'none';
+  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols) ?? 'none';
 }
 
 const statusOf = (line: string): number => (/^HTTP\/1\.[01] (\d{3})/.exec(line) ? Number(line.slice(9, 12)) : 0);
 
-function headProblem(head: string, keys: Uint8Array, keyOffset: number): string | undefined {
+function headProblem(head: string, keys: Uint8Array, keyOffset: number, protocols: readonly string[]): string | undefined {
   const lines = head.split('\r\n');
   const status = statusOf(lines[0]);
   if (status !== 101) return `server answered "${lines[0].slice(0, 80)}" instead of 101 Switching Protocols`;
-  let upgrade = '', connection = '', accept = '';
+  let upgrade = '', connection = '', accept = '', protocol: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const colon = lines[i].indexOf(':');
     if (colon < 0) continue;
@@ -106,11 +120,17 @@ function headProblem(head: string, keys: Uint8Array, keyOffset: number): string 
     if (name === 'upgrade') upgrade = value.toLowerCase();
     else if (name === 'connection') connection = value.toLowerCase();
     else if (name === 'sec-websocket-accept') accept = value;
+    else if (name === 'sec-websocket-protocol') protocol = value;
   }
   if (upgrade !== 'websocket') return `101 without "Upgrade: websocket" (got "${upgrade}")`;
   if (!connection.split(',').some((t) => t.trim() === 'upgrade')) return '101 without "Connection: Upgrade"';
   const expected = acceptFor(keys, keyOffset);
   if (accept !== expected) return `Sec-WebSocket-Accept is "${accept}", expected "${expected}"`;
+  // RFC 6455 §4.1: the server picks one of the offered subprotocols, or none; we offered them because we need one
+  if (protocols.length > 0 && (protocol === undefined || !protocols.includes(protocol))) {
+    return protocol === undefined ? `the server chose no subprotocol (offered ${protocols.join(', ')})` : `the server chose subprotocol "${protocol}", not one of ${protocols.join(', ')}`;
+  }
+  if (protocols.length === 0 && protocol !== undefined) return `the server chose subprotocol "${protocol}" though none was offered`;
   return undefined;
 }
 

@@ -19,13 +19,14 @@ import { established, readTree } from '../metrics/proc-status.js';
 import type { IpcGather } from '../metrics/gather.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
-  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type ReplyMatch, type SwarmCommand, type SwarmOptions, type SwarmTarget, type ProfileName,
+  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
+  type ProfileName,
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
 import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
-import { assembleSummary, attackGroup, healthyGroup, round3, roundedRate } from './summary.js';
+import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
 /* ---- the IPC messages between coordinator and workers ---- */
@@ -45,7 +46,8 @@ export interface WorkerInit {
   profile: ProfileName;
   intervalMs: number;
   command: SwarmCommand;
-  match: ReplyMatch;
+  speech: SwarmSpeech;
+  handshake: SwarmHandshake;
   readerCommand: SwarmCommand;
   attack: AttackOptions;
   handshakeTimeoutMs: number;
@@ -81,6 +83,10 @@ export interface WorkerStats {
   sent: number;
   received: number;
   replyErrors: number;
+  /** Server messages that answered no request. */
+  pushed: number;
+  /** `--subscribe`: connections that went silent past --stall-after, and connection-seconds watched. */
+  push: { stalled: number; seconds: number } | null;
   pingsSent: number;
   pongsReceived: number;
   rttCount: number;
@@ -107,6 +113,8 @@ export interface WorkerFinal {
   rttHdr: string;
   /** Attack workers: time from connect() to the cut, µs. */
   cutHdr: string | null;
+  /** `--subscribe`: gaps between a connection's pushes, µs. */
+  pushGapHdr: string | null;
 }
 export type FromWorker =
   | { t: 'ready'; baselineRssBytes: number }
@@ -140,6 +148,8 @@ const PORTS_PER_SOURCE = 28_232;
 const FIXES: Partial<Record<SwarmCause, string>> = {
   EMFILE: 'a worker ran out of file descriptors (20,000 per process here): add --workers (each holds at most ~19,000 sockets)',
   EADDRNOTAVAIL: 'out of local ports or addresses (28,232 ephemeral ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60',
+  tls_certificate: "the server's certificate is not trusted: pass --ca FILE (the certificate or CA that signed it), --servername NAME when it is issued for another name than the URL's host, or --insecure to skip verification (testing only)",
+  tls_handshake: 'TLS failed: is the server speaking TLS on that port (else use ws://)?',
 };
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
@@ -220,7 +230,7 @@ export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
       index: i, group: gi, startDelayMs: g.startDelayMs, firstIndex: first, count,
       rate: o.rate / kg, maxPending: Math.max(1, Math.ceil(o.maxPending / kg)),
       sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, x) => x % k === i) : o.sourceIps,
-      targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, match: o.match, readerCommand: o.readerCommand,
+      targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, speech: o.speech, handshake: o.handshake, readerCommand: o.readerCommand,
       attack: o.attack, handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
     };
     first += count;
@@ -422,6 +432,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     crashed ? 'a worker failed' : '',
     (attacked ? reached === 0 : summary.opened === 0) ? 'no connection opened' : '',
     !attacked && summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
+    summary.misunderstood ? 'the replies made no sense (see the warning)' : '',
   ].filter(Boolean);
   if (failures.length > 0) {
     io.stderr.write(`wslab swarm: run failed: ${failures.join('; ')} (exit ${EXIT.runFailed})\n`);
@@ -490,11 +501,22 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
   if (!isAttack(g.profile)) {
     const rtt = latencyHistogram();
     for (const w of ws) if (w.final) rtt.add(hdr.decodeFromCompressedBase64(w.final.rttHdr));
+    const chatty = g.profile === 'chatty';
+    let push;
+    if (o.speech.subscribe) {
+      const gaps = latencyHistogram();
+      for (const w of ws) if (w.final?.pushGapHdr) gaps.add(hdr.decodeFromCompressedBase64(w.final.pushGapHdr));
+      push = {
+        messages: total((s) => s.pushed), seconds: total((s) => s.push?.seconds ?? 0), gaps,
+        stalled: total((s) => s.push?.stalled ?? 0), stallAfterMs: o.speech.stallAfterMs,
+      };
+    }
     return healthyGroup({
       ...counts, lost: total((s) => s.lost.reduce((a, b) => a + b, 0)), requestsDue: total((s) => s.requestsDue),
-      repliesOk: g.profile === 'ping' ? total((s) => s.pongsReceived) : g.profile === 'chatty' ? total((s) => s.received - s.replyErrors) : 0,
+      repliesOk: g.profile === 'ping' ? total((s) => s.pongsReceived) : chatty ? total((s) => s.received - s.replyErrors - s.pushed) : 0,
+      replyErrors: chatty ? total((s) => s.replyErrors) : 0, unmatched: chatty ? total((s) => s.pushed) : 0,
       sending: g.profile !== 'idle',
-    }, connect, rtt, roundedRate);
+    }, connect, rtt, roundedRate, push);
   }
   const cut = latencyHistogram();
   for (const w of ws) if (w.final?.cutHdr) cut.add(hdr.decodeFromCompressedBase64(w.final.cutHdr));
@@ -550,6 +572,13 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
   const closedUrls = [...new Set(o.targets.filter((_, i) => emptied(i) && abruptByTarget[i] * 2 < lostByTarget[i]).map((t) => t.url))];
   for (const url of deadUrls) warnings.push(`every connection held to ${url} was lost (${byUrl[url]}), most without a close frame: the server died`);
   for (const url of closedUrls) warnings.push(`the server at ${url} closed every connection held to it (${byUrl[url]}) with close frames`);
+  const profiles = Object.fromEntries(o.groups.map((g, gi) => [g.profile, groupSummary(o, gi, ws.filter((w) => w.group === gi))]));
+  const chatty = profiles.chatty;
+  const misunderstood = chatty?.role === 'healthy' ? nonsense(chatty, o.speech.match, o.speech.send !== undefined) : undefined;
+  if (misunderstood) warnings.push(misunderstood);
+  if (chatty?.role === 'healthy' && chatty.requestsDue >= 10 && chatty.repliesOk + chatty.replyErrors + chatty.unmatched === 0) {
+    warnings.push(`none of ${chatty.requestsDue} requests due got any reply: does the server answer ${o.speech.send ? 'this --send message' : "our protocol's --command"}?`);
+  }
   const lostTotal = lost.reduce((a, b) => a + b, 0);
   if (lostTotal > 0) warnings.push(`${lostTotal} connection${lostTotal === 1 ? '' : 's'} lost after opening, first at ${since(lostFirst)} s, last at ${since(lostLast)} s`);
   const closeTimeouts = total((s) => s.closeTimeouts);
@@ -576,7 +605,7 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
     connect,
     rtt,
     messages: {
-      sent: total((s) => s.sent), received: total((s) => s.received), errors: total((s) => s.replyErrors),
+      sent: total((s) => s.sent), received: total((s) => s.received), errors: total((s) => s.replyErrors), pushed: total((s) => s.pushed),
       pingsSent: total((s) => s.pingsSent), pongsReceived: total((s) => s.pongsReceived),
     },
     client: {
@@ -598,6 +627,7 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
       lastOpenedAtMs: lastOpened > 0 ? Math.round(lastOpened) : null,
     },
     merged: null,
-    profiles: Object.fromEntries(o.groups.map((g, gi) => [g.profile, groupSummary(o, gi, ws.filter((w) => w.group === gi))])),
+    profiles,
+    misunderstood: misunderstood !== undefined,
   });
 }

@@ -1,7 +1,8 @@
 import { UsageError } from '../core/errors.js';
 import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
 import { parseDuration, parseInteger, parseSize } from '../core/units.js';
-import { PROFILES, REPLY_MATCHES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch } from './options.js';
+import { parseExpect, parseMatch } from './match.js';
+import { PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyExpect, type ReplyMatch } from './options.js';
 
 /**
  * The load-shaping flags of `wslab swarm`, each defined once: `--help`, the check of its own value, and the argv
@@ -19,6 +20,15 @@ export interface SwarmFlags {
   mix: string;
   intervalMs: number;
   match: ReplyMatch;
+  /** Template sources (client/template.ts), compiled by cli/swarm.ts with --vars; '' = none. */
+  send: string;
+  subscribe: string;
+  readerSend: string;
+  /** A CSV file for {{var:NAME}}; '' = none. */
+  vars: string;
+  /** `json:PATH==VALUE` or `regex:RE` (client/match.ts); '' = none. */
+  expect: ReplyExpect | '';
+  stallAfterMs: number;
   /** `<verb> <n>`, read by cli/swarm.ts parseCommand (it knows the protocol's limits). */
   command: string;
   dribbleIntervalMs: number;
@@ -58,7 +68,21 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
     'attacks (loopback only): slowloris | slow-reader | slow-frame | no-pong | ping-flood | oversize | garbage | conn-flood'),
   mix: text('mix', "healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], e.g. 'slowloris:2000,chatty:200@5s'"),
   intervalMs: duration('interval', D.interval, 'ping/chatty/slow-reader: per-connection send interval'),
-  match: oneOf('match', REPLY_MATCHES, D.match, 'chatty: what a good reply is: wslab = `<id> ok …`; echo = the request itself, for a server that echoes any text'),
+  match: option({
+    flag: 'match', type: 'string', default: D.match, defaultDescription: `"${D.match}"`, parse: (raw) => parseMatch(String(raw)),
+    describe: 'chatty: which server message answers a request: wslab = `<id> ok …` (our protocol); echo = the request itself; next = the next message (FIFO); ' +
+      'json:PATH = its JSON field PATH holds the request\'s {{id}}; regex:RE = RE\'s first group does',
+  }),
+  send: text('send', 'chatty (and slow-frame): your own message instead of --command: text with {{conn}} {{seq}} {{id}} {{now}} {{rand:N}} {{var:NAME}}, @file, ' +
+    `or base64:…/hex:… for binary, e.g. '{"id":{{id}},"type":"ping"}'`),
+  subscribe: text('subscribe', 'sent once after the upgrade (idle, ping, chatty); the server\'s pushes are then measured: rate per connection, gaps, stalls (a template, like --send)'),
+  readerSend: text('reader-send', 'slow-reader: your request for a large reply instead of our `fill` (a template, like --send)'),
+  vars: text('vars', 'a CSV file (header row of names, one row per connection, used round-robin) for {{var:NAME}} in --send, --subscribe, --reader-send and --header'),
+  expect: option<ReplyExpect | ''>({
+    flag: 'expect', type: 'string', default: '', defaultDescription: 'none', parse: (raw) => (raw === '' ? '' : parseExpect(String(raw))),
+    describe: "chatty with --send: a matched reply is good only if 'json:PATH==VALUE' holds or 'regex:RE' matches (else an error reply)",
+  }),
+  stallAfterMs: duration('stall-after', D.stallAfter, '--subscribe: a connection silent this long counts as stalled'),
   command: text('command', `chatty (or slow-reader without chatty): protocol command, e.g. 'echo 32' (32-byte payload), 'wait 50', 'cpu 1000', 'block 10', 'fill 100' (default chatty '${D.command}', slow-reader '${D.slowReaderCommand}')`, (v) => v, D.command),
   dribbleIntervalMs: duration('dribble-interval', D.dribbleInterval, 'slowloris, slow-frame: time between dribbled writes'),
   dribbleBytes: whole('dribble-bytes', D.dribbleBytes, 1, 4096, 'slowloris: bytes of the upgrade request per dribble'),

@@ -92,8 +92,19 @@ function mergeProfiles(xs: Source[], connect: hdr.Histogram, rtt: hdr.Histogram)
     const merged = healthyGroup({
       ...counts, lost: add<HealthySummary>((g) => g.lost),
       requestsDue: add<HealthySummary>((g) => g.requestsDue), repliesOk: add<HealthySummary>((g) => g.repliesOk),
+      replyErrors: add<HealthySummary>((g) => g.replyErrors ?? 0), unmatched: add<HealthySummary>((g) => g.unmatched ?? 0),
       sending: groups.some((g) => (g as HealthySummary).servedRate !== null),
     }, connect, rtt, exactRate);
+    // pushes: counts add; the gap percentiles and the rate need histograms and seconds the summary does not keep
+    const pushes = (groups as HealthySummary[]).map((g) => g.push).filter((u) => u != null);
+    if (pushes.length > 0) {
+      merged.push = {
+        messages: pushes.reduce((a, u) => a + u.messages, 0), perConnectionPerSec: null,
+        gapMs: { p50: null, p90: null, p99: null, p999: null, max: null, count: pushes.reduce((a, u) => a + u.gapMs.count, 0) },
+        stalled: pushes.reduce((a, u) => a + u.stalled, 0), stallAfterSec: pushes[0].stallAfterSec,
+      };
+      return { profiles: { [name]: merged }, warnings: [`${name}: push gap percentiles and the per-connection rate are not merged; counts added`] };
+    }
     return { profiles: { [name]: merged }, warnings: [] };
   }
   const attacks = groups as AttackSummary[];
@@ -155,7 +166,7 @@ export function mergeSummaries(xs: Source[]): Summary {
     rtt,
     messages: {
       sent: total(xs, (s) => s.messages.sent), received: total(xs, (s) => s.messages.received),
-      errors: total(xs, (s) => s.messages.errors), pingsSent: total(xs, (s) => s.messages.pingsSent),
+      errors: total(xs, (s) => s.messages.errors), pushed: total(xs, (s) => s.messages.pushed ?? 0), pingsSent: total(xs, (s) => s.messages.pingsSent),
       pongsReceived: total(xs, (s) => s.messages.pongsReceived),
     },
     client: {
@@ -170,6 +181,7 @@ export function mergeSummaries(xs: Source[]): Summary {
     warnings: [...setWarnings, ...profileWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
     interrupted: xs.some((x) => x.summary.interrupted),
     serverDied: xs.some((x) => x.summary.serverDied),
+    misunderstood: xs.some((x) => x.summary.misunderstood === true),
     // each swarm read the server at its own instants: their figures do not add up
     server: null,
     shard: null,

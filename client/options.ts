@@ -3,6 +3,7 @@
  * as a frozen {@link SwarmOptions}. Inner modules (coordinator, workers) never read argv or env.
  */
 import type { Shard } from './shard.js';
+import type { Template, VarTable } from './template.js';
 import type { Threshold } from './thresholds.js';
 
 /** Healthy profiles: what a well-behaved client does with a held connection. */
@@ -52,6 +53,10 @@ export interface SwarmTarget {
   readonly path: string;
   /** `Host:` header value. */
   readonly host: string;
+  /** wss://: TLS over node:tls before the upgrade. */
+  readonly tls: boolean;
+  /** The URL's host name when it is not an IP address (the default TLS servername, SNI). */
+  readonly hostname: string;
 }
 
 /** A `--command` of docs/protocol.md, checked at the edge: `echo 32` = echo a 32-byte payload. */
@@ -62,8 +67,46 @@ export interface SwarmCommand {
   readonly wire: string;
 }
 
-export const REPLY_MATCHES = ['wslab', 'echo'] as const;
-export type ReplyMatch = (typeof REPLY_MATCHES)[number];
+/**
+ * `--match`: which server message answers which request (client/match.ts). `wslab` = `<id> ok …` of
+ * docs/protocol.md; `echo` = the request itself; `next` = the next message on the connection (FIFO); `json:PATH` =
+ * the message's JSON field at PATH carries the request's `{{id}}`; `regex:RE` = RE's first group does.
+ */
+export type ReplyMatch = 'wslab' | 'echo' | 'next' | `json:${string}` | `regex:${string}`;
+/** `--expect`: a matched reply is good only if its JSON field equals VALUE (`json:PATH==VALUE`) or it matches RE. */
+export type ReplyExpect = `json:${string}` | `regex:${string}`;
+
+/** The user's protocol, for servers that do not speak ours (`--send`, `--subscribe`, …; client/template.ts). */
+export interface SwarmSpeech {
+  /** chatty: the message sent every interval instead of `--command`. Default none (our protocol). */
+  readonly send: Template | undefined;
+  /** idle, ping, chatty: sent once after the upgrade; what the server pushes then is measured. Default none. */
+  readonly subscribe: Template | undefined;
+  /** slow-reader: the request that makes a large reply, instead of `fill`. Default none. */
+  readonly readerSend: Template | undefined;
+  readonly match: ReplyMatch;
+  readonly expect: ReplyExpect | undefined;
+  /** `--subscribe`: a connection silent this long (between pushes, or at the end) counts as stalled, ms. Default 5 s. */
+  readonly stallAfterMs: number;
+  /** `--vars FILE.csv`: rows for `{{var:NAME}}`, row = connection index mod rows. */
+  readonly vars: VarTable | undefined;
+  /** The modulus of `{{id}}`: the whole run's connections (across shards). */
+  readonly total: number;
+}
+
+/** What the upgrade request carries besides the RFC 6455 headers, and how TLS is checked. */
+export interface SwarmHandshake {
+  /** `--header 'Name: value'` (values may hold placeholders), `--origin`, `--user-agent`, in that order. */
+  readonly headers: readonly { readonly name: string; readonly value: Template }[];
+  /** `--subprotocol a,b`: offered in Sec-WebSocket-Protocol; the server must choose one of them. */
+  readonly subprotocols: readonly string[];
+  /** wss://: PEM text of `--ca FILE`; undefined = the system's CAs. */
+  readonly ca: string | undefined;
+  /** `--insecure`: do not verify the server's certificate. Default false. */
+  readonly insecure: boolean;
+  /** `--servername`: the TLS server name (SNI, certificate check); default the URL's host name. */
+  readonly servername: string | undefined;
+}
 
 export interface SwarmOptions {
   /** Servers, round-robin by connection index. Required. */
@@ -88,12 +131,10 @@ export interface SwarmOptions {
   readonly intervalMs: number;
   /** chatty: the command sent. Default `echo 32`. */
   readonly command: SwarmCommand;
-  /**
-   * chatty: what a good reply is. `wslab` = `<id> ok …` (docs/protocol.md); `echo` = the request itself, byte for byte
-   * (a server that echoes any text, not speaking our protocol). Either way the id in front times the reply from
-   * its intended send. Default `wslab`.
-   */
-  readonly match: ReplyMatch;
+  /** The user's messages and how replies are matched (`--send`, `--match`, `--subscribe`, …). Default our protocol. */
+  readonly speech: SwarmSpeech;
+  /** Extra upgrade headers, subprotocols, TLS checks. */
+  readonly handshake: SwarmHandshake;
   /** slow-reader: the command sent every interval, a large reply. Default `fill 1048576` (`--command` in a run without chatty). */
   readonly readerCommand: SwarmCommand;
   /** Worker processes. Default: ceil(connections / 19,000) per group, the most sockets one process may hold here. */
@@ -133,6 +174,7 @@ export const SWARM_DEFAULTS = Object.freeze({
   interval: '1s',
   command: 'echo 32',
   match: 'wslab' as ReplyMatch,
+  stallAfter: '5s',
   slowReaderCommand: 'fill 1048576',
   dribbleInterval: '1s',
   dribbleBytes: 4,

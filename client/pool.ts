@@ -23,7 +23,8 @@ import {
   FrameReader, UpgradeRequest, checkUpgrade, encodeClose, encodeFrame, newKey, upgradeFailure,
   OP_PONG, UPGRADE_PARTIAL, UPGRADE_REJECTED, type FrameSink,
 } from './codec.js';
-import type { SwarmTarget } from './options.js';
+import type { SwarmHandshake, SwarmTarget } from './options.js';
+import { TlsHandle } from './tls-transport.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
 interface TcpHandle {
@@ -158,7 +159,14 @@ export interface PoolOptions {
   readonly answerPings?: boolean;
   /** slowloris: after TCP connect, hand the slot to {@link PoolHooks.dribbling} instead of sending the upgrade. Default false. */
   readonly dribble?: boolean;
+  /** Extra upgrade headers and subprotocols, TLS checks for wss:// targets. Default none. */
+  readonly handshake?: SwarmHandshake;
+  /** Header lines of a connection whose `--header` values hold placeholders (`conn` = global index). */
+  readonly headerLines?: (conn: number) => string;
 }
+
+/** A slot's transport: a bare libuv TCP handle (ws://) or a TLS socket (wss://, client/tls-transport.ts). */
+type Handle = TcpHandle | TlsHandle;
 
 /** Counts a pool keeps; plain numbers read by the stats reporter and the /metrics collectors. */
 export class PoolCounts {
@@ -202,7 +210,7 @@ export class Pool implements FrameSink {
   private readonly deadline: Float64Array;
   /** Sec-WebSocket-Key nonces, 16 bytes per slot, kept until the 101 is verified. */
   private readonly keys: Uint8Array;
-  private readonly handles: (TcpHandle | undefined)[];
+  private readonly handles: (Handle | undefined)[];
   private readonly requests: UpgradeRequest[];
   private readonly reader: FrameReader;
   /** Partial HTTP response heads, only while one straddles reads. */
@@ -212,6 +220,7 @@ export class Pool implements FrameSink {
   private readonly cursor: Int32Array;
   private readonly ports: readonly [number, number];
   private readonly seenFailure = new Set<SwarmCause>();
+  private readonly protocols: readonly string[];
   private used = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /*
@@ -221,6 +230,7 @@ export class Pool implements FrameSink {
   private readonly onRead: (this: TcpHandle) => void;
   private readonly afterConnect: (status: number, h: TcpHandle) => void;
   private readonly afterWrite: (status: number, h: TcpHandle) => void;
+  private readonly tlsEvents: import('./tls-transport.js').TlsEvents;
 
   constructor(private readonly o: PoolOptions, private readonly hooks: PoolHooks) {
     this.counts = new PoolCounts(o.targets.length);
@@ -234,12 +244,27 @@ export class Pool implements FrameSink {
     const [lo, hi] = this.ports;
     // a random start per address: workers sharing an address, and a run right after another, rarely collide
     this.cursor = Int32Array.from(o.sources, () => lo + Math.floor(Math.random() * (hi - lo + 1)));
-    this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path));
+    const hs = o.handshake;
+    this.protocols = hs?.subprotocols ?? [];
+    // Header lines the same for every connection, built into each target's request once.
+    const fixed = (hs?.headers ?? []).filter((x) => x.value.parts.every((p) => p.k === 'lit'))
+      .map((x) => `${x.name}: ${Buffer.from(x.value.parts.map((p) => (p as { b64: string }).b64).join(''), 'base64').toString('utf8')}\r\n`).join('');
+    const offered = this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '';
+    this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, fixed + offered, o.headerLines));
     this.reader = new FrameReader(this);
     const pool = this;
     this.onRead = function onRead(this: TcpHandle) { pool.received(this.slot, streamBaseState[kReadBytesOrError]); };
     this.afterConnect = (status, h) => pool.connected(h.slot, h, status);
     this.afterWrite = (status, h) => { if (status < 0) pool.received(h.slot, status); };
+    this.tlsEvents = {
+      connected: (slot, h, status) => pool.connected(slot, h, status),
+      received: (slot, nread, buf) => { if (pool.handles[slot] !== undefined) pool.received(slot, nread, buf); },
+      tlsFailed: (slot, h, why, detail) => {
+        if (pool.handles[slot] !== h) return;
+        const t = pool.o.targets[pool.targetOf(slot)];
+        pool.failAttempt(slot, why, `${detail} (${t.url})`);
+      },
+    };
   }
 
   isOpen(slot: number): boolean { return this.state[slot] === OPEN; }
@@ -264,6 +289,15 @@ export class Pool implements FrameSink {
     const g = this.o.firstIndex + slot;
     const t = this.o.targets[g % this.o.targets.length];
     const si = this.o.sources.length > 0 ? g % this.o.sources.length : -1;
+    if (t.tls) {
+      let port = 0;
+      if (si >= 0) {
+        port = this.cursor[si];
+        this.cursor[si] = port >= this.ports[1] ? this.ports[0] : port + 1;
+      }
+      this.handles[slot] = new TlsHandle(slot, t, si >= 0 ? this.o.sources[si] : undefined, port, this.o.handshake!, this.tlsEvents);
+      return;
+    }
     const h = new TCP(TCP_BINDING.constants.SOCKET);
     h.slot = slot;
     h.onread = this.onRead;
@@ -393,7 +427,7 @@ export class Pool implements FrameSink {
 
   /* ---- transport events, reached through the shared handlers made in the constructor ---- */
 
-  private connected(slot: number, h: TcpHandle, status: number): void {
+  private connected(slot: number, h: Handle, status: number): void {
     if (this.state[slot] !== CONNECTING || this.handles[slot] !== h) return; // timed out meanwhile
     if (status < 0) {
       const name = getSystemErrorName(status);
@@ -422,10 +456,10 @@ export class Pool implements FrameSink {
     }
     this.state[slot] = UPGRADING;
     newKey(this.keys, slot * 16);
-    this.write(slot, h, this.requests[this.targetOf(slot)].build(this.keys, slot * 16));
+    this.write(slot, h, this.requests[this.targetOf(slot)].build(this.keys, slot * 16, this.o.firstIndex + slot));
   }
 
-  private received(slot: number, nread: number): void {
+  private received(slot: number, nread: number, buf: Buffer = READ_BUFFER): void {
     const st = this.state[slot];
     if (st === DRIBBLING) return this.dribbleAnswered(slot, nread);
     if (nread > 0) this.hooks.read?.(slot, nread);
@@ -439,8 +473,8 @@ export class Pool implements FrameSink {
       const t = this.o.targets[this.targetOf(slot)];
       return this.failAttempt(slot, why ?? 'ECONNRESET', `${why ?? 'the server ended TCP'} before answering the upgrade (${t.url})`);
     }
-    if (st === OPEN || st === CLOSING) return this.reader.feed(slot, READ_BUFFER, 0, nread);
-    if (st === UPGRADING) this.upgrade(slot, READ_BUFFER, nread);
+    if (st === OPEN || st === CLOSING) return this.reader.feed(slot, buf, 0, nread);
+    if (st === UPGRADING) this.upgrade(slot, buf, nread);
   }
 
   /**
@@ -481,13 +515,13 @@ export class Pool implements FrameSink {
       data = Buffer.concat([head, buf.subarray(0, nread)]);
       end = data.length;
     }
-    const at = checkUpgrade(data, 0, end, this.keys, slot * 16);
+    const at = checkUpgrade(data, 0, end, this.keys, slot * 16, this.protocols);
     if (at === UPGRADE_PARTIAL) {
       this.heads.set(slot, Buffer.from(data.subarray(0, end)));
       return;
     }
     if (at < 0) {
-      const why = upgradeFailure(data, 0, end, this.keys, slot * 16);
+      const why = upgradeFailure(data, 0, end, this.keys, slot * 16, this.protocols);
       return this.failAttempt(slot, at === UPGRADE_REJECTED ? 'handshake_rejected' : 'protocol_error', `upgrade refused: ${why}`);
     }
     const c = this.counts;
@@ -502,7 +536,11 @@ export class Pool implements FrameSink {
     if (at < end && this.state[slot] === OPEN) this.reader.feed(slot, data, at, end);
   }
 
-  private write(slot: number, h: TcpHandle, buf: Buffer): boolean {
+  private write(slot: number, h: Handle, buf: Buffer): boolean {
+    if (h instanceof TlsHandle) {
+      h.write(buf);
+      return true;
+    }
     const req = new WriteWrap();
     req.handle = h;
     req.oncomplete = this.afterWrite;

@@ -10,8 +10,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { OP_PING, OP_TEXT, allocFrame, maskPayload } from './codec.js';
-import type { ProfileName, ReplyMatch, SwarmCommand } from './options.js';
+import { OP_BINARY, OP_PING, OP_TEXT, allocFrame, maskPayload } from './codec.js';
+import { Matcher } from './match.js';
+import type { ProfileName, SwarmCommand, SwarmSpeech } from './options.js';
+import { Renderer } from './template.js';
 
 /** A latency histogram in microseconds, 1 µs to 1 h at 3 significant digits: the same layout everywhere it merges. */
 export function latencyHistogram(): hdr.Histogram {
@@ -22,11 +24,63 @@ export function latencyHistogram(): hdr.Histogram {
 export class Traffic {
   sent = 0;
   received = 0;
-  /** Replies of the form `<id> err …` (or without our id). */
+  /** Replies of the form `<id> err …` (or without our id); with `--send`, matched replies that fail `--expect`. */
   replyErrors = 0;
+  /** Server messages that answer no request (`--send`/`--match`, and every message to idle and ping). */
+  pushed = 0;
   pingsSent = 0;
   pongsReceived = 0;
   readonly rtt = latencyHistogram();
+  /** `--subscribe`: what the server pushes, per connection. */
+  push: PushWatch | undefined;
+}
+
+/**
+ * `--subscribe`: gaps between a connection's pushes (the first from the subscribe message), connections that went
+ * silent for longer than `--stall-after` (between two pushes, or at the end of the hold), and connection-seconds
+ * (for pushes per second per connection). Two numbers and a flag per connection, no timer: a gap is measured when
+ * the next push arrives, and the silence at the end once, at the close order.
+ */
+export class PushWatch {
+  readonly gaps = latencyHistogram();
+  stalled = 0;
+  private readonly since: Float64Array;
+  private readonly last: Float64Array;
+  private readonly flagged: Uint8Array;
+
+  constructor(capacity: number, private readonly stallAfterMs: number) {
+    this.since = new Float64Array(capacity);
+    this.last = new Float64Array(capacity);
+    this.flagged = new Uint8Array(capacity);
+  }
+
+  subscribed(slot: number, now: number): void { this.since[slot] = this.last[slot] = now; }
+
+  arrived(slot: number, now: number): void {
+    if (this.since[slot] === 0) return;
+    const gap = now - this.last[slot];
+    this.gaps.recordValue(Math.max(1, Math.round(gap * 1000)));
+    if (gap > this.stallAfterMs) this.stall(slot);
+    this.last[slot] = now;
+  }
+
+  /** At the close order: open connections silent past the limit now count as stalled; connection-seconds so far. */
+  end(used: number, isOpen: (slot: number) => boolean, now: number): number {
+    let seconds = 0;
+    for (let s = 0; s < used; s++) {
+      if (this.since[s] === 0) continue;
+      const open = isOpen(s);
+      if (open && now - this.last[s] > this.stallAfterMs) this.stall(s);
+      seconds += ((open ? now : this.last[s]) - this.since[s]) / 1000;
+    }
+    return seconds;
+  }
+
+  private stall(slot: number): void {
+    if (this.flagged[slot] === 1) return;
+    this.flagged[slot] = 1;
+    this.stalled++;
+  }
 }
 
 /** The slice of the pool a profile uses. */
@@ -50,18 +104,50 @@ export interface ProfileOptions {
   readonly profile: ProfileName;
   readonly intervalMs: number;
   readonly command: SwarmCommand;
-  readonly match: ReplyMatch;
+  readonly speech: SwarmSpeech;
+  /** Global index of the worker's slot 0 (`{{conn}}` = firstIndex + slot). */
+  readonly firstIndex: number;
 }
 
 /** `onRtt` (seconds) feeds /metrics when it is on. */
 export function createProfile(o: ProfileOptions, pool: Sender, capacity: number, onRtt?: (seconds: number) => void): Profile {
-  return o.profile === 'idle' ? new Idle() : new OpenLoop(o, pool, capacity, onRtt);
+  return o.profile === 'idle' ? new Idle(o, pool, capacity) : new OpenLoop(o, pool, capacity, onRtt);
+}
+
+/** A template's message as one masked frame (text, or binary for base64:/hex:). */
+export function templateFrame(r: Renderer, conn: number, seq: number): Buffer {
+  const n = r.length(conn, seq);
+  const frame = allocFrame(r.binary ? OP_BINARY : OP_TEXT, n);
+  r.write(frame, frame.length - n);
+  maskPayload(frame);
+  return frame;
+}
+
+/** `--subscribe`: the message each connection sends once after its upgrade, and the watch over what follows. */
+class Subscription {
+  private readonly renderer: Renderer;
+  readonly watch: PushWatch;
+  constructor(o: ProfileOptions, private readonly pool: Sender, capacity: number, traffic: Traffic) {
+    this.renderer = new Renderer(o.speech.subscribe!, o.speech.total, o.speech.vars);
+    this.watch = traffic.push = new PushWatch(capacity, o.speech.stallAfterMs);
+  }
+  opened(slot: number, conn: number): void {
+    if (this.pool.send(slot, templateFrame(this.renderer, conn, 0))) this.watch.subscribed(slot, performance.now());
+  }
 }
 
 class Idle implements Profile {
   readonly traffic = new Traffic();
-  opened(): void {}
-  message(): void { this.traffic.received++; }
+  private readonly subscription: Subscription | undefined;
+  constructor(private readonly o: ProfileOptions, pool: Sender, capacity: number) {
+    this.subscription = o.speech.subscribe ? new Subscription(o, pool, capacity, this.traffic) : undefined;
+  }
+  opened(slot: number): void { this.subscription?.opened(slot, this.o.firstIndex + slot); }
+  message(slot: number): void {
+    this.traffic.received++;
+    this.traffic.pushed++;
+    this.subscription?.watch.arrived(slot, performance.now());
+  }
   pong(): void { this.traffic.pongsReceived++; }
   stop(): void {}
 }
@@ -87,6 +173,11 @@ class OpenLoop implements Profile {
   private readonly chatty: boolean;
   private readonly wire: Buffer;
   private readonly echo: boolean;
+  /** chatty with `--send`: the user's message, how replies match it, and each slot's messages sent so far. */
+  private readonly renderer: Renderer | undefined;
+  private readonly matcher: Matcher | undefined;
+  private readonly sent: Uint32Array | undefined;
+  private readonly subscription: Subscription | undefined;
 
   constructor(private readonly o: ProfileOptions, private readonly pool: Sender, capacity: number,
     private readonly onRtt: ((seconds: number) => void) | undefined) {
@@ -94,7 +185,14 @@ class OpenLoop implements Profile {
     this.ring = new Int32Array(capacity);
     this.chatty = o.profile === 'chatty';
     this.wire = Buffer.from(this.chatty ? o.command.wire : '', 'latin1');
-    this.echo = o.match === 'echo';
+    this.echo = o.speech.match === 'echo';
+    const sp = o.speech;
+    if (this.chatty && sp.send) {
+      this.renderer = new Renderer(sp.send, sp.total, sp.vars);
+      this.matcher = new Matcher(sp.match, sp.expect, this.renderer, o.firstIndex, capacity);
+      this.sent = new Uint32Array(capacity);
+    }
+    this.subscription = sp.subscribe ? new Subscription(o, pool, capacity, this.traffic) : undefined;
   }
 
   /** What follows the id in `data[at, end)` is what this profile sends after it: the server echoed the request. */
@@ -104,15 +202,21 @@ class OpenLoop implements Profile {
 
   opened(slot: number): void {
     if (this.stopped) return;
+    this.subscription?.opened(slot, this.o.firstIndex + slot);
     this.due[slot] = performance.now() + this.o.intervalMs;
     this.push(slot);
     if (this.timer === undefined) this.arm(performance.now());
   }
 
-  message(_slot: number, _opcode: number, data: Buffer, start: number, end: number): void {
+  message(slot: number, _opcode: number, data: Buffer, start: number, end: number): void {
     const t = this.traffic;
     t.received++;
-    if (!this.chatty) return;
+    if (this.matcher) return this.matched(slot, data, start, end);
+    if (!this.chatty) {
+      t.pushed++;
+      this.subscription?.watch.arrived(slot, performance.now());
+      return;
+    }
     const idEnd = data.indexOf(SPACE, start);
     const sent = idEnd > start && idEnd < end ? decimal(data, start, idEnd) : -1;
     // `<id> ok <result>` (or, matching echoes, the request itself): anything else is a protocol-level error reply
@@ -122,6 +226,23 @@ class OpenLoop implements Profile {
       if (sent < 0) return;
     }
     this.record(sent);
+  }
+
+  /**
+   * `--send`: the reply answers message `seq` of this slot, or nothing (a push). Its intended send time follows from
+   * the schedule: message k of a slot was due at open + (k + 1) × interval, and `due` is the next one's.
+   */
+  private matched(slot: number, data: Buffer, start: number, end: number): void {
+    const t = this.traffic;
+    const sent = this.sent![slot];
+    const seq = this.matcher!.reply(slot, data, start, end, sent);
+    if (seq < 0) {
+      t.pushed++;
+      this.subscription?.watch.arrived(slot, performance.now());
+      return;
+    }
+    if (!this.matcher!.good(data, start, end)) t.replyErrors++;
+    this.record(Math.round((this.due[slot] - (sent - seq) * this.o.intervalMs) * 1000));
   }
 
   pong(_slot: number, data: Buffer, start: number, end: number): void {
@@ -179,6 +300,12 @@ class OpenLoop implements Profile {
   }
 
   private fire(slot: number, intendedMs: number): void {
+    if (this.renderer) {
+      // the number advances even if the write fails: the schedule (and so every later reply's send time) does
+      const seq = this.sent![slot]++;
+      if (this.pool.send(slot, templateFrame(this.renderer, this.o.firstIndex + slot, seq))) this.traffic.sent++;
+      return;
+    }
     const id = Math.round(intendedMs * 1000);
     const digits = digitCount(id);
     const frame = allocFrame(this.chatty ? OP_TEXT : OP_PING, digits + this.wire.length);

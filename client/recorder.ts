@@ -27,7 +27,8 @@ export interface Summary {
   connectRatePerSec: number | null;
   connectLatencyMs: LatencyMs;
   rttMs: LatencyMs & { count: number };
-  messages: { sent: number; received: number; errors: number; pingsSent: number; pongsReceived: number };
+  /** `errors`: error replies (ours: `<id> err …`; --send: failing --expect); `pushed`: server messages that answered no request. */
+  messages: { sent: number; received: number; errors: number; pushed: number; pingsSent: number; pongsReceived: number };
   client: {
     rssBytes: number;
     baselineRssBytes: number;
@@ -47,6 +48,8 @@ export interface Summary {
   warnings: string[];
   interrupted: boolean;
   serverDied: boolean;
+  /** ≥ 90 % of a chatty group's replies were errors or answered no request (exit 2; the warning names the likely cause). */
+  misunderstood: boolean;
   /** `--shard i/N` of a run of `totalTarget` connections; null when not sharded. */
   shard: { index: number; of: number; totalTarget: number } | null;
   /** Wall-clock instants (epoch ms), so that summaries of swarms run side by side can be merged onto one time line. */
@@ -103,10 +106,28 @@ export interface HealthySummary extends GroupSummary {
   connectSuccessRate: number | null;
   /** ping, chatty: requests the open-loop schedule owed, from each attempt (or its open) to the end of the hold. */
   requestsDue: number;
-  /** chatty: `ok` replies; ping: pongs. */
+  /** chatty: `ok` replies (with --send: matched replies that pass --expect); ping: pongs. */
   repliesOk: number;
   servedRate: number | null;
   rttMs: LatencyMs & { count: number };
+  /** chatty: replies that were errors, and server messages that matched no request. */
+  replyErrors: number;
+  unmatched: number;
+  /** `--subscribe`: what the server pushed; null without it. */
+  push: PushSummary | null;
+}
+
+/** `--subscribe`: the server's pushes to a group, per connection. */
+export interface PushSummary {
+  /** Messages that answered no request (every message, for idle and ping). */
+  messages: number;
+  /** messages ÷ connection-seconds watched (from each subscribe to the end of the hold, or to its last push if lost). */
+  perConnectionPerSec: number | null;
+  /** Gaps between a connection's consecutive pushes (the first from its subscribe message). */
+  gapMs: LatencyMs & { count: number };
+  /** Connections silent for longer than `stallAfterSec` at least once (between pushes, or at the end). */
+  stalled: number;
+  stallAfterSec: number;
 }
 
 /** An attack group: what became of its attackers. */
@@ -209,7 +230,8 @@ export function summaryTable(s: Summary): string {
     ['held at end', String(s.heldAtEnd)],
     ['connect latency', lat(s.connectLatencyMs)],
     ['round trip', s.rttMs.count === 0 ? 'none' : `${lat(s.rttMs)} (${s.rttMs.count})`],
-    ['messages', `sent ${s.messages.sent}, received ${s.messages.received}, error replies ${s.messages.errors}, pings ${s.messages.pingsSent}, pongs ${s.messages.pongsReceived}`],
+    ['messages', `sent ${s.messages.sent}, received ${s.messages.received}, error replies ${s.messages.errors}, pushed ${s.messages.pushed}, ` +
+      `pings ${s.messages.pingsSent}, pongs ${s.messages.pongsReceived}`],
     ['client', `${mb(s.client.rssBytes)} RSS (${mb(s.client.baselineRssBytes)} before connecting; ` +
       `${s.client.bytesPerConnection === null ? '-' : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
       `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
@@ -220,6 +242,11 @@ export function summaryTable(s: Summary): string {
     if (p.role === 'healthy') {
       rows.push([name, `${head}, held ${p.heldAtEnd}, lost ${p.lost}, served ${pct(p.servedRate)} of ${p.requestsDue} requests due, ` +
         `rtt p99 ${fmt(p.rttMs.p99, ' ms')}`]);
+      const u = p.push;
+      if (u) {
+        rows.push([`${name} pushes`, `${u.messages} (${fmt(u.perConnectionPerSec)}/s per connection), gap ${lat(u.gapMs)}, ` +
+          `${u.stalled} connection${u.stalled === 1 ? '' : 's'} silent > ${u.stallAfterSec} s`]);
+      }
     } else {
       const outcomes = Object.entries(p.outcomes).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
       const codes = Object.entries(p.closeCodes).map(([k, v]) => `${k}×${v}`).join(' ');

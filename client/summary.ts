@@ -28,8 +28,9 @@ function groupCommon(c: GroupCounts, connect: hdr.Histogram) {
 
 /** A healthy group's summary; `sending` is false for idle, whose servedRate is null. */
 export function healthyGroup(
-  c: GroupCounts & { lost: number; requestsDue: number; repliesOk: number; sending: boolean },
+  c: GroupCounts & { lost: number; requestsDue: number; repliesOk: number; replyErrors: number; unmatched: number; sending: boolean },
   connect: hdr.Histogram, rtt: hdr.Histogram, rate: Rate,
+  push?: { messages: number; seconds: number; gaps: hdr.Histogram; stalled: number; stallAfterMs: number },
 ): HealthySummary {
   return {
     role: 'healthy', ...groupCommon(c, connect), lost: c.lost,
@@ -37,7 +38,30 @@ export function healthyGroup(
     requestsDue: c.requestsDue, repliesOk: c.repliesOk,
     servedRate: c.sending ? rate(Math.min(c.repliesOk, c.requestsDue), c.requestsDue) : null,
     rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
+    replyErrors: c.replyErrors, unmatched: c.unmatched,
+    push: push ? {
+      messages: push.messages, perConnectionPerSec: rate(push.messages, push.seconds),
+      gapMs: { ...latencyMs(push.gaps), count: push.gaps.totalCount }, stalled: push.stalled, stallAfterSec: push.stallAfterMs / 1000,
+    } : null,
   };
+}
+
+/**
+ * "No silent nonsense": a chatty group whose replies are ≥ 90 % errors or match no request measured nothing but a
+ * misunderstanding. The likely cause, named for the match mode in use; undefined when the replies made sense.
+ */
+export function nonsense(p: HealthySummary, match: string, sendGiven: boolean): string | undefined {
+  const bad = p.replyErrors + p.unmatched;
+  const replies = p.repliesOk + bad;
+  if (replies < 10 || bad < 0.9 * replies) return undefined;
+  const share = `${bad} of ${replies} replies were errors or answered no request`;
+  const cause = !sendGiven
+    ? match === 'echo' ? 'the server does not echo our protocol\'s requests: use --send with --match echo, next, json:PATH or regex:RE'
+      : 'the server does not speak the wslab protocol: use --send/--match (e.g. --send \'hello {{seq}}\' --match echo for an echo server)'
+    : match === 'echo' ? 'the replies are not the messages sent: not an echo server? use --match next, json:PATH or regex:RE'
+      : match === 'next' ? '--expect rejects the replies (or the server pushes more than it answers): check --expect, or match by id with --match json:PATH'
+        : `the replies do not carry the request's {{id}} where --match ${match} looks (or fail --expect)`;
+  return `${share}: ${cause}`;
 }
 
 /** An attack group's summary. */
@@ -89,6 +113,7 @@ export function assembleSummary(p: SummaryParts): Summary {
     warnings: p.warnings,
     interrupted: p.interrupted,
     serverDied: p.serverDied,
+    misunderstood: p.misunderstood,
     shard: p.shard,
     clock: p.clock,
     histograms: { connectUs: hdr.encodeIntoCompressedBase64(p.connect), rttUs: hdr.encodeIntoCompressedBase64(p.rtt) },

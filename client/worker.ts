@@ -14,6 +14,7 @@ import { isAttack, type AttackProfile } from './options.js';
 import { Pool } from './pool.js';
 import { createProfile, latencyHistogram, type Profile } from './profiles.js';
 import { Ramp, closeAll } from './scheduler.js';
+import { Renderer } from './template.js';
 
 /** A sample says "the client is the bottleneck" above these (MACHINE.md: 2 vCPU shared with the servers). */
 const SATURATED_DELAY_MS = 100;
@@ -56,6 +57,14 @@ process.on('message', (m: ToWorker) => {
   }
 });
 
+/** `--header` values with placeholders, rendered per connection (the fixed ones are built into the request once). */
+function headerLines(o: WorkerInit): ((conn: number) => string) | undefined {
+  const own = o.handshake.headers.filter((h) => h.value.parts.some((p) => p.k !== 'lit'))
+    .map((h) => [h.name, new Renderer(h.value, o.speech.total, o.speech.vars)] as const);
+  if (own.length === 0) return undefined;
+  return (conn) => own.map(([name, r]) => `${name}: ${r.text(conn, 0)}\r\n`).join('');
+}
+
 class WorkerRun {
   readonly pool: Pool;
   readonly profile: Profile;
@@ -78,6 +87,8 @@ class WorkerRun {
   private sampledAt = performance.now();
   private readonly load = { delayMs: 0, cpu: 0, maxDelayMs: 0, maxCpu: 0, saturatedRamp: 0, saturatedHold: 0 };
   private closing = false;
+  /** `--subscribe`: connection-seconds watched for pushes, taken at the close order. */
+  private pushSeconds = 0;
 
   constructor(private readonly o: WorkerInit, Metrics: typeof SwarmMetrics | undefined) {
     let metrics: SwarmMetrics | undefined;
@@ -89,6 +100,7 @@ class WorkerRun {
       capacity: o.count, firstIndex: o.firstIndex, targets: o.targets, sources: o.sources,
       handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
       attack: hostile, answerPings: o.profile !== 'no-pong', dribble: o.profile === 'slowloris',
+      handshake: o.handshake, headerLines: headerLines(o),
     }, {
       opened: (slot, connectMs) => {
         this.connect.recordValue(Math.max(1, Math.round(connectMs * 1000)));
@@ -106,6 +118,7 @@ class WorkerRun {
     });
     attack = this.attack = hostile ? createAttack({
       profile: o.profile as AttackProfile, attack: o.attack, intervalMs: o.intervalMs, command: o.readerCommand, targets: o.targets,
+      speech: o.speech, firstIndex: o.firstIndex,
     }, this.pool, o.count) : undefined;
     profile = this.profile = attack ?? createProfile(o, this.pool, o.count, (sec) => metrics?.rtt(sec));
     metrics = this.metrics = Metrics ? new Metrics(this.pool.counts, this.profile.traffic, o.count, attack && { profile: o.profile, tally: attack.tally }) : undefined;
@@ -154,6 +167,8 @@ class WorkerRun {
     this.ramp.stop();
     this.profile.flush?.();
     this.profile.stop();
+    const push = this.profile.traffic.push;
+    this.pushSeconds = push ? push.end(this.pool.slotsUsed, (s) => this.pool.isOpen(s), performance.now()) : 0;
     // Attackers do not say goodbye: they are dropped (RST), which also spares a close timeout on never-reading sockets.
     if (graceful && !this.attack) await closeAll(this.pool, this.o.closeTimeoutMs);
     else this.pool.destroyAll();
@@ -165,6 +180,7 @@ class WorkerRun {
       connectHdr: hdr.encodeIntoCompressedBase64(this.connect),
       rttHdr: hdr.encodeIntoCompressedBase64(this.profile.traffic.rtt),
       cutHdr: this.attack ? hdr.encodeIntoCompressedBase64(this.attack.tally.timeToCut) : null,
+      pushGapHdr: push ? hdr.encodeIntoCompressedBase64(push.gaps) : null,
     }, () => process.exit(0));
   }
 
@@ -198,7 +214,8 @@ class WorkerRun {
       failed: Array.from(c.failed), lost: Array.from(c.lost), lostFirstAt: c.lostFirstAt, lostLastAt: c.lostLastAt,
       openByTarget: Array.from(c.openByTarget), lostByTarget: Array.from(c.lostByTarget), abruptByTarget: Array.from(c.abruptByTarget),
       firstAttemptAt: c.firstAttemptAt, lastOpenedAt: c.lastOpenedAt, rampEndedAt: this.ramp.endedAt,
-      sent: t.sent, received: t.received, replyErrors: t.replyErrors, pingsSent: t.pingsSent, pongsReceived: t.pongsReceived,
+      sent: t.sent, received: t.received, replyErrors: t.replyErrors, pushed: t.pushed, pingsSent: t.pingsSent, pongsReceived: t.pongsReceived,
+      push: t.push ? { stalled: t.push.stalled, seconds: this.pushSeconds } : null,
       rttCount: t.rtt.totalCount, rttP99Us: t.rtt.totalCount > 0 ? t.rtt.getValueAtPercentile(99) : 0,
       rssBytes: rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, load: { ...this.load },
       requestsDue: this.requestsDue(),

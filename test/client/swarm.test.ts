@@ -1,50 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseExposition, sumOf } from '../../metrics/exposition.js';
-import type { Summary } from '../../client/recorder.js';
-import { WSLAB, eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
+import { eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
+import { swarmRunner } from '../helpers/swarm-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wslab-swarm-'));
-let n = 0;
-
-interface SwarmRun {
-  readonly child: ChildProcess;
-  /** The `{"event":"started",…}` line. */
-  readonly started: Promise<Record<string, unknown>>;
-  /** Exit code (a signal shows as 128 + its number), stdout, stderr and the summary file if written. */
-  readonly done: Promise<{ code: number; stdout: string; stderr: string; summary: Summary | undefined }>;
-}
-
-/** Spawns the built `wslab swarm …` with a fresh --summary file; killed after 30 s so a test never hangs. */
-function swarm(args: string[]): SwarmRun {
-  const file = join(dir, `summary-${n++}.json`);
-  const child = spawn(process.execPath, [WSLAB, 'swarm', '--summary', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let onLine: ((l: Record<string, unknown>) => void) | undefined;
-  const started = new Promise<Record<string, unknown>>((resolve) => { onLine = resolve; });
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-    const nl = stdout.indexOf('\n');
-    if (nl >= 0) onLine?.(JSON.parse(stdout.slice(0, nl)));
-  });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const done = new Promise<{ code: number; stdout: string; stderr: string; summary: Summary | undefined }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      clearTimeout(kill);
-      resolve({
-        code: code ?? 128 + (signal === 'SIGKILL' ? 9 : 15), stdout, stderr,
-        summary: existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as Summary : undefined,
-      });
-    });
-  });
-  return { child, started, done };
-}
+const swarm = swarmRunner(dir);
 
 const scrape = async (url: string): Promise<ReturnType<typeof parseExposition>> => parseExposition(await (await fetch(url)).text());
 
@@ -189,7 +153,7 @@ describe('swarm when the server dies mid-hold', () => {
 describe('swarm option errors', () => {
   const cases: [string, string[], RegExp][] = [
     ['no --url', ['--connections', '1'], /--url: give at least one/],
-    ['a non-ws URL', ['--url', 'http://127.0.0.1:1/'], /--url: "http:\/\/127\.0\.0\.1:1\/" must be a ws:\/\/ URL/],
+    ['a non-ws URL', ['--url', 'http://127.0.0.1:1/'], /--url: "http:\/\/127\.0\.0\.1:1\/" must be a ws:\/\/ or wss:\/\/ URL/],
     ['a remote target', ['--url', 'ws://10.1.2.3:8080/'], /not a loopback target: the swarm only loads loopback targets/],
     ['an unknown profile', ['--url', 'ws://127.0.0.1:1/', '--profile', 'busy'], /--profile: "busy" is not one of idle, ping, chatty/],
     ['a bad threshold', ['--url', 'ws://127.0.0.1:1/', '--threshold', 'rtt.p99<5parsecs'], /--threshold "rtt\.p99<5parsecs": "5parsecs" is not a duration/],

@@ -62,7 +62,7 @@ describe('typed argv: one builder, parsed back by the same definitions', () => {
   it('wslab swarm reads every flag the lab writes as the value it was given', async () => {
     const o = await swarmOf({ connections: 123, rate: 456, maxPending: 7, holdMs: 2500, profile: 'chatty', intervalMs: 250, match: 'echo',
       command: 'wait 5', handshakeTimeoutMs: 1500, sourceIps: '127.0.0.2-127.0.0.3', workers: 2 });
-    assert.deepEqual([o.connections, o.rate, o.maxPending, o.holdMs, o.groups[0].profile, o.intervalMs, o.match, o.command.verb, o.command.arg,
+    assert.deepEqual([o.connections, o.rate, o.maxPending, o.holdMs, o.groups[0].profile, o.intervalMs, o.speech.match, o.command.verb, o.command.arg,
       o.handshakeTimeoutMs, [...o.sourceIps], o.workers], [123, 456, 7, 2500, 'chatty', 250, 'echo', 'wait', 5, 1500, ['127.0.0.2', '127.0.0.3'], 2]);
     const mix = await swarmOf({ mix: 'slowloris:10,slow-reader:5@1s', dribbleIntervalMs: 300, dribbleBytes: 2, readRate: 1024 });
     assert.deepEqual(mix.groups.map((g) => [g.profile, g.connections, g.startDelayMs]), [['slowloris', 10, 0], ['slow-reader', 5, 1000]]);
