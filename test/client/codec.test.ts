@@ -233,6 +233,20 @@ describe('codec: frames without a socket', () => {
     const wrong = Buffer.from(ok.toString('latin1').replace(accept, 'AAAAAAAAAAAAAAAAAAAAAAAAAAA='), 'latin1');
     assert.equal(checkUpgrade(wrong, 0, wrong.length, keys, 0), UPGRADE_INVALID);
     assert.match(upgradeFailure(wrong, 0, wrong.length, keys, 0), /Sec-WebSocket-Accept/);
+    // RFC 6455 §4.1: the subprotocol the server picks must be one offered; one not asked for fails too
+    const chose = (p: string): Buffer => Buffer.from(ok.toString('latin1').replace('\r\n\r\n', `\r\nSec-WebSocket-Protocol: ${p}\r\n\r\n`), 'latin1');
+    assert.equal(checkUpgrade(chose('chat.v2'), 0, chose('chat.v2').length, keys, 0, ['chat.v1', 'chat.v2']), chose('chat.v2').length - 2);
+    assert.equal(checkUpgrade(chose('chat.v9'), 0, chose('chat.v9').length, keys, 0, ['chat.v1']), UPGRADE_INVALID);
+    assert.match(upgradeFailure(chose('chat.v9'), 0, chose('chat.v9').length, keys, 0, ['chat.v1']), /chose subprotocol "chat\.v9", not one of chat\.v1/);
+    assert.equal(checkUpgrade(chose('x'), 0, chose('x').length, keys, 0), UPGRADE_INVALID);
+    assert.equal(checkUpgrade(ok, 0, ok.length, keys, 0, ['chat.v1']), UPGRADE_INVALID);
+  });
+
+  it('builds the upgrade request with extra header lines, fixed and per connection', () => {
+    const keys = new Uint8Array(16);
+    const req = new UpgradeRequest('h:1', '/p', 'Origin: o\r\n', (conn) => `X-Conn: ${conn}\r\n`).build(keys, 0, 7).toString('latin1');
+    assert.equal(req, 'GET /p HTTP/1.1\r\nHost: h:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: o\r\n' +
+      `Sec-WebSocket-Key: ${Buffer.from(keys).toString('base64')}\r\nX-Conn: 7\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   });
 });
 

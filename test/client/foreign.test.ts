@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { HealthySummary } from '../../client/recorder.js';
+import { swarmRunner } from '../helpers/swarm-run.js';
+
+/**
+ * The swarm against servers that do not speak our protocol: Debian's python3-websockets echo server, and `ws`
+ * servers written here (a JSON request/reply server, one that wants a token and a subprotocol, a TLS one with an
+ * openssl self-signed certificate, a push server). Each asserts what the user reads in the summary.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'wslab-foreign-'));
+const swarm = swarmRunner(dir);
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const chatty = (s: { profiles: Record<string, unknown> } | undefined): HealthySummary => s!.profiles.chatty as HealthySummary;
+
+/** A `ws` server on port 0 with `onConnection`; closed after the suite. */
+async function wsServer(onConnection: (ws: WebSocket, req: import('node:http').IncomingMessage) => void,
+  options: ConstructorParameters<typeof WebSocketServer>[0] = {}): Promise<{ wss: WebSocketServer; url: string }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options });
+  wss.on('connection', onConnection);
+  if (!options.server) await once(wss, 'listening');
+  const port = ((options.server ?? wss).address() as AddressInfo).port;
+  return { wss, url: `ws://127.0.0.1:${port}/` };
+}
+
+const hasPython = spawnSync('/usr/bin/python3', ['-c', 'import websockets'], { stdio: 'ignore' }).status === 0;
+const skipPython = hasPython || process.env.CI === 'true' ? false : 'needs Debian python3-websockets (.ci/run installs it)';
+
+describe('swarm against python3-websockets (an echo server)', { skip: skipPython }, () => {
+  let py: ChildProcess;
+  let url: string;
+  before(async () => {
+    assert.ok(hasPython, 'Debian python3-websockets: .ci/run installs it');
+    const script = join(dir, 'echo.py');
+    writeFileSync(script, [
+      'import asyncio, websockets',
+      'async def echo(ws, path=None):',
+      '    async for m in ws:',
+      '        await ws.send(m)',
+      'async def main():',
+      '    async with websockets.serve(echo, "127.0.0.1", 0) as srv:',
+      '        print(srv.sockets[0].getsockname()[1], flush=True)',
+      '        await asyncio.sleep(120)',
+      'asyncio.run(main())',
+    ].join('\n'));
+    py = spawn('/usr/bin/python3', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [line] = await once(py.stdout!, 'data') as [Buffer];
+    url = `ws://127.0.0.1:${String(line).trim()}/`;
+  });
+  after(() => { py?.kill('SIGKILL'); });
+
+  it('--send with --match echo: every reply is matched to its request and timed', async () => {
+    const r = await swarm(['--url', url, '--connections', '20', '--profile', 'chatty', '--interval', '100ms', '--hold', '2s',
+      '--send', 'hello {{conn}}/{{seq}} {{rand:12}} at {{now}}', '--match', 'echo']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const c = chatty(r.summary);
+    assert.ok(r.summary!.messages.sent >= 20 * 15, `sent ${r.summary!.messages.sent}`);
+    assert.equal(c.repliesOk, r.summary!.messages.sent, r.stderr);
+    assert.equal(c.replyErrors + c.unmatched, 0);
+    assert.equal(c.rttMs.count, r.summary!.messages.sent);
+    assert.ok(c.rttMs.p50! > 0 && c.rttMs.p50! < 50, `rtt p50 ${c.rttMs.p50} ms on loopback`);
+  });
+
+  it('our protocol against an echo server: a warning naming the cause, and exit 2 (not "served 0 %" and exit 0)', async () => {
+    const r = await swarm(['--url', url, '--connections', '10', '--profile', 'chatty', '--interval', '100ms', '--hold', '1500ms']).done;
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /replies were errors or answered no request: the server does not speak the wslab protocol: use --send\/--match/);
+    assert.equal(r.summary!.misunderstood, true);
+    assert.equal(chatty(r.summary).servedRate, 0);
+  });
+});
+
+describe('swarm against a JSON request/reply server', () => {
+  let url: string;
+  let wss: WebSocketServer;
+  let answerType = 'pong';
+  before(async () => {
+    ({ wss, url } = await wsServer((ws) => {
+      ws.on('message', (data) => {
+        const { id } = JSON.parse(String(data)) as { id: number };
+        setTimeout(() => ws.send(JSON.stringify({ id, type: answerType })), 20);
+      });
+      // a push nobody asked for: not a reply, counted apart
+      ws.send(JSON.stringify({ type: 'hello' }));
+    }));
+  });
+  after(() => { wss.clients.forEach((c) => c.terminate()); wss.close(); });
+
+  it('--match json:id: the reply carrying the request\'s {{id}} times it from its intended send (p50 20–30 ms)', async () => {
+    answerType = 'pong';
+    const r = await swarm(['--url', url, '--connections', '10', '--profile', 'chatty', '--interval', '100ms', '--hold', '2s',
+      '--send', '{"id":{{id}},"type":"ping","conn":{{conn}}}', '--match', 'json:id', '--expect', 'json:type==pong']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const c = chatty(r.summary);
+    assert.ok(c.rttMs.p50! >= 20 && c.rttMs.p50! <= 30, `rtt p50 ${c.rttMs.p50} ms for a 20 ms server`);
+    assert.equal(c.replyErrors, 0);
+    assert.equal(c.unmatched, 10, 'one hello push per connection');
+    assert.equal(r.summary!.messages.pushed, 10);
+    assert.ok(c.repliesOk >= r.summary!.messages.sent - 10, `${c.repliesOk} of ${r.summary!.messages.sent} (the last may be in flight at the close)`);
+  });
+
+  it('--expect that fails on every reply: counted as error replies, warned about, exit 2', async () => {
+    answerType = 'error';
+    const r = await swarm(['--url', url, '--connections', '5', '--profile', 'chatty', '--interval', '100ms', '--hold', '1500ms',
+      '--send', '{"id":"{{id}}"}', '--match', 'json:id', '--expect', 'json:type==pong']).done;
+    assert.equal(r.code, 2, r.stderr);
+    const c = chatty(r.summary);
+    assert.ok(c.replyErrors >= 50, `${c.replyErrors} error replies`);
+    assert.equal(c.repliesOk, 0);
+    assert.match(r.stderr, /replies were errors or answered no request/);
+  });
+
+  it('--match regex:RE takes the id from the first group', async () => {
+    answerType = 'pong';
+    const r = await swarm(['--url', url, '--connections', '5', '--profile', 'chatty', '--interval', '100ms', '--hold', '1500ms',
+      '--send', '{"id":{{id}}}', '--match', 'regex:"id":(\\d+)', '--expect', 'regex:"type":"pong"']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const c = chatty(r.summary);
+    assert.ok(c.repliesOk >= 5 * 10, `${c.repliesOk} matched`);
+    assert.ok(c.rttMs.p50! >= 20 && c.rttMs.p50! <= 30, `rtt p50 ${c.rttMs.p50}`);
+  });
+});
+
+describe('swarm handshake: headers, --vars tokens, subprotocols', () => {
+  let url: string;
+  let wss: WebSocketServer;
+  const seen: { token: string; conn: string; origin?: string; ua?: string; protocol: string }[] = [];
+  before(async () => {
+    ({ wss, url } = await wsServer((ws, req) => {
+      seen.push({ token: String(req.headers.authorization), conn: String(req.headers['x-conn']), origin: req.headers.origin, ua: req.headers['user-agent'], protocol: ws.protocol });
+    }, {
+      verifyClient: (info, cb) => {
+        if (!info.req.headers.authorization?.startsWith('Bearer ')) return cb(false, 401, 'Unauthorized');
+        if (!String(info.req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).includes('chat.v2')) return cb(false, 400, 'chat.v2 required');
+        cb(true);
+      },
+      handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false),
+    }));
+  });
+  after(() => { wss.clients.forEach((c) => c.terminate()); wss.close(); });
+
+  it('without the token every upgrade is refused (401): counted as handshake_rejected, exit 2', async () => {
+    const r = await swarm(['--url', url, '--connections', '6', '--hold', '500ms', '--subprotocol', 'chat.v2']).done;
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.summary!.failed.handshake_rejected, 6);
+    assert.match(r.stderr, /401/);
+  });
+
+  it('--header with {{var:token}} from --vars, --origin and --subprotocol: the server sees each connection\'s own token', async () => {
+    seen.length = 0;
+    const vars = join(dir, 'tokens.csv');
+    writeFileSync(vars, 'token,name\nalpha,a\n"be,ta",b\ngamma,c\n');
+    const r = await swarm(['--url', url, '--connections', '9', '--hold', '500ms', '--vars', vars,
+      '--header', 'Authorization: Bearer {{var:token}}', '--header', 'X-Conn: {{conn}}', '--origin', 'https://app.example',
+      '--subprotocol', 'chat.v1,chat.v2']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.summary!.opened, 9);
+    const byConn = new Map(seen.map((s) => [Number(s.conn), s]));
+    assert.equal(byConn.size, 9);
+    for (const [conn, s] of byConn) {
+      assert.equal(s.token, `Bearer ${['alpha', 'be,ta', 'gamma'][conn % 3]}`, `connection ${conn}`);
+      assert.equal(s.origin, 'https://app.example');
+      assert.match(s.ua!, /^wslab\/\d+\.\d+\.\d+/);
+      assert.equal(s.protocol, 'chat.v2');
+    }
+  });
+
+  it('a subprotocol the server does not choose fails the upgrade as protocol_error', async () => {
+    const plain = await wsServer(() => {}, { handleProtocols: () => false }); // accepts, choosing none
+    try {
+      const r = await swarm(['--url', plain.url, '--connections', '3', '--hold', '300ms', '--subprotocol', 'chat.v3']).done;
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.summary!.failed.protocol_error, 3);
+      assert.match(r.stderr, /chose no subprotocol \(offered chat\.v3\)/);
+    } finally {
+      plain.wss.close();
+    }
+  });
+});
+
+describe('swarm over wss:// (an openssl self-signed certificate)', () => {
+  let url: string;
+  let https: ReturnType<typeof createHttps>;
+  let wss: WebSocketServer;
+  let cert: string;
+  before(async () => {
+    const key = join(dir, 'key.pem');
+    cert = join(dir, 'cert.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key,
+      '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, `openssl: ${made.stderr}`);
+    https = createHttps({ key: readFileSync(key), cert: readFileSync(cert) });
+    https.listen(0, '127.0.0.1');
+    await once(https, 'listening');
+    ({ wss } = await wsServer((ws) => ws.on('message', (d) => ws.send(d)), { server: https, host: undefined, port: undefined }));
+    url = `wss://127.0.0.1:${(https.address() as AddressInfo).port}/`;
+  });
+  after(() => { wss.clients.forEach((c) => c.terminate()); wss.close(); https.close(); });
+
+  it('without --ca or --insecure every attempt is a certificate error, and the first message says the fix', async () => {
+    const r = await swarm(['--url', url, '--connections', '5', '--hold', '300ms']).done;
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.summary!.failed.tls_certificate, 5);
+    assert.match(r.stderr, /first tls_certificate: DEPTH_ZERO_SELF_SIGNED_CERT.*pass --ca FILE/);
+  });
+
+  it('--insecure: held and echoed over TLS', async () => {
+    const r = await swarm(['--url', url, '--connections', '10', '--hold', '1s', '--insecure', '--profile', 'chatty', '--interval', '100ms',
+      '--send', 'x{{seq}}', '--match', 'echo']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.summary!.heldAtEnd, 10);
+    assert.equal(chatty(r.summary).unmatched + chatty(r.summary).replyErrors, 0);
+    assert.ok(chatty(r.summary).repliesOk >= 80);
+  });
+
+  it('--ca with --servername localhost verifies the certificate', async () => {
+    const r = await swarm(['--url', url, '--connections', '5', '--hold', '300ms', '--ca', cert, '--servername', 'localhost']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.summary!.heldAtEnd, 5);
+    const wrongName = await swarm(['--url', url, '--connections', '2', '--hold', '300ms', '--ca', cert]).done;
+    assert.equal(wrongName.summary!.failed.tls_certificate, 2, 'the certificate names localhost, not 127.0.0.1');
+  });
+});
+
+describe('swarm --subscribe against a push server', () => {
+  let url: string;
+  let wss: WebSocketServer;
+  before(async () => {
+    ({ wss, url } = await wsServer((ws) => {
+      ws.once('message', (data) => {
+        const { conn } = JSON.parse(String(data)) as { conn: number };
+        let n = 0;
+        // every 100 ms; connection 0 goes silent after 5 messages
+        const t = setInterval(() => { if (conn !== 0 || n < 5) ws.send(`tick ${n++}`); }, 100);
+        ws.on('close', () => clearInterval(t));
+      });
+    }));
+  });
+  after(() => { wss.clients.forEach((c) => c.terminate()); wss.close(); });
+
+  it('pushes per connection per second, the gaps between them, and the connection that went silent', async () => {
+    const r = await swarm(['--url', url, '--connections', '8', '--hold', '3s', '--subscribe', '{"op":"subscribe","conn":{{conn}}}',
+      '--stall-after', '1s']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const push = (r.summary!.profiles.idle as HealthySummary).push!;
+    assert.ok(push.perConnectionPerSec! > 7 && push.perConnectionPerSec! <= 10.5, `${push.perConnectionPerSec}/s per connection for a 10/s server`);
+    assert.ok(push.gapMs.p50! >= 90 && push.gapMs.p50! <= 130, `gap p50 ${push.gapMs.p50} ms`);
+    assert.equal(push.stalled, 1, 'connection 0 went silent');
+    assert.equal(push.stallAfterSec, 1);
+    assert.match(r.stderr, /idle pushes\s+\d+ \([\d.]+\/s per connection\), gap p50/);
+  });
+});
+
+describe('swarm protocol flag errors', () => {
+  const U = ['--url', 'ws://127.0.0.1:1/'];
+  const cases: [string, string[], RegExp][] = [
+    ['json match without {{id}}', [...U, '--profile', 'chatty', '--send', 'hi', '--match', 'json:id'], /--match json:id finds the request by its id: put \{\{id\}\} in --send/],
+    ['--send with --command', [...U, '--profile', 'chatty', '--send', 'hi', '--command', 'echo 3'], /--send replaces --command/],
+    ['--expect without --send', [...U, '--profile', 'chatty', '--expect', 'json:a==b'], /--expect checks replies to --send/],
+    ['an unknown placeholder', [...U, '--profile', 'chatty', '--send', 'x {{nope}}'], /--send: unknown placeholder "\{\{nope\}\}"/],
+    ['a var without --vars', [...U, '--header', 'A: {{var:t}}'], /--header: \{\{var:t\}\} needs --vars FILE\.csv/],
+    ['a bad match', [...U, '--profile', 'chatty', '--match', 'xml:id'], /--match: "xml:id" is not one of wslab, echo, next/],
+    ['a regex without a group', [...U, '--profile', 'chatty', '--send', '{{id}}', '--match', 'regex:\\d+'], /needs a capture group/],
+    ['Host as --header', [...U, '--header', 'Host: x'], /--header: Host cannot be set with --header: it comes from --url/],
+    ['--ca on ws://', [...U, '--ca', '/etc/hostname'], /--ca applies to wss:\/\/ URLs only/],
+    ['--subscribe on an attack', [...U, '--profile', 'slowloris', '--subscribe', 'x'], /--subscribe applies to idle or ping or chatty only/],
+    ['bad hex', [...U, '--profile', 'chatty', '--send', 'hex:abc', '--match', 'echo'], /--send: "hex:abc" is not valid hex/],
+    ['a missing @file', [...U, '--profile', 'chatty', '--send', '@/nonexistent/msg.json'], /--send: cannot read \/nonexistent\/msg\.json \(ENOENT\)/],
+  ];
+  it('each is one line on stderr and exit 1, before any connection', async () => {
+    const runs = await Promise.all(cases.map(([, args]) => swarm(args).done));
+    runs.forEach((r, i) => {
+      const [label, , pattern] = cases[i];
+      assert.equal(r.code, 1, `${label}: ${r.stderr}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${label}: ${r.stderr}`);
+      assert.match(r.stderr, pattern, label);
+      assert.equal(r.stdout, '', label);
+    });
+  });
+});
