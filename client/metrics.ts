@@ -9,7 +9,7 @@ import { Registry, type Histogram } from 'prom-client';
 import {
   ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_ATTACKERS_HELD, SWARM_ATTACK_CLOSE_CODES, SWARM_ATTACK_OUTCOMES, SWARM_ATTACK_TIME_TO_CUT,
   SWARM_CAUSES, SWARM_CONNECTING, SWARM_CONNECT_DURATION, SWARM_ERRORS, SWARM_EVENT_LOOP_DELAY, SWARM_MESSAGES_RECEIVED,
-  SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
+  SWARM_MESSAGES_PUSHED, SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
 import type { MetricJson } from '../metrics/gather.js';
@@ -44,9 +44,10 @@ export class SwarmMetrics {
         reported[i] = total;
       });
     });
-    const seen = { sent: 0, received: 0 };
+    const seen = { sent: 0, received: 0, pushed: 0 };
     counter(SWARM_MESSAGES_SENT, r, function () { this.inc(traffic.sent - seen.sent); seen.sent = traffic.sent; });
     counter(SWARM_MESSAGES_RECEIVED, r, function () { this.inc(traffic.received - seen.received); seen.received = traffic.received; });
+    counter(SWARM_MESSAGES_PUSHED, r, function () { this.inc(traffic.pushed - seen.pushed); seen.pushed = traffic.pushed; });
     this.connectSeconds = histogram(SWARM_CONNECT_DURATION, r).labels();
     this.rttSeconds = histogram(SWARM_RTT, r).labels();
     if (attack) this.attackSeries(counts, attack.profile, attack.tally);

@@ -60,6 +60,11 @@ export const SWARM_MESSAGES_RECEIVED = spec({
   help: 'Replies received by the swarm.',
   type: 'counter', labelNames: [], aggregator: 'sum',
 });
+export const SWARM_MESSAGES_PUSHED = spec({
+  name: 'wslab_swarm_messages_pushed_total',
+  help: 'Server messages that answered no request of the swarm (pushes; with --send, replies --match could not pair).',
+  type: 'counter', labelNames: [], aggregator: 'sum',
+});
 export const SWARM_EVENT_LOOP_DELAY = spec({
   name: 'wslab_swarm_event_loop_delay_seconds',
   help: 'Event-loop delay of the swarm process since the previous scrape, by quantile: high values mean the client is the bottleneck.',

@@ -287,3 +287,44 @@ describe('swarm protocol flag errors', () => {
     });
   });
 });
+
+describe('attacks speak the user\'s protocol', () => {
+  let url: string;
+  let wss: WebSocketServer;
+  const got: string[] = [];
+  let maxBuffered = 0;
+  before(async () => {
+    ({ wss, url } = await wsServer((ws) => {
+      ws.on('message', (data) => {
+        const text = String(data);
+        got.push(text);
+        if (text.startsWith('give ')) {
+          ws.send(Buffer.alloc(256 * 1024, 0x61));
+          maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
+        }
+      });
+    }));
+  });
+  after(() => { wss.clients.forEach((c) => c.terminate()); wss.close(); });
+
+  it('slow-reader --reader-send: the server gets the user\'s request and its large replies pile up unread', async () => {
+    got.length = 0;
+    const r = await swarm(['--url', url, '--connections', '4', '--profile', 'slow-reader', '--reader-send', 'give {{conn}}.{{seq}}',
+      '--interval', '100ms', '--hold', '3s']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(got.length >= 4 * 10, `${got.length} requests`);
+    assert.ok(got.every((g) => /^give [0-3]\.\d+$/.test(g)), got.slice(0, 3).join(' | '));
+    assert.ok(maxBuffered > 1024 * 1024, `the server buffered at most ${maxBuffered} bytes for a never-reading client`);
+    const p = r.summary!.profiles['slow-reader'] as { bytesReceived: number; outcomes: { held: number } };
+    assert.equal(p.outcomes.held, 4, 'ws has no send-buffer cap: every slow reader is still held');
+  });
+
+  it('slow-frame --send: the dribbled frame is the user\'s message, byte for byte', async () => {
+    got.length = 0;
+    const r = await swarm(['--url', url, '--connections', '2', '--profile', 'slow-frame', '--send', 'hi {{conn}}',
+      '--dribble-interval', '50ms', '--hold', '1500ms']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(got.length >= 2, `${got.length} messages completed`);
+    assert.ok(got.every((g) => g === 'hi 0'), `the server got ${[...new Set(got)].join(', ')}`);
+  });
+});
