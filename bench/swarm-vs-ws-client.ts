@@ -12,13 +12,11 @@
  * over the time from the client's first connect attempt to that moment (polled every 50 ms, so it is a slight
  * under-estimate). The swarm's own summary figures are reported next to them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WSLAB, type ServerProcess } from '../lab/processes.js';
 import { treeCpuSeconds } from '../metrics/proc-status.js';
 import { sumOf } from '../metrics/exposition.js';
@@ -27,6 +25,7 @@ import type { HoldClientOptions } from './clients/hold-client.js';
 import { defineBench } from './harness/bench.js';
 import { design, integer, names, sourceIps } from './harness/options.js';
 import { startServer } from './harness/server.js';
+import { clientScript, start } from './harness/child.js';
 
 const KINDS = ['swarm', 'ws', 'net'] as const;
 type Kind = (typeof KINDS)[number];
@@ -61,35 +60,7 @@ export const bench = defineBench({
 });
 type Opts = Parameters<typeof bench.run>[0];
 
-const HOLD_CLIENT = fileURLToPath(new URL('./clients/hold-client.js', import.meta.url));
-
-interface Proc { child: ChildProcess; lines: Record<string, unknown>[]; nextLine(): Promise<Record<string, unknown>> }
-
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: ((l: Record<string, unknown>) => void)[] = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const l = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-      buf = buf.slice(nl + 1);
-      const w = waiters.shift();
-      if (w) w(l); else lines.push(l);
-    }
-  });
-  child.stderr!.resume();
-  return {
-    child, lines,
-    nextLine: () => new Promise((resolve, reject) => {
-      const l = lines.shift();
-      if (l) return resolve(l);
-      const t = setTimeout(() => reject(new Error(`no line from ${args.join(' ')} within 20 s`)), 20_000);
-      waiters.push((x) => { clearTimeout(t); resolve(x); });
-    }),
-  };
-}
+const HOLD_CLIENT = clientScript('hold-client');
 
 async function serverOpen(servers: readonly ServerProcess[]): Promise<number> {
   let sum = 0;

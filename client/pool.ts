@@ -24,7 +24,7 @@ import {
   OP_PONG, UPGRADE_PARTIAL, UPGRADE_REJECTED, type FrameSink,
 } from './codec.js';
 import type { SwarmHandshake, SwarmTarget } from './options.js';
-import { TlsHandle } from './tls-transport.js';
+import { TlsHandle, secureContext } from './tls-transport.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
 interface TcpHandle {
@@ -231,6 +231,8 @@ export class Pool implements FrameSink {
   private readonly afterConnect: (status: number, h: TcpHandle) => void;
   private readonly afterWrite: (status: number, h: TcpHandle) => void;
   private readonly tlsEvents: import('./tls-transport.js').TlsEvents;
+  /** wss:// only: made at the first TLS connect. */
+  private tlsContext: import('node:tls').SecureContext | undefined;
 
   constructor(private readonly o: PoolOptions, private readonly hooks: PoolHooks) {
     this.counts = new PoolCounts(o.targets.length);
@@ -295,7 +297,8 @@ export class Pool implements FrameSink {
         port = this.cursor[si];
         this.cursor[si] = port >= this.ports[1] ? this.ports[0] : port + 1;
       }
-      this.handles[slot] = new TlsHandle(slot, t, si >= 0 ? this.o.sources[si] : undefined, port, this.o.handshake!, this.tlsEvents);
+      this.tlsContext ??= secureContext(this.o.handshake!);
+      this.handles[slot] = new TlsHandle(slot, t, si >= 0 ? this.o.sources[si] : undefined, port, this.o.handshake!, this.tlsContext, this.tlsEvents);
       return;
     }
     const h = new TCP(TCP_BINDING.constants.SOCKET);

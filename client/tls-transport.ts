@@ -50,6 +50,12 @@ function onError(this: Socket, err: NodeJS.ErrnoException): void {
   h.events.tlsFailed(h.slot, h, CERTIFICATE.test(code) ? 'tls_certificate' : 'tls_handshake', `${code}: ${err.message}`);
 }
 
+/**
+ * The TLS context every connection of a pool shares: without one, tls.connect builds an OpenSSL context (and reads
+ * the CA list) per connection, which costs memory and CPU on each of thousands of handshakes.
+ */
+export const secureContext = (hs: SwarmHandshake): tls.SecureContext => tls.createSecureContext(hs.ca === undefined ? {} : { ca: hs.ca });
+
 /** One wss:// connection, driven by the pool like a TCP handle. */
 export class TlsHandle {
   readonly tls = true;
@@ -58,13 +64,13 @@ export class TlsHandle {
   private readonly socket: Socket;
 
   constructor(readonly slot: number, t: SwarmTarget, source: string | undefined, localPort: number, hs: SwarmHandshake,
-    readonly events: TlsEvents) {
+    context: tls.SecureContext, readonly events: TlsEvents) {
     const servername = hs.servername ?? (t.hostname || undefined);
     this.socket = tls.connect({
       host: t.ip, port: t.port,
       ...(source !== undefined ? { localAddress: source, localPort } : {}),
-      servername, ca: hs.ca, rejectUnauthorized: !hs.insecure,
       // checkServerIdentity compares against `servername`, else `host` (an IP address here)
+      servername, secureContext: context, rejectUnauthorized: !hs.insecure,
     }) as Socket;
     this.socket.wslab = this;
     this.socket.setNoDelay(true);

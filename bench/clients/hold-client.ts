@@ -21,6 +21,8 @@ export interface HoldClientOptions {
   readonly maxPending: number;
   /** local addresses to bind, round-robin; none = the kernel's choice */
   readonly sourceIps: readonly string[];
+  /** wss:// URLs: do not verify the server's certificate (bench/wss-hold.ts's self-signed one). Default false. */
+  readonly insecure?: boolean;
 }
 
 const a = JSON.parse(process.argv[2] ?? '{}') as HoldClientOptions;
@@ -47,7 +49,9 @@ function settle(ok: boolean): void {
 function onWsOpen(this: WebSocket): void { settle(true); }
 function onWsError(this: WebSocket): void { if (this.readyState !== WebSocket.OPEN) settle(false); }
 function openWs(i: number): void {
-  const ws = new WebSocket(urls[i % urls.length], { perMessageDeflate: false, localAddress: sources.length ? sources[i % sources.length] : undefined });
+  const ws = new WebSocket(urls[i % urls.length], {
+    perMessageDeflate: false, localAddress: sources.length ? sources[i % sources.length] : undefined, rejectUnauthorized: a.insecure !== true,
+  });
   ws.once('open', onWsOpen);
   ws.once('error', onWsError);
   held.push(ws);
