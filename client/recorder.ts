@@ -226,6 +226,20 @@ const lat = (l: LatencyMs): string =>
 const pct = (r: number | null): string => (r === null ? '-' : `${Math.round(r * 1000) / 10}%`);
 const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
+const sec1 = (ms: number | null): string => (ms === null ? '-' : (ms / 1000).toFixed(1));
+
+/**
+ * An attack group's verdict: `cut at p50 X s` when the server cut more than half of the attempted attackers,
+ * `not cut within the hold` when more than half were still held at the end; otherwise how many were cut.
+ */
+function cutVerdict(p: AttackSummary): string {
+  const cut = p.outcomes.closed + p.outcomes.ended + p.outcomes.reset + p.outcomes.rejected;
+  const at = (l: LatencyMs): string => (l.p50 === null ? ' (time to cut not merged)' : ` at p50 ${sec1(l.p50)} s (p99 ${sec1(l.p99)} s)`);
+  if (cut * 2 > p.attempted) return `cut${at(p.timeToCutMs)}`;
+  if (p.outcomes.held * 2 > p.attempted) return 'not cut within the hold';
+  return `cut ${cut} of ${p.attempted}${cut > 0 ? at(p.timeToCutMs) : ''}`;
+}
+
 /** `ping every 0.5 s: 38/40 answered (95.0 %), failing 1.0 s from 3.5 s, back at 5.0 s, rtt p99 1.2 ms`. */
 function probeLine(p: ProbeSummary): string {
   const head = `${p.mode} every ${p.intervalSec} s: `;
@@ -263,8 +277,7 @@ export function summaryTable(s: Summary): string {
     } else {
       const outcomes = Object.entries(p.outcomes).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
       const codes = Object.entries(p.closeCodes).map(([k, v]) => `${k}×${v}`).join(' ');
-      rows.push([name, `${head}; ${outcomes || 'nothing yet'}${codes ? ` (close ${codes})` : ''}; cut after p50 ${fmt(p.timeToCutMs.p50, ' ms')}, ` +
-        `p99 ${fmt(p.timeToCutMs.p99, ' ms')}`]);
+      rows.push([name, `${head}; ${outcomes || 'nothing yet'}${codes ? ` (close ${codes})` : ''}; ${cutVerdict(p)}`]);
     }
   }
   if (s.probe) rows.push(['probe', probeLine(s.probe)]);
