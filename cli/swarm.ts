@@ -3,12 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Argv } from 'yargs';
 import {
-  PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyMatch, type SwarmCommand, type SwarmGroup, type SwarmHandshake,
-  type SwarmOptions, type SwarmSpeech, type SwarmTarget,
+  PROBE_MODES, PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProbeMode, type ProbeOptions, type ProfileName, type ReplyMatch,
+  type SwarmCommand, type SwarmGroup, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
 } from '../client/options.js';
 import { SWARM_FLAGS as F } from '../client/flags.js';
 import { matchNeedsId } from '../client/match.js';
-import { compileTemplate, readVars, type Template, type VarTable } from '../client/template.js';
+import { Renderer, compileTemplate, readVars, type Template, type VarTable } from '../client/template.js';
 import { parseShard, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
 import { hostAddress, isLoopback } from '../core/net.js';
@@ -109,6 +109,35 @@ export function parseMix(text: string): SwarmGroup[] {
   return groups;
 }
 
+/** `--probe ping|send` → the prober's options; the handshake (headers, subprotocols, TLS) is the swarm's own, none yet. */
+export function parseProbe(raw: unknown): ProbeOptions | undefined {
+  if (raw === undefined) return undefined;
+  const mode = String(raw);
+  if (!(PROBE_MODES as readonly string[]).includes(mode)) throw new UsageError(`--probe: "${mode}" is not one of ${PROBE_MODES.join(', ')}`);
+  return Object.freeze({
+    mode: mode as ProbeMode, payload: D.probePayload, intervalMs: D.probeIntervalMs, timeoutMs: D.probeTimeoutMs,
+    connect: Object.freeze({ headers: Object.freeze({}), protocols: Object.freeze([]) }),
+  });
+}
+
+/**
+ * The probe talks as the swarm does: the same headers (a placeholder renders as for connection 0), subprotocols and
+ * TLS checks, and `--probe send` sends the `--send` message (connection 0's first) when there is one.
+ */
+function probeSpeaking(p: ProbeOptions, hs: SwarmHandshake, sp: SwarmSpeech, targets: readonly SwarmTarget[]): ProbeOptions {
+  const render = (t: Template): string => new Renderer(t, sp.total, sp.vars).text(0, 0);
+  const secure = targets.some((t) => t.tls);
+  return Object.freeze({
+    ...p,
+    payload: sp.send ? render(sp.send) : p.payload,
+    connect: Object.freeze({
+      headers: Object.freeze(Object.fromEntries(hs.headers.map((h) => [h.name, render(h.value)]))),
+      protocols: hs.subprotocols,
+      tls: secure ? { rejectUnauthorized: !hs.insecure, ca: hs.ca, servername: hs.servername ?? (targets.find((t) => t.tls)!.hostname || undefined) } : undefined,
+    }),
+  });
+}
+
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 const given = (a: Raw, flag: string): boolean => a[flag] !== undefined;
 
@@ -195,6 +224,7 @@ function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTa
 
 /** Checks every swarm flag once and returns the frozen options the coordinator receives. */
 export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
+  const probe = parseProbe(a.probe);
   const urls = list(a.url);
   if (urls.length === 0) throw new UsageError('--url: give at least one ws:// URL (repeat --url to spread connections over servers)');
   const allowRemote = a['allow-remote-target'] === true;
@@ -312,6 +342,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     serverPid,
     closeTimeoutMs: D.closeTimeoutMs,
     shard: shard && Object.freeze({ ...shard, totalTarget: totalConnections }),
+    probe: probe && probeSpeaking(probe, handshake, speech, allTargets),
   });
 }
 
@@ -329,6 +360,7 @@ export const swarmCommand = {
     .option('threshold', { type: 'string', array: true, describe: "pass/fail check on the summary, e.g. 'heldAtEnd>=100000', 'rtt.p99<5ms', 'failed==0' (repeatable; a failure exits 99)" })
     .option('metrics-port', { type: 'string', describe: "the swarm's own /metrics port; 0 = any free port (default: no endpoint)" })
     .option('metrics-host', { type: 'string', describe: `address of the swarm's /metrics (default ${D.metricsHost})` })
+    .option('probe', { type: 'string', describe: `ping | send: every ${D.probeIntervalMs / 1000} s a fresh connection asks one round trip (a ping, or a text message echoed back) within ${D.probeTimeoutMs / 1000} s; the summary's \`probe\` says when the service failed and came back (default: none)` })
     .option('allow-remote-target', { type: 'boolean', describe: 'allow a --url that is not loopback (only for machines you own)' })
     .option('shard', { type: 'string', describe: 'i/N: be shard i (0-based) of N swarms, taking a deterministic slice of --connections, --source-ips and --url (see "Beyond one machine" in README.md)' })
     .option('shards', { type: 'string', describe: 'N: as --shard, with i from the JOB_COMPLETION_INDEX environment variable (a Kubernetes Indexed Job sets it)' })

@@ -7,7 +7,8 @@
  *
  * Every wait here is bounded: workers must be ready within 15 s (plus 0.5 s per further worker: they load on the same cores), the ramp ends by construction (one attempt per
  * connection, each bounded by --handshake-timeout), the hold by --hold, the close by --close timeout + 10 s, after
- * which a silent worker is killed and its last periodic figures are used.
+ * which a silent worker is killed and its last periodic figures are used. `--probe` runs here, in this process,
+ * from the start order to the close order (client/probe.ts), each probe bounded by its own deadline.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +27,7 @@ import { latencyHistogram } from './profiles.js';
 import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
-import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate } from './summary.js';
+import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
 /* ---- the IPC messages between coordinator and workers ---- */
@@ -317,6 +318,8 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     io.stderr.write(`wslab swarm: ${(err as Error).message}\n`);
     return EXIT.runFailed;
   }
+  // the ws client only when asked for, and loaded before the baseline: the client's RSS per connection excludes it
+  const prober = o.probe && new (await import('./probe.js')).Prober(o.targets, o.probe);
   const coordinatorBaseline = process.memoryUsage.rss();
   const coordinatorCpu = process.cpuUsage();
 
@@ -354,6 +357,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const server = o.serverPid === undefined ? undefined : serverReader(o);
   const startedAt = epochMs();
   for (const w of workers) w.send({ t: 'start' });
+  prober?.start();
 
   // Live view: 4 times a second; the open rate over the last second.
   const history: [number, number][] = [];
@@ -379,6 +383,8 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   await ended;
   clearTimeout(holdTimer);
+  // from the start order to the close phase: the close itself is the swarm's doing, not the service's
+  const probe = prober?.stop() ?? null;
   const serverAtHold = server?.();
   const graceful = !interrupted;
   const coordinatorRssAtEnd = process.memoryUsage.rss();
@@ -406,7 +412,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
 
   const cpu = process.cpuUsage(coordinatorCpu);
   const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group })), {
-    startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null,
+    startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, probe,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
   io.stderr.write(summaryTable(summary));
@@ -470,6 +476,7 @@ function serverReader(o: SwarmOptions): () => ServerFigures {
 
 interface RunFacts {
   server: ServerFigures | null;
+  probe: ProbeParts | null;
   startedAt: number;
   endedAt: number;
   sampledPeak: number;
@@ -629,5 +636,6 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
     merged: null,
     profiles,
     misunderstood: misunderstood !== undefined,
+    probe: run.probe,
   });
 }

@@ -8,7 +8,7 @@ import * as hdr from 'hdr-histogram-js';
 import { UsageError } from '../core/errors.js';
 import { latencyHistogram } from './profiles.js';
 import type { AttackSummary, HealthySummary, Summary } from './recorder.js';
-import { assembleSummary, attackGroup, exactRate, healthyGroup, round3 } from './summary.js';
+import { assembleSummary, attackGroup, exactRate, healthyGroup, round3, type ProbeParts } from './summary.js';
 
 /** One summary and where it came from (named in errors and warnings). */
 export interface Source {
@@ -119,6 +119,37 @@ function mergeProfiles(xs: Source[], connect: hdr.Histogram, rtt: hdr.Histogram)
   return { profiles: { [name]: merged }, warnings: [`${name}: timeToCutMs percentiles are not merged (the summary keeps no histogram of them); count added`] };
 }
 
+/**
+ * The probes added: each swarm probed on its own from its own start, so `sent` and `ok` add (and `available` is
+ * their ratio again) but the time fields do not, and are left out (null). The round trips add as histograms.
+ */
+function mergeProbes(xs: Source[]): { probe: ProbeParts | null; warnings: string[] } {
+  // a summary written before --probe existed has no `probe` key: as one without the flag
+  const probed = xs.filter((x) => (x.summary.probe ?? null) !== null);
+  if (probed.length === 0) return { probe: null, warnings: [] };
+  const bare = xs.find((x) => (x.summary.probe ?? null) === null);
+  if (bare) throw new UsageError(`${bare.name} has no probe but ${probed[0].name} has (--probe ${probed[0].summary.probe!.mode}): merge the shards of one run together`);
+  const first = probed[0].summary.probe!;
+  const other = probed.find((x) => x.summary.probe!.mode !== first.mode || x.summary.probe!.intervalSec !== first.intervalSec);
+  if (other) throw new UsageError(`${other.name} probed with ${other.summary.probe!.mode} but ${probed[0].name} with ${first.mode}: merge the shards of one run together`);
+  const rtt = latencyHistogram();
+  for (const x of probed) {
+    if (typeof x.summary.histograms.probeRttUs !== 'string') throw new UsageError(`${x.name}: has a probe but no probe histogram: rerun the swarm`);
+    try {
+      rtt.add(hdr.decodeFromCompressedBase64(x.summary.histograms.probeRttUs));
+    } catch (err) {
+      throw new UsageError(`${x.name}: its probe histogram does not decode (${(err as Error).message})`);
+    }
+  }
+  return {
+    probe: {
+      mode: first.mode, intervalSec: first.intervalSec, sent: total(xs, (s) => s.probe!.sent), ok: total(xs, (s) => s.probe!.ok),
+      failingSec: null, firstFailAtSec: null, backAtSec: null, rtt,
+    },
+    warnings: ['probe: failingSec, firstFailAtSec and backAtSec are not merged (each swarm probed on its own time line); sent and ok added'],
+  };
+}
+
 /** One summary of them all: counts added, histograms added, peaks and instants on one time line. */
 export function mergeSummaries(xs: Source[]): Summary {
   if (xs.length === 0) throw new UsageError('wslab swarm merge: give at least one summary file');
@@ -134,6 +165,7 @@ export function mergeSummaries(xs: Source[]): Summary {
     }
   }
   const { profiles, warnings: profileWarnings } = mergeProfiles(xs, connect, rtt);
+  const { probe, warnings: probeWarnings } = mergeProbes(xs);
   const started = Math.min(...xs.map((x) => x.summary.clock.startedAtMs));
   const ended = Math.max(...xs.map((x) => x.summary.clock.startedAtMs + x.summary.durationSec * 1000));
   const firstAttempt = nonNull(xs.map((x) => x.summary.clock.firstAttemptAtMs));
@@ -178,7 +210,7 @@ export function mergeSummaries(xs: Source[]): Summary {
       maxCpuPercent: Math.max(...xs.map((x) => x.summary.client.maxCpuPercent)),
     },
     durationSec: (ended - started) / 1000,
-    warnings: [...setWarnings, ...profileWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
+    warnings: [...setWarnings, ...profileWarnings, ...probeWarnings, ...xs.flatMap((x) => x.summary.warnings.map((w) => `${label(x)}: ${w}`))],
     interrupted: xs.some((x) => x.summary.interrupted),
     serverDied: xs.some((x) => x.summary.serverDied),
     misunderstood: xs.some((x) => x.summary.misunderstood === true),
@@ -192,5 +224,6 @@ export function mergeSummaries(xs: Source[]): Summary {
     },
     merged: { summaries: xs.length, shards: labels },
     profiles,
+    probe,
   });
 }

@@ -2,6 +2,7 @@
  * `wslab swarm` options: defaults in one frozen object, checked once at the CLI edge (cli/swarm.ts) and passed inward
  * as a frozen {@link SwarmOptions}. Inner modules (coordinator, workers) never read argv or env.
  */
+import type { ConnectionOptions } from 'node:tls';
 import type { Shard } from './shard.js';
 import type { Template, VarTable } from './template.js';
 import type { Threshold } from './thresholds.js';
@@ -108,6 +109,31 @@ export interface SwarmHandshake {
   readonly servername: string | undefined;
 }
 
+/** `--probe`: what one probe asks of a fresh connection (client/probe.ts). */
+export const PROBE_MODES = Object.freeze(['ping', 'send'] as const);
+export type ProbeMode = (typeof PROBE_MODES)[number];
+
+/**
+ * The availability probe of client/probe.ts, run by the coordinator (not the workers). It lives here, with the other
+ * options, so that the CLI checks `--probe` without loading the `ws` client the prober uses.
+ */
+export interface ProbeOptions {
+  /** `ping`: a WebSocket ping, answered by its pong; `send`: a text message, answered by the first data message back. */
+  readonly mode: ProbeMode;
+  /** `send`: the text sent. Default `probe`. */
+  readonly payload: string;
+  /** A fresh connection every interval, ms. Default 500. */
+  readonly intervalMs: number;
+  /** Each probe's deadline for connect + upgrade + its round trip, ms; later = failing. Default 2000. */
+  readonly timeoutMs: number;
+  /** The handshake: extra request headers, subprotocols offered, and TLS options (given = `wss://`). Default none. */
+  readonly connect: {
+    readonly headers: Readonly<Record<string, string>>;
+    readonly protocols: readonly string[];
+    readonly tls?: ConnectionOptions;
+  };
+}
+
 export interface SwarmOptions {
   /** Servers, round-robin by connection index. Required. */
   readonly targets: readonly SwarmTarget[];
@@ -160,6 +186,8 @@ export interface SwarmOptions {
    * already this shard's slice, `totalTarget` is the whole run's `--connections`. Undefined = not sharded (default).
    */
   readonly shard: (Shard & { readonly totalTarget: number }) | undefined;
+  /** `--probe ping|send`: a fresh connection every 0.5 s asks one round trip (client/probe.ts). Default undefined (none). */
+  readonly probe: ProbeOptions | undefined;
 }
 
 /** The most sockets one worker process is given: the per-process open-files cap here is 20,000 (../shared/MACHINE.md). */
@@ -183,4 +211,7 @@ export const SWARM_DEFAULTS = Object.freeze({
   metricsHost: '127.0.0.1',
   handshakeTimeout: '10s',
   closeTimeoutMs: 2000,
+  probeIntervalMs: 500,
+  probeTimeoutMs: 2000,
+  probePayload: 'probe',
 });

@@ -58,11 +58,41 @@ export interface Summary {
    * The latency histograms themselves (HDR, microseconds, hdr-histogram-js `encodeIntoCompressedBase64`), so that
    * `wslab swarm merge` adds counts and recomputes percentiles instead of averaging them.
    */
-  histograms: { connectUs: string; rttUs: string };
+  histograms: {
+    connectUs: string;
+    rttUs: string;
+    /** `--probe`: the probes' round trips; null without it (and in summaries written before it existed). */
+    probeRttUs: string | null;
+  };
   /** Set by `wslab swarm merge`: how many summaries, and which shards, this one combines; null for a single run. */
   merged: { summaries: number; shards: string[] } | null;
   /** One entry per profile of the run (`--profile`, or each `--mix` group), keyed by profile name. */
   profiles: Record<string, HealthySummary | AttackSummary>;
+  /** `--probe ping|send`: was the service available to a new client during the run? null without the flag. */
+  probe: ProbeSummary | null;
+}
+
+/**
+ * `--probe`: a fresh connection every `intervalSec` from the start order to the close phase (client/probe.ts).
+ * Times are seconds since the run's start; in a merge of summaries they are null (each swarm probed on its own).
+ */
+export interface ProbeSummary {
+  mode: 'ping' | 'send';
+  intervalSec: number;
+  /** Probes that finished (answered, failed or timed out); those still in flight at the close order are not counted. */
+  sent: number;
+  /** Probes answered within their deadline. */
+  ok: number;
+  /** ok ÷ sent, four decimals; null when none was sent. */
+  available: number | null;
+  /** Failing probes × the interval. */
+  failingSec: number | null;
+  /** Start of the first failing probe; null when none failed. */
+  firstFailAtSec: number | null;
+  /** Start of the first answered probe after the last failing one; null when none failed or the service never came back. */
+  backAtSec: number | null;
+  /** Ping → pong or send → first message back, of the answered probes. */
+  rttMs: Pick<LatencyMs, 'p50' | 'p99' | 'max'>;
 }
 
 export interface ServerFigures {
@@ -217,6 +247,30 @@ const lat = (l: LatencyMs): string =>
 const pct = (r: number | null): string => (r === null ? '-' : `${Math.round(r * 1000) / 10}%`);
 const mb = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 
+const sec1 = (ms: number | null): string => (ms === null ? '-' : (ms / 1000).toFixed(1));
+
+/**
+ * An attack group's verdict: `cut at p50 X s` when the server cut more than half of the attempted attackers,
+ * `not cut within the hold` when more than half were still held at the end; otherwise how many were cut.
+ */
+function cutVerdict(p: AttackSummary): string {
+  const cut = p.outcomes.closed + p.outcomes.ended + p.outcomes.reset + p.outcomes.rejected;
+  const at = (l: LatencyMs): string => (l.p50 === null ? ' (time to cut not merged)' : ` at p50 ${sec1(l.p50)} s (p99 ${sec1(l.p99)} s)`);
+  if (cut * 2 > p.attempted) return `cut${at(p.timeToCutMs)}`;
+  if (p.outcomes.held * 2 > p.attempted) return 'not cut within the hold';
+  return `cut ${cut} of ${p.attempted}${cut > 0 ? at(p.timeToCutMs) : ''}`;
+}
+
+/** `ping every 0.5 s: 38/40 answered (95.0 %), failing 1.0 s from 3.5 s, back at 5.0 s, rtt p99 1.2 ms`. */
+function probeLine(p: ProbeSummary): string {
+  const head = `${p.mode} every ${p.intervalSec} s: `;
+  if (p.sent === 0) return `${head}no probe finished`;
+  const failing = p.sent === p.ok ? 'never failing'
+    : p.failingSec === null || p.firstFailAtSec === null ? `${p.sent - p.ok} failing (times not merged)`
+      : `failing ${p.failingSec.toFixed(1)} s from ${p.firstFailAtSec.toFixed(1)} s, ${p.backAtSec === null ? 'not back by the end' : `back at ${p.backAtSec.toFixed(1)} s`}`;
+  return `${head}${p.ok}/${p.sent} answered (${((p.available ?? 0) * 100).toFixed(1)} %), ${failing}${p.ok > 0 ? `, rtt p99 ${fmt(p.rttMs.p99, ' ms')}` : ''}`;
+}
+
 /** The end-of-run table, on stderr. */
 export function summaryTable(s: Summary): string {
   const failed = Object.entries(s.failed).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -250,10 +304,10 @@ export function summaryTable(s: Summary): string {
     } else {
       const outcomes = Object.entries(p.outcomes).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
       const codes = Object.entries(p.closeCodes).map(([k, v]) => `${k}×${v}`).join(' ');
-      rows.push([name, `${head}; ${outcomes || 'nothing yet'}${codes ? ` (close ${codes})` : ''}; cut after p50 ${fmt(p.timeToCutMs.p50, ' ms')}, ` +
-        `p99 ${fmt(p.timeToCutMs.p99, ' ms')}`]);
+      rows.push([name, `${head}; ${outcomes || 'nothing yet'}${codes ? ` (close ${codes})` : ''}; ${cutVerdict(p)}`]);
     }
   }
+  if (s.probe) rows.push(['probe', probeLine(s.probe)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = ['wslab swarm summary', ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];
   for (const w of s.warnings) lines.push(`  warning: ${w}`);

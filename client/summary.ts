@@ -5,7 +5,7 @@
  * derived here, once, so that a run and a merge of runs can never disagree on a definition.
  */
 import * as hdr from 'hdr-histogram-js';
-import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type Summary } from './recorder.js';
+import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type ProbeSummary, type Summary } from './recorder.js';
 
 export const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -75,15 +75,22 @@ export function attackGroup(
   };
 }
 
+/** The probe's figures as counted (client/probe.ts) or added (client/merge.ts): its summary but the derived ones. */
+export interface ProbeParts extends Omit<ProbeSummary, 'available' | 'rttMs'> {
+  /** Round trips of the answered probes, µs. */
+  rtt: hdr.Histogram;
+}
+
 /**
  * A summary's parts: the figures as added up, the latency histograms (µs), and the seconds from the first attempt to
  * the last open (`rampSec`, for the connect rate). `durationSec` and `client.cpuSeconds` are rounded here to ms.
  */
-export interface SummaryParts extends Omit<Summary, 'connectRatePerSec' | 'connectLatencyMs' | 'rttMs' | 'client' | 'histograms'> {
+export interface SummaryParts extends Omit<Summary, 'connectRatePerSec' | 'connectLatencyMs' | 'rttMs' | 'client' | 'histograms' | 'probe'> {
   rampSec: number;
   connect: hdr.Histogram;
   rtt: hdr.Histogram;
   client: Omit<Summary['client'], 'bytesPerConnection'>;
+  probe: ProbeParts | null;
 }
 
 /** The summary, its fields in the documented order. */
@@ -116,8 +123,20 @@ export function assembleSummary(p: SummaryParts): Summary {
     misunderstood: p.misunderstood,
     shard: p.shard,
     clock: p.clock,
-    histograms: { connectUs: hdr.encodeIntoCompressedBase64(p.connect), rttUs: hdr.encodeIntoCompressedBase64(p.rtt) },
+    histograms: {
+      connectUs: hdr.encodeIntoCompressedBase64(p.connect), rttUs: hdr.encodeIntoCompressedBase64(p.rtt),
+      probeRttUs: p.probe && hdr.encodeIntoCompressedBase64(p.probe.rtt),
+    },
     merged: p.merged,
     profiles: p.profiles,
+    probe: p.probe && probeSummary(p.probe),
+  };
+}
+
+function probeSummary({ rtt, ...p }: ProbeParts): ProbeSummary {
+  const { p50, p99, max } = latencyMs(rtt);
+  return {
+    mode: p.mode, intervalSec: p.intervalSec, sent: p.sent, ok: p.ok, available: roundedRate(p.ok, p.sent),
+    failingSec: p.failingSec, firstFailAtSec: p.firstFailAtSec, backAtSec: p.backAtSec, rttMs: { p50, p99, max },
   };
 }

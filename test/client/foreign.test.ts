@@ -64,9 +64,11 @@ describe('swarm against python3-websockets (an echo server)', { skip: skipPython
     assert.equal(r.code, 0, r.stderr);
     const c = chatty(r.summary);
     assert.ok(r.summary!.messages.sent >= 20 * 15, `sent ${r.summary!.messages.sent}`);
-    assert.equal(c.repliesOk, r.summary!.messages.sent, r.stderr);
+    // every reply matched; the last request of a connection may be in flight when its close handshake starts
+    assert.equal(c.repliesOk, r.summary!.messages.received, r.stderr);
+    assert.ok(r.summary!.messages.received >= r.summary!.messages.sent - 20, r.stderr);
     assert.equal(c.replyErrors + c.unmatched, 0);
-    assert.equal(c.rttMs.count, r.summary!.messages.sent);
+    assert.equal(c.rttMs.count, r.summary!.messages.received);
     assert.ok(c.rttMs.p50! > 0 && c.rttMs.p50! < 50, `rtt p50 ${c.rttMs.p50} ms on loopback`);
   });
 
@@ -159,11 +161,15 @@ describe('swarm handshake: headers, --vars tokens, subprotocols', () => {
     seen.length = 0;
     const vars = join(dir, 'tokens.csv');
     writeFileSync(vars, 'token,name\nalpha,a\n"be,ta",b\ngamma,c\n');
-    const r = await swarm(['--url', url, '--connections', '9', '--hold', '500ms', '--vars', vars,
+    const r = await swarm(['--url', url, '--connections', '9', '--hold', '1500ms', '--vars', vars,
       '--header', 'Authorization: Bearer {{var:token}}', '--header', 'X-Conn: {{conn}}', '--origin', 'https://app.example',
-      '--subprotocol', 'chat.v1,chat.v2']).done;
+      '--subprotocol', 'chat.v1,chat.v2', '--probe', 'ping']).done;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.summary!.opened, 9);
+    // the probe's fresh connections carry the same headers and subprotocol (connection 0's token), so they get in
+    const probe = r.summary!.probe!;
+    assert.ok(probe.sent >= 2 && probe.ok === probe.sent, `probe ${probe.ok}/${probe.sent}`);
+    // (the probe's connections say X-Conn: 0 too, with connection 0's token: the map below keeps one per connection)
     const byConn = new Map(seen.map((s) => [Number(s.conn), s]));
     assert.equal(byConn.size, 9);
     for (const [conn, s] of byConn) {
@@ -213,10 +219,11 @@ describe('swarm over wss:// (an openssl self-signed certificate)', () => {
     assert.match(r.stderr, /first tls_certificate: DEPTH_ZERO_SELF_SIGNED_CERT.*pass --ca FILE/);
   });
 
-  it('--insecure: held and echoed over TLS', async () => {
-    const r = await swarm(['--url', url, '--connections', '10', '--hold', '1s', '--insecure', '--profile', 'chatty', '--interval', '100ms',
-      '--send', 'x{{seq}}', '--match', 'echo']).done;
+  it('--insecure: held and echoed over TLS, and the probe asks the same over TLS', async () => {
+    const r = await swarm(['--url', url, '--connections', '10', '--hold', '1500ms', '--insecure', '--profile', 'chatty', '--interval', '100ms',
+      '--send', 'x{{seq}}', '--match', 'echo', '--probe', 'send']).done;
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.summary!.probe!.sent >= 2 && r.summary!.probe!.ok === r.summary!.probe!.sent, JSON.stringify(r.summary!.probe));
     assert.equal(r.summary!.heldAtEnd, 10);
     assert.equal(chatty(r.summary).unmatched + chatty(r.summary).replyErrors, 0);
     assert.ok(chatty(r.summary).repliesOk >= 80);

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import * as hdr from 'hdr-histogram-js';
 import { mergeSummaries } from '../../client/merge.js';
 import { latencyHistogram } from '../../client/profiles.js';
-import { latencyMs, type HealthySummary, type Summary } from '../../client/recorder.js';
+import { latencyMs, summaryTable, type HealthySummary, type Summary } from '../../client/recorder.js';
 import { SWARM_CAUSES } from '../../metrics/swarm.js';
 import { WSLAB } from '../../lab/processes.js';
 
@@ -31,7 +31,7 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
     server: null, durationSec: 10, warnings: index === 1 ? ['something'] : [], interrupted: false, serverDied: false, misunderstood: false,
     shard: { index, of, totalTarget },
     clock: { startedAtMs: opts.startedAtMs, firstAttemptAtMs: opts.startedAtMs + 1, lastOpenedAtMs: opts.startedAtMs + 1001 },
-    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt) },
+    histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt), probeRttUs: null },
     merged: null,
     profiles: {
       chatty: {
@@ -42,6 +42,19 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
         replyErrors: 0, unmatched: 0, push: null,
       },
     },
+    probe: null,
+  };
+}
+
+/** `part` as probed with --probe ping: `sent` probes, `ok` of them answered, each in `rttUs`. */
+function withProbe(part: Summary, sent: number, ok: number, rttUs: number): Summary {
+  const h = latencyHistogram();
+  for (let i = 0; i < ok; i++) h.recordValue(rttUs);
+  const { p50, p99, max } = latencyMs(h);
+  return {
+    ...part, histograms: { ...part.histograms, probeRttUs: hdr.encodeIntoCompressedBase64(h) },
+    probe: { mode: 'ping', intervalSec: 0.5, sent, ok, available: ok / sent, failingSec: (sent - ok) / 2, firstFailAtSec: ok < sent ? 1.5 : null,
+      backAtSec: ok < sent ? 3 : null, rttMs: { p50, p99, max } },
   };
 }
 
@@ -107,6 +120,19 @@ describe('wslab swarm merge: the summary of the shards of one run', () => {
     assert.equal(m.lost.firstAtSec, 7, 'shard 2 lost at its 3 s, which is 7 s into the run');
     assert.equal(m.connectRatePerSec, Math.round(299 / 5), 'opened ÷ (last open of any shard − first attempt of any)');
     assert.deepEqual(m.warnings, ['shard 1/3: something']);
+  });
+
+  it('adds the probes: sent and ok add, available is their ratio again, the time fields are null with a warning', () => {
+    const probed = mergeSummaries([withProbe(parts[0], 20, 20, 1000), withProbe(parts[1], 20, 14, 3000), withProbe(parts[2], 20, 20, 1000)]
+      .map((summary, i) => ({ name: `p${i}.json`, summary })));
+    assert.deepEqual({ ...probed.probe, rttMs: undefined }, {
+      mode: 'ping', intervalSec: 0.5, sent: 60, ok: 54, available: 0.9, failingSec: null, firstFailAtSec: null, backAtSec: null, rttMs: undefined,
+    });
+    assert.ok(probed.probe!.rttMs.max! >= 2.99 && probed.probe!.rttMs.p50! <= 1.01, JSON.stringify(probed.probe!.rttMs));
+    assert.ok(probed.warnings.includes('probe: failingSec, firstFailAtSec and backAtSec are not merged (each swarm probed on its own time line); sent and ok added'), probed.warnings.join('\n'));
+    assert.match(summaryTable(probed), /\n {2}probe +ping every 0\.5 s: 54\/60 answered \(90\.0 %\), 6 failing \(times not merged\), rtt p99 3 ms\n/);
+    assert.equal(m.probe, null, 'no probe in any shard: null');
+    assert.throws(() => mergeSummaries([{ name: 'a', summary: withProbe(parts[0], 4, 4, 1000) }, { name: 'b', summary: parts[1] }]), /b has no probe but a has \(--probe ping\)/);
   });
 
   it('warns about a missing shard; refuses a shard twice and shards of different runs', () => {
