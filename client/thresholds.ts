@@ -39,7 +39,7 @@ const METRICS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
   ] as const),
   ['rtt.count', { path: 'rttMs.count', unit: 'number' }],
   ['rttMs.count', { path: 'rttMs.count', unit: 'number' }],
-  ...['sent', 'received', 'errors', 'pingsSent', 'pongsReceived'].map((k) => [`messages.${k}`, { path: `messages.${k}`, unit: 'number' as Unit }] as const),
+  ...['sent', 'received', 'errors', 'pushed', 'pingsSent', 'pongsReceived'].map((k) => [`messages.${k}`, { path: `messages.${k}`, unit: 'number' as Unit }] as const),
   ['client.rssBytes', { path: 'client.rssBytes', unit: 'bytes' }],
   ['client.bytesPerConnection', { path: 'client.bytesPerConnection', unit: 'bytes' }],
   ['client.cpuSeconds', { path: 'client.cpuSeconds', unit: 'number' }],
@@ -48,11 +48,13 @@ const METRICS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
 /** `profiles.<profile>.<key>`: the per-profile section (docs/swarm-summary.md); latencies with or without `Ms`. */
 const PROFILE_KEYS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
   ...['target', 'attempted', 'opened', 'failed', 'heldAtEnd', 'lost', 'connectSuccessRate', 'requestsDue', 'repliesOk', 'servedRate',
-    'bytesSent', 'bytesReceived', ...[...ATTACK_OUTCOMES, 'held'].map((o) => `outcomes.${o}`)].map((k) => [k, { path: k, unit: 'number' as Unit }] as const),
+    'bytesSent', 'bytesReceived', 'replyErrors', 'unmatched', 'push.messages', 'push.perConnectionPerSec', 'push.stalled',
+    ...[...ATTACK_OUTCOMES, 'held'].map((o) => `outcomes.${o}`)].map((k) => [k, { path: k, unit: 'number' as Unit }] as const),
   ...(['rtt', 'connectLatency', 'timeToCut'] as const).flatMap((l) => [...PERCENTILES, 'count'].flatMap((p) => {
     const v = { path: `${l}Ms.${p}`, unit: (p === 'count' ? 'number' : 'ms') as Unit };
     return [[`${l}Ms.${p}`, v], [`${l === 'connectLatency' ? 'connect' : l}.${p}`, v]] as const;
   })),
+  ...[...PERCENTILES, 'count'].map((p) => [`push.gap.${p}`, { path: `push.gapMs.${p}`, unit: (p === 'count' ? 'number' : 'ms') as Unit }] as const),
 ]);
 const PROFILE_METRIC = /^profiles\.([a-z-]+)\.(.+)$/;
 
