@@ -18,14 +18,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WSLAB, type ServerProcess } from '../lab/processes.js';
-import { treeCpuSeconds } from '../metrics/proc-status.js';
 import { sumOf } from '../metrics/exposition.js';
-import { readTreeStatus } from '../metrics/proc-status.js';
 import type { HoldClientOptions } from './clients/hold-client.js';
 import { defineBench } from './harness/bench.js';
 import { design, integer, names, sourceIps } from './harness/options.js';
 import { startServer } from './harness/server.js';
-import { clientScript, start } from './harness/child.js';
+import { clientScript, holdCost, start } from './harness/child.js';
 
 const KINDS = ['swarm', 'ws', 'net'] as const;
 type Kind = (typeof KINDS)[number];
@@ -78,22 +76,8 @@ async function measure(kind: Kind, a: Opts): Promise<Record<string, unknown>> {
     ? start([WSLAB, 'swarm', ...urls.flatMap((u) => ['--url', u]), '--connections', String(N), '--rate', String(a.rate), '--max-pending', String(a['max-pending']),
       '--hold', '2m', ...(a['source-ips'].text ? ['--source-ips', a['source-ips'].text] : []), '--summary', summaryFile])
     : start([HOLD_CLIENT, JSON.stringify({ kind, urls, connections: N, maxPending: a['max-pending'], sourceIps: a['source-ips'].ips } satisfies HoldClientOptions)]);
-  const pid = client.child.pid!;
-  await client.nextLine(); // started: workers (if any) are up, nothing connected yet
-  const baseline = readTreeStatus(pid).rssBytes;
-  const cpu0 = treeCpuSeconds(pid);
-  const t0 = performance.now();
-  let open = 0, last = 0, lastChange = performance.now();
-  while (open < N && performance.now() - lastChange < 15_000) {
-    await new Promise((r) => setTimeout(r, 50));
-    open = await serverOpen(servers);
-    if (open !== last) { last = open; lastChange = performance.now(); }
-  }
-  const openSec = (lastChange - t0) / 1000;
-  await new Promise((r) => setTimeout(r, 1500)); // let allocation settle before sampling
-  const held = await serverOpen(servers);
-  const rss = readTreeStatus(pid).rssBytes;
-  const cpu = treeCpuSeconds(pid) - cpu0;
+  // from the started line: workers (if any) are up, nothing connected yet
+  const { held, openSec, rssBaselineBytes: baseline, rssHeldBytes: rss, cpuSeconds: cpu } = await holdCost(client, N, () => serverOpen(servers), 50);
   // No client may leave TIME_WAIT on the shared source addresses (it slows the next client's connects): the swarm
   // ends its sockets with RSTs on SIGINT; for the others the servers go first, so the clients close passively.
   const exited = once(client.child, 'exit');

@@ -14,10 +14,9 @@ import { get } from 'node:https';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WSLAB } from '../lab/processes.js';
-import { readTreeStatus, treeCpuSeconds } from '../metrics/proc-status.js';
 import type { HoldClientOptions } from './clients/hold-client.js';
 import { BenchFailure, defineBench } from './harness/bench.js';
-import { clientScript, start, type Proc } from './harness/child.js';
+import { clientScript, holdCost, start, type Proc } from './harness/child.js';
 import { integer, names, sourceIps } from './harness/options.js';
 
 const KINDS = ['swarm', 'ws'] as const;
@@ -79,23 +78,8 @@ async function measure(kind: Kind, o: Opts, pem: { key: string; cert: string }, 
     : start([clientScript('hold-client'), JSON.stringify({
       kind: 'ws', urls: [url], connections: N, maxPending: o['max-pending'], sourceIps: o['source-ips'].ips, insecure: true,
     } satisfies HoldClientOptions)]);
-  const pid = client.child.pid!;
   try {
-    await client.nextLine(); // started: nothing connected yet
-    const baseline = readTreeStatus(pid).rssBytes;
-    const cpu0 = treeCpuSeconds(pid);
-    const t0 = performance.now();
-    let open = 0, last = 0, lastChange = performance.now();
-    while (open < N && performance.now() - lastChange < 15_000) {
-      await new Promise((r) => setTimeout(r, 100));
-      open = await count(port);
-      if (open !== last) { last = open; lastChange = performance.now(); }
-    }
-    const openSec = (lastChange - t0) / 1000;
-    await new Promise((r) => setTimeout(r, 1500)); // let allocation settle before sampling
-    const held = await count(port);
-    const rss = readTreeStatus(pid).rssBytes;
-    const cpu = treeCpuSeconds(pid) - cpu0;
+    const { held, openSec, rssBaselineBytes: baseline, rssHeldBytes: rss, cpuSeconds: cpu } = await holdCost(client, N, () => count(port), 100);
     const exited = once(client.child, 'exit');
     if (kind === 'swarm') client.child.kill('SIGINT');
     else client.child.kill('SIGTERM');

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readTreeStatus, treeCpuSeconds } from '../../metrics/proc-status.js';
 
 export interface Proc { child: ChildProcess; lines: Record<string, unknown>[]; nextLine(): Promise<Record<string, unknown>> }
 
@@ -35,4 +36,36 @@ export function start(args: string[]): Proc {
       waiters.push((x) => { clearTimeout(t); resolve(x); });
     }),
   };
+}
+
+/** What a client holding connections cost, read from outside it (/proc) the same way for every client. */
+export interface HoldCost {
+  held: number;
+  openSec: number;
+  rssBaselineBytes: number;
+  rssHeldBytes: number;
+  cpuSeconds: number;
+}
+
+/**
+ * From the client's `started` line (nothing connected yet): its tree's RSS and CPU, then `count()` polled every
+ * `everyMs` until it reaches `n` or stops moving for 15 s, then 1.5 s for allocation to settle, then RSS, CPU and the
+ * count again. `openSec` runs to the last change of the count (a slight over-estimate of the open time by ≤ everyMs).
+ */
+export async function holdCost(client: Proc, n: number, count: () => Promise<number>, everyMs: number): Promise<HoldCost> {
+  const pid = client.child.pid!;
+  await client.nextLine();
+  const rssBaselineBytes = readTreeStatus(pid).rssBytes;
+  const cpu0 = treeCpuSeconds(pid);
+  const t0 = performance.now();
+  let open = 0, last = 0, lastChange = performance.now();
+  while (open < n && performance.now() - lastChange < 15_000) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    open = await count();
+    if (open !== last) { last = open; lastChange = performance.now(); }
+  }
+  const openSec = (lastChange - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 1500));
+  const held = await count();
+  return { held, openSec, rssBaselineBytes, rssHeldBytes: readTreeStatus(pid).rssBytes, cpuSeconds: treeCpuSeconds(pid) - cpu0 };
 }

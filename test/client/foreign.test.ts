@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HealthySummary } from '../../client/recorder.js';
-import { swarmRunner } from '../helpers/swarm-run.js';
+import { expectUsageErrors, swarmRunner } from '../helpers/swarm-run.js';
 
 /**
  * The swarm against servers that do not speak our protocol: Debian's python3-websockets echo server, and `ws`
@@ -286,16 +286,7 @@ describe('swarm protocol flag errors', () => {
     ['bad hex', [...U, '--profile', 'chatty', '--send', 'hex:abc', '--match', 'echo'], /--send: "hex:abc" is not valid hex/],
     ['a missing @file', [...U, '--profile', 'chatty', '--send', '@/nonexistent/msg.json'], /--send: cannot read \/nonexistent\/msg\.json \(ENOENT\)/],
   ];
-  it('each is one line on stderr and exit 1, before any connection', async () => {
-    const runs = await Promise.all(cases.map(([, args]) => swarm(args).done));
-    runs.forEach((r, i) => {
-      const [label, , pattern] = cases[i];
-      assert.equal(r.code, 1, `${label}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${label}: ${r.stderr}`);
-      assert.match(r.stderr, pattern, label);
-      assert.equal(r.stdout, '', label);
-    });
-  });
+  it('each is one line on stderr and exit 1, before any connection', () => expectUsageErrors(swarm, cases));
 });
 
 describe('attacks speak the user\'s protocol', () => {

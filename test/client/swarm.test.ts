@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseExposition, sumOf } from '../../metrics/exposition.js';
 import { eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
-import { swarmRunner } from '../helpers/swarm-run.js';
+import { expectUsageErrors, swarmRunner } from '../helpers/swarm-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wslab-swarm-'));
 const swarm = swarmRunner(dir);
@@ -165,15 +165,5 @@ describe('swarm option errors', () => {
     ['zero connections', ['--url', 'ws://127.0.0.1:1/', '--connections', '0'], /--connections: "0" must be a whole number from 1/],
     ['an unknown flag', ['--url', 'ws://127.0.0.1:1/', '--conections', '5'], /Unknown argument/i],
   ];
-  it('rejects each with one line on stderr and exit 1, before connecting anything', async () => {
-    const runs = await Promise.all(cases.map(([, args]) => swarm(args).done));
-    runs.forEach((r, i) => {
-      const [label, , pattern] = cases[i];
-      assert.equal(r.code, 1, `${label}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${label}: ${r.stderr}`);
-      assert.match(r.stderr, pattern, label);
-      assert.equal(r.stdout, '', label);
-      assert.equal(r.summary, undefined, label);
-    });
-  });
+  it('rejects each with one line on stderr and exit 1, before connecting anything', () => expectUsageErrors(swarm, cases));
 });

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,4 +44,20 @@ export function swarmRunner(dir: string, timeoutMs = 30_000): (args: string[]) =
     });
     return { child, started, done };
   };
+}
+
+/**
+ * Each case's argv must be refused as a user sees it: exit 1, one line on stderr matching the pattern, nothing on
+ * stdout (not even the `started` line: no work began), no summary written.
+ */
+export async function expectUsageErrors(swarm: (args: string[]) => SwarmRun, cases: readonly (readonly [string, string[], RegExp])[]): Promise<void> {
+  const runs = await Promise.all(cases.map(([, args]) => swarm(args).done));
+  runs.forEach((r, i) => {
+    const [label, , pattern] = cases[i];
+    assert.equal(r.code, 1, `${label}: ${r.stderr}`);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${label}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, label);
+    assert.equal(r.stdout, '', label);
+    assert.equal(r.summary, undefined, label);
+  });
 }
