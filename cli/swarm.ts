@@ -9,7 +9,7 @@ import {
 import { SWARM_FLAGS as F } from '../client/flags.js';
 import { matchNeedsId } from '../client/match.js';
 import { Renderer, compileTemplate, readVars, type Template, type VarTable } from '../client/template.js';
-import { parseShard, shardSlice } from '../client/shard.js';
+import { parseShard, shardConnections, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
 import { hostAddress, isLoopback } from '../core/net.js';
 import { parseThreshold } from '../client/thresholds.js';
@@ -202,7 +202,7 @@ export function parseHandshake(a: Raw, targets: readonly SwarmTarget[], vars: Va
  * `--send`, `--match`, `--expect`, `--subscribe`, `--reader-send`, `--vars`, `--stall-after`, checked together:
  * what a flag needs from another is said before any work.
  */
-function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTable | undefined, total: number): SwarmSpeech {
+function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTable | undefined, total: number, offset: number): SwarmSpeech {
   const template = (flag: string): Template | undefined => (given(a, flag) ? compileTemplate(flag, String(a[flag]), vars) : undefined);
   const send = template('send');
   const subscribe = template('subscribe');
@@ -219,7 +219,7 @@ function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTa
   if (given(a, 'stall-after') && !subscribe) throw new UsageError('--stall-after applies to --subscribe only');
   const stallAfterMs = F.stallAfterMs.parse(a['stall-after'] ?? D.stallAfter);
   if (given(a, 'stall-after') && stallAfterMs < 1) throw new UsageError('--stall-after: must be at least 1ms');
-  return Object.freeze({ send, subscribe, readerSend, match, expect, stallAfterMs, vars, total });
+  return Object.freeze({ send, subscribe, readerSend, match, expect, stallAfterMs, vars, total, offset });
 }
 
 /** Checks every swarm flag once and returns the frozen options the coordinator receives. */
@@ -260,7 +260,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   onlyFor('subscribe', 'idle', 'ping', 'chatty');
   onlyFor('reader-send', 'slow-reader');
   const vars = given(a, 'vars') ? readVars(String(a.vars)) : undefined;
-  const speech = parseSpeech(a, has, vars, shard ? totalConnections : groups.reduce((n, g) => n + g.connections, 0));
+  const speech = parseSpeech(a, has, vars, shard ? totalConnections : groups.reduce((n, g) => n + g.connections, 0),
+    shard ? shardConnections(totalConnections, shard).first : 0);
   const handshake = parseHandshake(a, allTargets, vars);
   if (vars && ![speech.send, speech.subscribe, speech.readerSend, ...handshake.headers.map((h) => h.value)].some((t) => t?.parts.some((p) => p.k === 'var'))) {
     throw new UsageError('--vars: no {{var:NAME}} in --send, --subscribe, --reader-send or --header uses it');

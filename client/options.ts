@@ -93,6 +93,8 @@ export interface SwarmSpeech {
   readonly vars: VarTable | undefined;
   /** The modulus of `{{id}}`: the whole run's connections (across shards). */
   readonly total: number;
+  /** `{{conn}}` of this swarm's first connection: its shard's first global index (`--shard`), else 0. */
+  readonly offset: number;
 }
 
 /** What the upgrade request carries besides the RFC 6455 headers, and how TLS is checked. */

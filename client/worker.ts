@@ -62,7 +62,8 @@ function headerLines(o: WorkerInit): ((conn: number) => string) | undefined {
   const own = o.handshake.headers.filter((h) => h.value.parts.some((p) => p.k !== 'lit'))
     .map((h) => [h.name, new Renderer(h.value, o.speech.total, o.speech.vars)] as const);
   if (own.length === 0) return undefined;
-  return (conn) => own.map(([name, r]) => `${name}: ${r.text(conn, 0)}\r\n`).join('');
+  const offset = o.speech.offset;
+  return (conn) => own.map(([name, r]) => `${name}: ${r.text(offset + conn, 0)}\r\n`).join('');
 }
 
 class WorkerRun {
@@ -118,9 +119,10 @@ class WorkerRun {
     });
     attack = this.attack = hostile ? createAttack({
       profile: o.profile as AttackProfile, attack: o.attack, intervalMs: o.intervalMs, command: o.readerCommand, targets: o.targets,
-      speech: o.speech, firstIndex: o.firstIndex,
+      speech: o.speech, firstIndex: o.speech.offset + o.firstIndex,
     }, this.pool, o.count) : undefined;
-    profile = this.profile = attack ?? createProfile(o, this.pool, o.count, (sec) => metrics?.rtt(sec));
+    // {{conn}} is global: a shard's workers number their connections from the shard's first
+    profile = this.profile = attack ?? createProfile({ ...o, firstIndex: o.speech.offset + o.firstIndex }, this.pool, o.count, (sec) => metrics?.rtt(sec));
     metrics = this.metrics = Metrics ? new Metrics(this.pool.counts, this.profile.traffic, o.count, attack && { profile: o.profile, tally: attack.tally }) : undefined;
     this.ramp = new Ramp(o.count, o.rate, o.maxPending, (slot) => {
       if (origin) origin[slot] = performance.now();

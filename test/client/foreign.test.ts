@@ -85,10 +85,12 @@ describe('swarm against a JSON request/reply server', () => {
   let url: string;
   let wss: WebSocketServer;
   let answerType = 'pong';
+  const conns = new Set<number>();
   before(async () => {
     ({ wss, url } = await wsServer((ws) => {
       ws.on('message', (data) => {
-        const { id } = JSON.parse(String(data)) as { id: number };
+        const { id, conn } = JSON.parse(String(data)) as { id: number; conn?: number };
+        if (conn !== undefined) conns.add(conn);
         setTimeout(() => ws.send(JSON.stringify({ id, type: answerType })), 20);
       });
       // a push nobody asked for: not a reply, counted apart
@@ -108,6 +110,17 @@ describe('swarm against a JSON request/reply server', () => {
     assert.equal(c.unmatched, 10, 'one hello push per connection');
     assert.equal(r.summary!.messages.pushed, 10);
     assert.ok(c.repliesOk >= r.summary!.messages.sent - 10, `${c.repliesOk} of ${r.summary!.messages.sent} (the last may be in flight at the close)`);
+  });
+
+  it('--shard 2/3: the shard\'s messages carry global {{conn}} and {{id}}, and their replies match', async () => {
+    answerType = 'pong';
+    conns.clear();
+    const r = await swarm(['--url', url, '--connections', '9', '--shard', '2/3', '--profile', 'chatty', '--interval', '100ms', '--hold', '1s',
+      '--send', '{"id":{{id}},"conn":{{conn}}}', '--match', 'json:id']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...conns].sort(), [6, 7, 8]);
+    const c = chatty(r.summary);
+    assert.ok(c.repliesOk >= 3 * 5 && c.replyErrors === 0 && c.unmatched === 3, `ok ${c.repliesOk}, errors ${c.replyErrors}, unmatched ${c.unmatched}`);
   });
 
   it('--expect that fails on every reply: counted as error replies, warned about, exit 2', async () => {
@@ -178,6 +191,14 @@ describe('swarm handshake: headers, --vars tokens, subprotocols', () => {
       assert.match(s.ua!, /^wslab\/\d+\.\d+\.\d+/);
       assert.equal(s.protocol, 'chat.v2');
     }
+  });
+
+  it('--shard: {{conn}} in a header is the global connection index', async () => {
+    seen.length = 0;
+    const r = await swarm(['--url', url, '--connections', '10', '--shard', '1/2', '--hold', '300ms', '--header', 'Authorization: Bearer x',
+      '--header', 'X-Conn: {{conn}}', '--subprotocol', 'chat.v2']).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(seen.map((x) => Number(x.conn)).sort((x, y) => x - y), [5, 6, 7, 8, 9]);
   });
 
   it('a subprotocol the server does not choose fails the upgrade as protocol_error', async () => {
