@@ -24,6 +24,7 @@ import {
   OP_PONG, UPGRADE_PARTIAL, UPGRADE_REJECTED, type FrameSink,
 } from './codec.js';
 import type { SwarmHandshake, SwarmTarget } from './options.js';
+import { Renderer } from './template.js';
 import { TlsHandle, secureContext } from './tls-transport.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
@@ -250,7 +251,7 @@ export class Pool implements FrameSink {
     this.protocols = hs?.subprotocols ?? [];
     // Header lines the same for every connection, built into each target's request once.
     const fixed = (hs?.headers ?? []).filter((x) => x.value.parts.every((p) => p.k === 'lit'))
-      .map((x) => `${x.name}: ${Buffer.from(x.value.parts.map((p) => (p as { b64: string }).b64).join(''), 'base64').toString('utf8')}\r\n`).join('');
+      .map((x) => `${x.name}: ${new Renderer(x.value, 1, undefined).text(0, 0)}\r\n`).join('');
     const offered = this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '';
     this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, fixed + offered, o.headerLines));
     this.reader = new FrameReader(this);
