@@ -5,11 +5,12 @@ import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
+import { claimsLine } from '../lab/claims.js';
 import { fileURLToPath } from 'node:url';
 import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from '../core/errors.js';
-import { parseDuration, parseInteger } from '../core/units.js';
+import { outputDir, parseDuration, parseInteger } from '../core/units.js';
 
 const SCALES = ['quick', 'default', 'full', 'max'] as const;
 /** The seeds' designs in their own runtime, shipped as targets (docs/targets.md). */
@@ -62,7 +63,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     try { clinicBin(); } catch (err) { throw err instanceof ClinicUnavailableError ? new UsageError(`--profile: ${err.message}`) : err; }
   }
   return Object.freeze({
-    designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: String(a.out ?? 'reports'),
+    designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
     profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets),
   });
 }
@@ -110,6 +111,6 @@ export const labCommand = {
     process.stdout.write(`${summaryLines(results).join('\n')}\n`);
     const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));
     for (const f of failed) process.stdout.write(`! ${f}\n`);
-    process.stdout.write(`report: ${dir}/index.html (also report.md, results.json; ${results.claims.length}/${CLAIM_IDS.length} claims judged in ${results.durationSec} s)\n`);
+    process.stdout.write(`report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, CLAIM_IDS.length)} in ${results.durationSec} s)\n`);
   },
 };

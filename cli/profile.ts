@@ -6,7 +6,7 @@ import { SCENARIOS } from '../lab/scenarios/index.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from '../core/errors.js';
 import { serveOptions, serverFlags } from './serve.js';
-import { parseDuration } from '../core/units.js';
+import { outputDir, parseDuration } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
 
@@ -34,7 +34,7 @@ export function profileOptions(a: Raw): ProfileOptions {
   const common = givenFlags(SERVE_OPTIONS as OptionDefs<Record<string, unknown>>, a, { ...o, ...fromArgs(SERVE_OPTIONS, a) });
   const own = givenFlags(DESIGNS.get(o.design)!.flags as OptionDefs<Record<string, unknown>>, a, o.own);
   return Object.freeze({
-    tool: tool as ProfileTool, design: String(a.design), scenario, durationMs, out: String(a.out ?? 'profiles'),
+    tool: tool as ProfileTool, design: String(a.design), scenario, durationMs, out: outputDir('out', a.out ?? 'profiles'),
     serverFlags: [...own, ...common],
   });
 }

@@ -29,9 +29,17 @@ export function serveOptions(a: Raw): ServeOptions {
   const name = String(a.design ?? DEFAULT_DESIGN);
   const design = DESIGNS.get(name);
   if (!design) throw new UsageError(`--design: unknown design "${name}" (known: ${[...DESIGNS.keys()].join(', ')})`);
-  // every design's flags are checked, as before; the design receives its own
+  // a flag of another design is refused, not ignored: `--design ws --pool 8` would otherwise run a plain ws server
+  const mine = new Set(Object.values<OptionDef<unknown>>(design.flags).map((d) => d.flag));
+  for (const other of DESIGNS.values()) {
+    if (other === design) continue;
+    const stray = Object.values<OptionDef<unknown>>(other.flags).find((d) => a[d.flag] !== undefined && !mine.has(d.flag));
+    if (stray) {
+      const owners = [...DESIGNS.values()].filter((d) => Object.values<OptionDef<unknown>>(d.flags).some((f) => f.flag === stray.flag)).map((d) => d.name);
+      throw new UsageError(`--${stray.flag} applies to --design ${owners.join(' or ')} only (this is --design ${name})`);
+    }
+  }
   const own = fromArgs(design.flags, a);
-  for (const other of DESIGNS.values()) if (other !== design) fromArgs(other.flags, a);
   const o: ServeOptions = { design: name, ...fromArgs(SERVE_OPTIONS, a), own: Object.freeze(own) };
   if (!o.defenses) {
     // A limit given as 0 says "off" too (a lab scenario's --idle-timeout 0), so only a real limit conflicts.

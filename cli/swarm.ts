@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Argv } from 'yargs';
 import {
   PROBE_MODES, PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProbeMode, type ProbeOptions, type ProfileName, type ReplyMatch,
@@ -296,6 +297,10 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     : given(a, 'workers') ? F.workers.parse(a.workers) : Math.ceil(connections / SOCKETS_PER_WORKER);
   if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
 
+  // a source address the kernel cannot bind would only show up as failing connects, with a misleading fix
+  const local = new Set(Object.values(networkInterfaces()).flatMap((xs) => (xs ?? []).map((x) => x.address.toLowerCase())));
+  const foreign = allSources.find((src) => !isLoopback(src) && !local.has(src.toLowerCase()));
+  if (foreign !== undefined) throw new UsageError(`--source-ips: ${foreign} is not an address of this machine (\`ip -br addr\` lists them; 127.0.0.0/8 is always local)`);
   for (const src of sourceIps) {
     const t = targets.find((x) => x.family !== isIP(src));
     if (t) throw new UsageError(`--source-ips: ${src} is IPv${isIP(src)} but --url ${t.url} is IPv${t.family}: use addresses of the target's family`);

@@ -416,12 +416,13 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
   io.stderr.write(summaryTable(summary));
+  let unwritten = false;
   if (o.summaryFile !== undefined) {
     try {
       writeSummary(o.summaryFile, summary);
     } catch (err) {
       io.stderr.write(`wslab swarm: cannot write the summary to ${o.summaryFile}: ${(err as Error).message}\n`);
-      crashed = true;
+      unwritten = true;
     }
   }
   const verdicts = evaluate(o.thresholds, summary);
@@ -436,6 +437,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const reached = summary.opened + Object.values(summary.profiles).reduce((a, p) => a + (p.role === 'attack' ? p.attempted - p.outcomes.failed : 0), 0);
   const failures = [
     crashed ? 'a worker failed' : '',
+    unwritten ? 'the summary could not be written' : '',
     (attacked ? reached === 0 : summary.opened === 0) ? 'no connection opened' : '',
     !attacked && summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
     summary.misunderstood ? 'the replies made no sense (see the warning)' : '',
@@ -468,7 +470,7 @@ function serverReader(o: SwarmOptions): () => ServerFigures {
     const baselineRssBytes = base?.rssBytes ?? 0;
     return {
       pid, rssBytes, baselineRssBytes,
-      bytesPerConnection: connections > 0 && now ? Math.round((rssBytes - baselineRssBytes) / connections) : null,
+      bytesPerConnection: connections > 0 && now && rssBytes >= baselineRssBytes ? Math.round((rssBytes - baselineRssBytes) / connections) : null,
       cpuSeconds: round3((now?.cpuSeconds ?? 0) - (base?.cpuSeconds ?? 0)), threads: now?.threads ?? 0, fds: now?.fds ?? 0, connections,
     };
   };

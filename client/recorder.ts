@@ -287,7 +287,7 @@ export function summaryTable(s: Summary): string {
     ['messages', `sent ${s.messages.sent}, received ${s.messages.received}, error replies ${s.messages.errors}, pushed ${s.messages.pushed}, ` +
       `pings ${s.messages.pingsSent}, pongs ${s.messages.pongsReceived}`],
     ['client', `${mb(s.client.rssBytes)} RSS (${mb(s.client.baselineRssBytes)} before connecting; ` +
-      `${s.client.bytesPerConnection === null ? '-' : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
+      `${s.client.bytesPerConnection === null ? (s.heldAtEnd > 0 ? 'RSS fell below it: no' : '-') : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
       `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
     ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
   ];

@@ -109,7 +109,8 @@ export function assembleSummary(p: SummaryParts): Summary {
     messages: p.messages,
     client: {
       rssBytes, baselineRssBytes,
-      bytesPerConnection: p.heldAtEnd > 0 ? Math.round((rssBytes - baselineRssBytes) / p.heldAtEnd) : null,
+      // RSS below its baseline (a GC between the readings, few connections) measures nothing: null, not a negative cost
+      bytesPerConnection: p.heldAtEnd > 0 && rssBytes >= baselineRssBytes ? Math.round((rssBytes - baselineRssBytes) / p.heldAtEnd) : null,
       cpuSeconds: round3(p.client.cpuSeconds),
       workers: p.client.workers,
       maxEventLoopDelayMs: p.client.maxEventLoopDelayMs,

@@ -43,5 +43,15 @@ export function hostAddress(url: URL): string {
   return host === 'localhost' ? '127.0.0.1' : host;
 }
 
-/** 127.0.0.0/8 or ::1: the only addresses wslab loads unless told otherwise. */
-export const isLoopback = (ip: string): boolean => (isIP(ip) === 4 && ip.startsWith('127.')) || ip === '::1';
+/** 127.0.0.0/8, ::1, or 127.0.0.0/8 written as IPv4-mapped IPv6 (::ffff:127.0.0.1): the only addresses wslab loads unless told otherwise. */
+export const isLoopback = (ip: string): boolean => {
+  const family = isIP(ip);
+  if (family === 4) return ip.startsWith('127.');
+  if (family !== 6) return false;
+  const v6 = ip.toLowerCase();
+  if (v6 === '::1' || v6 === '0:0:0:0:0:0:0:1') return true;
+  if (!v6.startsWith('::ffff:')) return false;
+  // WHATWG URL writes ::ffff:127.0.0.1 as ::ffff:7f00:1
+  const hex = /^([0-9a-f]{1,4}):[0-9a-f]{1,4}$/.exec(v6.slice(7));
+  return hex ? Number.parseInt(hex[1], 16) >> 8 === 127 : isLoopback(v6.slice(7));
+};

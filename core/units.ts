@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
@@ -41,5 +41,60 @@ export function outputFile(flag: string, value: unknown): string {
   let dirOk = false;
   try { dirOk = statSync(dirname(file)).isDirectory(); } catch { /* reported below */ }
   if (!dirOk) throw new UsageError(`--${flag}: the directory of "${String(value)}" does not exist`);
+  let existed = false;
+  try {
+    if (statSync(file).isDirectory()) throw new UsageError(`--${flag}: "${String(value)}" is a directory: give a file path, e.g. ${join(String(value), 'out.json')}`);
+    existed = true;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+  // Opened for append now, so that a path the run could not write fails here, not after the run (EACCES, EROFS, …)
+  try {
+    closeSync(openSync(file, 'a'));
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot write "${String(value)}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!existed) rmSync(file, { force: true });
   return file;
+}
+
+/*
+ * mkdir -p, one level at a time: Node's `mkdirSync(…, { recursive: true })` spins forever where the kernel answers
+ * ENOENT to every mkdir (measured under /proc on Node 20), so the missing levels are made here, each by itself.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      if (!statSync(d).isDirectory()) throw Object.assign(new Error(`${d} is a file`), { code: 'ENOTDIR' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(d) === d) throw err;
+      missing.unshift(d);
+    }
+  }
+  for (const d of missing) mkdirSync(d);
+}
+
+/**
+ * A folder the run writes into (`--out reports`): made now if missing, and proved writable by a probe file, so that
+ * an existing file in its place or a read-only place fails before any work instead of after it.
+ */
+export function outputDir(flag: string, value: unknown): string {
+  const dir = resolve(String(value));
+  try {
+    if (!statSync(dir).isDirectory()) throw new UsageError(`--${flag}: "${String(value)}" is a file, not a folder: give a folder (it may not exist yet)`);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+  try {
+    makeDirs(dir);
+    const probe = join(dir, `.wslab-write-check-${process.pid}`);
+    closeSync(openSync(probe, 'w'));
+    rmSync(probe, { force: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`--${flag}: cannot write into "${String(value)}" (${e.code === 'ENOTDIR' ? 'a file is in the way' : e.code ?? e.message})`);
+  }
+  return dir;
 }

@@ -31,8 +31,21 @@ export interface Judge {
 }
 
 export const verdict = (id: ClaimId, v: Verdict, evidence: string): Claim => ({ id, claim: CLAIM_TEXT[id], verdict: v, evidence });
+const NOT_MEASURED = 'not measured: ';
 export const missing = (id: ClaimId, scenario: string, what: string): Claim =>
-  verdict(id, 'inconclusive', `not measured: scenario ${scenario} has no ${what} result in this run`);
+  verdict(id, 'inconclusive', `${NOT_MEASURED}scenario ${scenario} has no ${what} result in this run`);
+/** Whether a claim's verdict rests on a measurement (an inconclusive one may; a missing one does not). */
+export const measured = (c: Claim): boolean => !c.evidence.startsWith(NOT_MEASURED);
+
+/** "4 of 9 claims decided (3 confirmed, 1 refuted, 2 inconclusive, 3 not measured)": what the run's last line says. */
+export function claimsLine(claims: readonly Claim[], of: number): string {
+  const n = (f: (c: Claim) => boolean): number => claims.filter(f).length;
+  const confirmed = n((c) => c.verdict === 'confirmed');
+  const refuted = n((c) => c.verdict === 'refuted');
+  const unmeasured = n((c) => !measured(c)) + (of - claims.length);
+  const inconclusive = claims.length - confirmed - refuted - n((c) => !measured(c));
+  return `${confirmed + refuted} of ${of} claims decided (${confirmed} confirmed, ${refuted} refuted, ${inconclusive} inconclusive, ${unmeasured} not measured)`;
+}
 
 /** A measured number, or null (absent, null, NaN, ±∞ all count as not measured). */
 export const num = (v: number | null | undefined): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);

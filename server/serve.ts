@@ -15,7 +15,17 @@ export interface Running {
 export async function startServer(o: ServeOptions): Promise<Running> {
   const design = DESIGNS.get(o.design);
   if (!design) throw new Error(`unknown design ${o.design}`);
-  const handle = await design.start(o);
+  let handle: DesignHandle;
+  try {
+    handle = await design.start(o);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // the fix in the line itself: every design reports a taken port its own way
+    if (e?.code === 'EADDRINUSE' && o.port !== 0) {
+      throw Object.assign(new Error(`--port: ${o.host}:${o.port} is in use (${e.message}): pick another --port, or --port 0 for any free port`), { code: 'EADDRINUSE' });
+    }
+    throw err;
+  }
   let metrics: MetricsEndpoint;
   try {
     metrics = await serveMetrics({

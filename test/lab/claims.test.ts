@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CLAIM_TEXT, judge, type JudgedCell } from '../../lab/claims.js';
+import { CLAIM_TEXT, claimsLine, judge, missing, type JudgedCell } from '../../lab/claims.js';
 import { targetDesign, variantOf } from '../../lab/designs.js';
 import type { Machine, ScenarioResult, Verdict } from '../../lab/results.js';
 import { emptySeries } from '../../lab/results.js';
@@ -137,5 +137,17 @@ describe('claims: each scenario judges its own', () => {
       if (c.id === 'mixed-sizes') assert.equal(c.verdict, 'confirmed');
       else { assert.equal(c.verdict, 'inconclusive', c.id); assert.match(c.evidence, /^not measured: scenario /); }
     }
+  });
+});
+
+describe('the lab\'s last line', () => {
+  it('counts claims decided, inconclusive and not measured apart (not "9/9 judged" when 7 were never measured)', () => {
+    const text = (id: string) => CLAIM_TEXT[id as keyof typeof CLAIM_TEXT];
+    const claims = [
+      { id: 'a', claim: text('gil-threads'), verdict: 'confirmed' as const, evidence: 'x' },
+      { id: 'b', claim: '', verdict: 'inconclusive' as const, evidence: 'the spread crosses the threshold' },
+      missing('gil-threads', 'cpu-bound', 'py-threads'),
+    ];
+    assert.equal(claimsLine(claims, 5), '1 of 5 claims decided (1 confirmed, 0 refuted, 1 inconclusive, 3 not measured)');
   });
 });
