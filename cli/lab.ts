@@ -112,5 +112,9 @@ export const labCommand = {
     const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));
     for (const f of failed) process.stdout.write(`! ${f}\n`);
     process.stdout.write(`report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, CLAIM_IDS.length)} in ${results.durationSec} s)\n`);
+    if (results.interrupted) {
+      process.stderr.write(`wslab lab: interrupted (${results.interrupted}): the report holds the finished cells\n`);
+      process.exit(results.interrupted === 'SIGINT' ? 130 : 143);
+    }
   },
 };

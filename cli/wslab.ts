@@ -31,6 +31,18 @@ function fail(err: unknown): never {
 
 process.on('unhandledRejection', fail);
 
+/*
+ * Started by the lab (lab/processes.ts) with an IPC channel: die with it. The channel's 'disconnect' comes however
+ * the parent ended (even SIGKILL), at no cost while it lives (no timer, the channel unref'd so it keeps nothing
+ * alive), and becomes a SIGTERM, which every command handles (serve closes with 1001, swarm writes its summary).
+ * The variable is removed so that this process's own children (cluster workers, swarm workers) do not inherit it.
+ */
+if (process.env.WSLAB_DIE_WITH_PARENT === '1' && process.channel) {
+  delete process.env.WSLAB_DIE_WITH_PARENT;
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}
+
 try {
   const first = hideBin(process.argv).find((a) => !a.startsWith('-'));
   const names = first !== undefined && first in COMMANDS ? [first as CommandName] : (Object.keys(COMMANDS) as CommandName[]);

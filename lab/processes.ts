@@ -49,6 +49,31 @@ export interface ServerProcess {
  * ready line and /metrics, exactly as a user would run it.
  */
 
+/*
+ * Every child started here and not yet seen to exit, with how to stop it: what an interrupted lab stops
+ * (lab/run.ts), whatever cell it was in. A wslab child also gets an IPC channel and WSLAB_DIE_WITH_PARENT, so that
+ * it exits when this process dies however it died (cli/wslab.ts: the channel's 'disconnect'); a target is not a
+ * wslab process, so it is stopped through its process group here.
+ */
+const children = new Map<ChildProcess, (signal: NodeJS.Signals) => void>();
+function track(child: ChildProcess, kill: (signal: NodeJS.Signals) => void): void {
+  children.set(child, kill);
+  child.once('exit', () => children.delete(child));
+}
+/** The spawn options of a wslab child: stdout/stderr piped, and the channel that ties its life to ours. */
+const WSLAB_CHILD = { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[], env: { ...process.env, WSLAB_DIE_WITH_PARENT: '1' }, serialization: 'json' as const };
+
+/** SIGTERM to every child still running (a target's whole group), SIGKILL to those left after `graceMs`. */
+export async function stopChildren(graceMs = 3000): Promise<void> {
+  const running = [...children.keys()];
+  const exited = running.map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : once(c, 'exit').then(() => undefined)));
+  for (const c of running) children.get(c)?.('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(exited), new Promise((r) => { timer = setTimeout(r, graceMs); })]);
+  clearTimeout(timer);
+  for (const c of running) children.get(c)?.('SIGKILL');
+}
+
 /**
  * Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits `readyMs` for its ready line;
  * `niceness` > 0 starts it through nice(1), so that every thread it ever makes inherits the lower priority.
@@ -56,7 +81,8 @@ export interface ServerProcess {
 export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000, niceness = 0): Promise<ServerProcess> {
   const argv = [process.execPath, WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags];
   const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, WSLAB_CHILD);
+  track(child, (signal) => child.kill(signal));
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   let out = '';
@@ -118,6 +144,7 @@ export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
   const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
   // its own process group, so that stop() reaches whatever it forks (a shell, workers)
   const child = spawn(cmd, args, { cwd: t.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  track(child, (signal) => { try { process.kill(-child.pid!, signal); } catch { /* gone */ } });
   let err = '';
   let out = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-20_000); });
@@ -209,9 +236,8 @@ export interface Percentiles { p50: number | null; p90: number | null; p99: numb
 
 /** Spawns `wslab swarm <args> --summary <tmp> --metrics-port 0` and waits for its start line. */
 export async function startSwarm(args: string[], summaryFile: string): Promise<SwarmRun> {
-  const child = spawn(process.execPath, [WSLAB, 'swarm', ...args, '--summary', summaryFile, '--metrics-port', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(process.execPath, [WSLAB, 'swarm', ...args, '--summary', summaryFile, '--metrics-port', '0'], WSLAB_CHILD);
+  track(child, (signal) => child.kill(signal));
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
   const exited = once(child, 'exit');

@@ -110,6 +110,7 @@ function markdown(r: LabResults): string {
   return [
     '# wslab lab report',
     `Run ${r.startedAt} → ${r.finishedAt} (${duration(r.durationSec)}), scale \`${r.scale}\`, schema \`${r.schema}\`.`,
+    ...(r.interrupted ? ['', `**Interrupted (${r.interrupted})**: this report holds the cells finished before the signal; the others are listed as not run.`] : []),
     '## Machine',
     mdTable(['', ''], machineRows(r), [false, false]),
     '## Verdicts',
@@ -257,6 +258,7 @@ function html(r: LabResults, chartJs: string): string {
 <body>
 <h1>wslab lab report</h1>
 <p>Run ${esc(r.startedAt)} → ${esc(r.finishedAt)} (${esc(duration(r.durationSec))}), scale <code>${esc(r.scale)}</code>, schema <code>${esc(r.schema)}</code>.</p>
+${r.interrupted ? `<p class="interrupted"><strong>Interrupted (${esc(r.interrupted)})</strong>: this report holds the cells finished before the signal; the others are listed as not run.</p>` : ''}
 <h2>Machine</h2>
 ${htmlTable(null, machineRows(r).map(([k, v]) => ({ cells: [`<strong>${esc(k)}</strong>`, esc(v)] })), [false, false])}
 <h2>Verdicts</h2>

@@ -110,4 +110,6 @@ export interface LabResults {
   machine: Machine;
   scenarios: ScenarioResult[];
   claims: Claim[];
+  /** The signal that cut the run short (its report holds the cells finished before it), or null. */
+  interrupted: 'SIGINT' | 'SIGTERM' | null;
 }

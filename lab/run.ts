@@ -8,7 +8,7 @@ import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
 import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
 import type { Target } from './targets.js';
-import { spawnServer, startSwarm, startTarget, type LabServer, type SwarmRun } from './processes.js';
+import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
@@ -123,27 +123,50 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     }
   };
   let next: Promise<LabServer> | undefined;
+  /*
+   * SIGINT or SIGTERM: every child is stopped (the running cell's server and swarms, the server started ahead, a
+   * target's process group), the cell that was running is left out, the cells not run are listed as such, and the
+   * report of the finished ones is written with the signal in it. A second signal exits at once.
+   */
+  let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    if (interrupted) {
+      void stopChildren(0).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+      return;
+    }
+    interrupted = signal;
+    progress.stop();
+    process.stderr.write(`wslab lab: ${signal}: stopping every server and swarm, writing the report of the finished cells (again to quit at once)\n`);
+    void stopChildren();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     for (const [i, { scenario, design }] of steps.entries()) {
+      if (interrupted) break;
       progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
       const result = resultFor(scenario);
       const server = next ? foreground(i, next) : start(i);
       next = undefined;
       const ready = () => { if (ahead && i + 1 < steps.length) next = start(i + 1, true); };
       const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions, server, ready, o.max);
+      if (interrupted) break; // cut short by the signal: not a measurement
       result.cells.push(cell);
       if (o.profile) {
         progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale, o.max));
         await profileCell(o.profile, scenario, design, dir, cell);
       }
     }
-    // the cells a target cannot run, each saying why, after the cells that ran
-    for (const { scenario, design, notApplicable: why } of all.filter((s) => s.notApplicable)) {
-      resultFor(scenario).cells.push({ design: design.label, traits: design.traits, status: 'skipped', cause: why, figures: {}, series: emptySeries() });
+    // the cells a target cannot run, each saying why, after the cells that ran; after a signal, those not run
+    const done = new Set(steps.filter((st) => resultFor(st.scenario).cells.some((c) => c.design === st.design.label)));
+    for (const st of all) {
+      const why = st.notApplicable ?? (interrupted && !done.has(st) ? `not run: the lab was interrupted (${interrupted})` : undefined);
+      if (why) resultFor(st.scenario).cells.push({ design: st.design.label, traits: st.design.traits, status: 'skipped', cause: why, figures: {}, series: emptySeries() });
     }
-    progress.step(steps.length, 'writing the report', 0);
+    if (!interrupted) progress.step(steps.length, 'writing the report', 0);
   } finally {
     if (next) await next.then((srv) => srv.stop(), () => undefined); // interrupted between cells
+    if (interrupted) await stopChildren();
     progress.stop();
     await rm(tmp, { recursive: true, force: true });
   }
@@ -157,9 +180,15 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),
     durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
     claims: judge([...SCENARIOS.values()], scenarios, machine),
+    interrupted: interrupted ?? null,
   };
-  await mkdir(dir, { recursive: true });
-  await writeReport(results, dir);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeReport(results, dir);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   return { results, dir };
 }
 

@@ -105,6 +105,7 @@ const FIXTURE: LabResults = {
   finishedAt: '2025-11-23T09:04:12.000Z',
   durationSec: 252,
   scale: 'default',
+  interrupted: null,
   machine: { cpus: 2, cpuModel: 'AMD EPYC 7B13', memoryBytes: 24 * 1024 * MiB, fdLimit: 1_048_576, node: 'v20.19.0',
     kernel: '6.1.0-27-amd64', designs: { ws: '8.18.3', uws: '20.30.0', threads: 'addon 0.1.0', cluster: 'node:cluster' } },
   scenarios: [idleHold, blockingCall],
