@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Argv } from 'yargs';
 import {
-  PROBE_MODES, PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProbeMode, type ProbeOptions, type ProfileName, type ReplyMatch,
+  PROBE_MODES, PROFILES, SWARM_DEFAULTS as D, socketsPerWorker, type ProbeMode, type ProbeOptions, type ProfileName, type ReplyMatch,
   type SwarmCommand, type SwarmGroup, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
 } from '../client/options.js';
 import { SWARM_FLAGS as F } from '../client/flags.js';
@@ -13,6 +13,7 @@ import { Renderer, compileTemplate, readVars, type Template, type VarTable } fro
 import { parseShard, shardConnections, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
 import { hostAddress, isLoopback } from '../core/net.js';
+import { openFilesLimit } from '../metrics/proc-status.js';
 import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from '../core/errors.js';
@@ -237,11 +238,14 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const part = shard ? shardSlice({ connections: totalConnections, sources: allSources, targets: allTargets }, shard) : undefined;
   const [sourceIps, targets] = part ? [part.sources, part.targets] : [allSources, allTargets];
 
+  // the open-files limit is read here, once: the default worker count follows it, and so does the EMFILE advice
+  const openFiles = openFilesLimit();
+  const perWorker = socketsPerWorker(openFiles);
   let groups: SwarmGroup[];
   if (given(a, 'mix')) {
     if (shard) throw new UsageError('--shard/--shards do not combine with --mix yet: run each group as its own sharded swarm');
     for (const f of ['profile', 'connections', 'workers']) {
-      if (given(a, f)) throw new UsageError(`--${f} does not combine with --mix (the mix gives each group's profile and connections; each group gets ceil(n / ${SOCKETS_PER_WORKER}) workers)`);
+      if (given(a, f)) throw new UsageError(`--${f} does not combine with --mix (the mix gives each group's profile and connections; each group gets ceil(n / ${perWorker}) workers)`);
     }
     groups = parseMix(String(a.mix));
   } else {
@@ -293,8 +297,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   const command = parseCommand(String(has('chatty') ? a.command ?? D.command : D.command));
   const readerCommand = parseCommand(String(!has('chatty') && given(a, 'command') ? a.command : D.slowReaderCommand));
 
-  const workers = given(a, 'mix') ? groups.reduce((n, g) => n + Math.ceil(g.connections / SOCKETS_PER_WORKER), 0)
-    : given(a, 'workers') ? F.workers.parse(a.workers) : Math.ceil(connections / SOCKETS_PER_WORKER);
+  const workers = given(a, 'mix') ? groups.reduce((n, g) => n + Math.ceil(g.connections / perWorker), 0)
+    : given(a, 'workers') ? F.workers.parse(a.workers) : Math.ceil(connections / perWorker);
   if (workers > connections) throw new UsageError(`--workers: ${workers} is more than --connections ${connections}`);
 
   // a source address the kernel cannot bind would only show up as failing connects, with a misleading fix
@@ -339,6 +343,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     handshake,
     readerCommand,
     workers,
+    socketsPerWorker: perWorker,
+    openFilesLimit: openFiles,
     sourceIps: Object.freeze(sourceIps),
     summaryFile,
     thresholds: Object.freeze(thresholds),

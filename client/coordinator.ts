@@ -20,7 +20,7 @@ import { established, readTree } from '../metrics/proc-status.js';
 import type { IpcGather } from '../metrics/gather.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
-  SOCKETS_PER_WORKER, isAttack, type AttackOptions, type SwarmCommand, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
+  isAttack, type AttackOptions, type SwarmCommand, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
   type ProfileName,
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
@@ -146,12 +146,12 @@ const READY_PER_WORKER_MS = 500;
 /** Per ephemeral-port range of one source address (32768–60999). */
 const PORTS_PER_SOURCE = 28_232;
 
-const FIXES: Partial<Record<SwarmCause, string>> = {
-  EMFILE: 'a worker ran out of file descriptors (20,000 per process here): add --workers (each holds at most ~19,000 sockets)',
+const fixes = (o: SwarmOptions): Partial<Record<SwarmCause, string>> => ({
+  EMFILE: `a worker ran out of file descriptors (its open-files limit is ${o.openFilesLimit}, ulimit -n): add --workers (each holds at most ~${o.socketsPerWorker} sockets under that limit), or raise the limit`,
   EADDRNOTAVAIL: 'out of local ports or addresses (28,232 ephemeral ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60',
   tls_certificate: "the server's certificate is not trusted: pass --ca FILE (the certificate or CA that signed it), --servername NAME when it is issued for another name than the URL's host, or --insecure to skip verification (testing only)",
   tls_handshake: 'TLS failed: is the server speaking TLS on that port (else use ws://)?',
-};
+});
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
@@ -207,9 +207,9 @@ class WorkerProcess {
   }
 }
 
-/** Workers of each group: --workers for a single group, else ceil(connections / SOCKETS_PER_WORKER) per group. */
+/** Workers of each group: --workers for a single group, else ceil(connections / socketsPerWorker) per group. */
 export function groupWorkers(o: SwarmOptions): number[] {
-  return o.groups.length === 1 ? [o.workers] : o.groups.map((g) => Math.ceil(g.connections / SOCKETS_PER_WORKER));
+  return o.groups.length === 1 ? [o.workers] : o.groups.map((g) => Math.ceil(g.connections / o.socketsPerWorker));
 }
 
 /**
@@ -254,14 +254,15 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     view.log(`wslab swarm: ${w}`);
   };
   const perWorker = Math.ceil(o.connections / o.workers);
-  if (perWorker > SOCKETS_PER_WORKER) {
-    warn(`${perWorker} connections per worker exceed the ~${SOCKETS_PER_WORKER} sockets one process may hold here: expect EMFILE (add --workers)`);
+  if (perWorker > o.socketsPerWorker) {
+    warn(`${perWorker} connections per worker exceed the ~${o.socketsPerWorker} sockets one process may hold under its open-files limit of ${o.openFilesLimit}: expect EMFILE (add --workers, or raise ulimit -n)`);
   }
   if (o.sourceIps.length > 0 && o.connections / o.sourceIps.length > PORTS_PER_SOURCE) {
     warn(`${Math.ceil(o.connections / o.sourceIps.length)} connections per source address exceed its ${PORTS_PER_SOURCE} ephemeral ports: expect EADDRNOTAVAIL (add --source-ips)`);
   }
 
   const seenFailure = new Set<SwarmCause>();
+  const fix = fixes(o);
   let sampledPeak = 0;
   let crashed = false;
   let endReason: string | undefined;
@@ -294,7 +295,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
       case 'failure':
         if (seenFailure.has(m.cause)) break;
         seenFailure.add(m.cause);
-        warn(`first ${m.cause}: ${m.detail}${FIXES[m.cause] ? ` — ${FIXES[m.cause]}` : ''}`);
+        warn(`first ${m.cause}: ${m.detail}${fix[m.cause] ? ` — ${fix[m.cause]}` : ''}`);
         break;
       case 'metrics':
         workerMetrics?.answered(w, m.id, m.data);
@@ -411,7 +412,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   await endpoint?.close();
 
   const cpu = process.cpuUsage(coordinatorCpu);
-  const summary = summarize(o, workers.map((w) => ({ stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group })), {
+  const summary = summarize(o, workers.map((w) => ({
+    stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group, died: w.exited && !w.final && !w.held,
+  })), {
     startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, probe,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
@@ -491,7 +494,29 @@ const causes = (values: number[]): Record<SwarmCause, number> =>
   Object.fromEntries(SWARM_CAUSES.map((c, i) => [c, values[i] ?? 0])) as Record<SwarmCause, number>;
 const add = (a: number[], b: number[]): number[] => a.map((x, i) => x + (b[i] ?? 0));
 
-interface WorkerFigures { stats: WorkerStats | undefined; final: WorkerFinal | undefined; held?: WorkerHeld; baseline: number; group: number }
+interface WorkerFigures {
+  stats: WorkerStats | undefined;
+  final: WorkerFinal | undefined;
+  held?: WorkerHeld;
+  baseline: number;
+  group: number;
+  /** Exited before it said what it held (no `held`, no `final`): killed, crashed. */
+  died?: boolean;
+}
+
+const WORKER_DIED = SWARM_CAUSES.indexOf('worker_died');
+
+/**
+ * Trust only what a worker reported: one that died before saying what it held holds nothing at the end, and what
+ * its last report (≤ 0.5 s old) had open is lost, as `worker_died` — not per target, since no server lost them.
+ */
+function settleDead(w: WorkerFigures): WorkerFigures {
+  if (!w.died || !w.stats) return w;
+  const s = w.stats;
+  const lost = [...s.lost];
+  lost[WORKER_DIED] += s.open;
+  return { ...w, stats: { ...s, open: 0, dribbling: 0, openByTarget: s.openByTarget.map(() => 0), lost } };
+}
 
 /** The `profiles` entry of one group, from its workers' figures. */
 function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): HealthySummary | AttackSummary {
@@ -546,7 +571,8 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
 }
 
 /** The summary of docs/swarm-summary.md from every worker's last figures. */
-export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): Summary {
+export function summarize(o: SwarmOptions, reported: WorkerFigures[], run: RunFacts): Summary {
+  const ws = reported.map(settleDead);
   const zeroC = SWARM_CAUSES.map(() => 0);
   const zeroT = o.targets.map(() => 0);
   const stats = ws.map((w) => w.stats).filter((s): s is WorkerStats => s !== undefined);
@@ -575,6 +601,9 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
   o.targets.forEach((t, i) => { byUrl[t.url] = (byUrl[t.url] ?? 0) + lostByTarget[i]; });
 
   const warnings = [...run.warnings];
+  reported.forEach((w, i) => {
+    if (w.died && w.stats && w.stats.open > 0) warnings.push(`worker ${i} died holding ${w.stats.open} connection${w.stats.open === 1 ? '' : 's'} (its last report): counted as lost (worker_died), not held`);
+  });
   // A target that lost every connection it held: died (no close frames) or closed them all (close frames).
   const emptied = (i: number): boolean => lostByTarget[i] > 0 && openAtEnd[i] === 0;
   const deadUrls = [...new Set(o.targets.filter((_, i) => emptied(i) && abruptByTarget[i] * 2 >= lostByTarget[i]).map((t) => t.url))];
@@ -589,7 +618,10 @@ export function summarize(o: SwarmOptions, ws: WorkerFigures[], run: RunFacts): 
     warnings.push(`none of ${chatty.requestsDue} requests due got any reply: does the server answer ${o.speech.send ? 'this --send message' : "our protocol's --command"}?`);
   }
   const lostTotal = lost.reduce((a, b) => a + b, 0);
-  if (lostTotal > 0) warnings.push(`${lostTotal} connection${lostTotal === 1 ? '' : 's'} lost after opening, first at ${since(lostFirst)} s, last at ${since(lostLast)} s`);
+  if (lostTotal > 0) {
+    const when = since(lostFirst) === null ? '' : `, first at ${since(lostFirst)} s, last at ${since(lostLast)} s`;
+    warnings.push(`${lostTotal} connection${lostTotal === 1 ? '' : 's'} lost after opening${when}`);
+  }
   const closeTimeouts = total((s) => s.closeTimeouts);
   if (closeTimeouts > 0) warnings.push(`${closeTimeouts} close handshake${closeTimeouts === 1 ? '' : 's'} did not finish within ${o.closeTimeoutMs} ms (socket dropped)`);
   ws.forEach((w, i) => {

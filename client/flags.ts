@@ -88,7 +88,7 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
   dribbleBytes: whole('dribble-bytes', D.dribbleBytes, 1, 4096, 'slowloris: bytes of the upgrade request per dribble'),
   readRate: option({ flag: 'read-rate', type: 'string', default: D.readRate, describe: 'slow-reader: bytes read per second per connection, e.g. 1KiB; 0 = never read', parse: (raw) => parseSize('read-rate', raw) }),
   declaredBytes: option({ flag: 'declared-size', type: 'string', default: D.declaredBytes, defaultDescription: '"1GiB"', describe: 'oversize: payload length the frame header declares, e.g. 64MiB', parse: (raw) => parseSize('declared-size', raw) }),
-  workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / ${SOCKETS_PER_WORKER})`),
+  workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / (open-files limit − 5 %)), ${SOCKETS_PER_WORKER} per worker under 20,000`),
   sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
   handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),
   serverPid: whole('server-pid', 0, 0, 4_194_304, 'a local server\'s process: its tree (RSS, CPU, threads, fds) and its connections go into the summary (`server`); any server', 'none'),

@@ -165,8 +165,11 @@ export interface SwarmOptions {
   readonly handshake: SwarmHandshake;
   /** slow-reader: the command sent every interval, a large reply. Default `fill 1048576` (`--command` in a run without chatty). */
   readonly readerCommand: SwarmCommand;
-  /** Worker processes. Default: ceil(connections / 19,000) per group, the most sockets one process may hold here. */
+  /** Worker processes. Default: ceil(connections / socketsPerWorker) per group. */
   readonly workers: number;
+  /** The most sockets a worker may hold under this process's open-files limit ({@link socketsPerWorker}), and that limit. */
+  readonly socketsPerWorker: number;
+  readonly openFilesLimit: number;
   /** Local addresses connections bind to before connecting (rotated); empty = let the kernel choose. Default empty. */
   readonly sourceIps: readonly string[];
   /** Where the JSON summary goes (docs/swarm-summary.md); undefined = nowhere. */
@@ -192,8 +195,16 @@ export interface SwarmOptions {
   readonly probe: ProbeOptions | undefined;
 }
 
-/** The most sockets one worker process is given: the per-process open-files cap here is 20,000 (../shared/MACHINE.md). */
+/** The most sockets one worker process is given under the machine this was built for (20,000 open files, ../shared/MACHINE.md). */
 export const SOCKETS_PER_WORKER = 19_000;
+
+/**
+ * The most sockets one worker may hold under an open-files limit: the limit less what a worker's process needs
+ * besides sockets (stdio, IPC, epoll, /proc reads), 5 % of it and 64 to 1,000 descriptors: 19,000 under 20,000,
+ * 960 under `ulimit -n 1024`. Workers inherit the swarm's limit (RLIMIT_NOFILE).
+ */
+export const socketsPerWorker = (openFiles: number): number =>
+  openFiles > 0 ? Math.max(1, openFiles - Math.max(64, Math.min(1000, Math.round(openFiles * 0.05)))) : SOCKETS_PER_WORKER;
 
 export const SWARM_DEFAULTS = Object.freeze({
   connections: 1000,

@@ -3,7 +3,7 @@ import { spec, LATENCY_BUCKETS } from './spec.js';
 /** Why a swarm connection attempt failed or a held connection was lost: the `cause` label. */
 export const SWARM_CAUSES = Object.freeze([
   'EMFILE', 'EADDRNOTAVAIL', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'handshake_rejected', 'handshake_timeout',
-  'protocol_error', 'closed_by_server', 'tls_certificate', 'tls_handshake', 'other',
+  'protocol_error', 'closed_by_server', 'tls_certificate', 'tls_handshake', 'worker_died', 'other',
 ] as const);
 export type SwarmCause = (typeof SWARM_CAUSES)[number];
 

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseExposition, sumOf } from '../../metrics/exposition.js';
-import { eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
+import { WSLAB, eventually, spawnServer, type ServerProcess } from '../../lab/processes.js';
 import { expectUsageErrors, swarmRunner } from '../helpers/swarm-run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wslab-swarm-'));
@@ -126,6 +127,58 @@ describe('swarm measurements, thresholds, faults', () => {
     assert.ok(Date.now() - t0 < 3000, 'SIGINT takes effect at once');
     assert.equal(summary!.interrupted, true);
     assert.equal(summary!.heldAtEnd, 30);
+  });
+});
+
+describe('swarm when one of its workers is killed', () => {
+  it('counts what the dead worker held as lost (worker_died), not held: no false summary, exit 2', async () => {
+    const srv = await spawnServer('uws');
+    try {
+      const run = swarm(['--url', srv.url, '--connections', '3000', '--workers', '2', '--hold', '20s', '--source-ips', '127.0.0.2-127.0.0.3',
+        '--threshold', 'heldAtEnd>=3000']);
+      const { pid } = await run.started as { pid: number };
+      assert.ok(await eventually(async () => sumOf(await srv.scrape(), 'wslab_connections_open', { design: 'uws' }) === 3000, 10_000));
+      const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      assert.equal(workers.length, 2);
+      await new Promise((r) => setTimeout(r, 1200)); // a worker reports every 0.5 s: its last report has them open
+      process.kill(workers[0], 'SIGKILL');
+      const { code, stderr, summary } = await run.done;
+      assert.equal(code, 2, stderr);
+      assert.equal(summary!.heldAtEnd, 1500, `only the living worker held its connections at the end: ${stderr}`);
+      assert.equal(summary!.lost.byCause.worker_died, 1500);
+      assert.equal(summary!.serverDied, false, 'the server did not die: a worker did');
+      assert.match(stderr, /worker 0 died holding 1500 connections \(its last report\): counted as lost \(worker_died\)/);
+      assert.match(stderr, /run failed: a worker failed; 1500 held connections were lost/);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+describe('swarm under a low open-files limit (ulimit -n 1024)', () => {
+  const underUlimit = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn('bash', ['-c', `ulimit -n 1024 && exec "$0" "$@"`, process.execPath, WSLAB, 'swarm', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('exit', (code) => { clearTimeout(kill); resolve({ code, stderr }); });
+  });
+  let srv: ServerProcess;
+  before(async () => { srv = await spawnServer('uws'); });
+  after(async () => { await srv?.stop(); });
+
+  it('the default worker count follows the real limit: 3,000 connections held, no EMFILE', async () => {
+    const r = await underUlimit(['--url', srv.url, '--connections', '3000', '--hold', '500ms', '--source-ips', '127.0.0.2-127.0.0.5']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /held at end\s+3000/);
+    assert.match(r.stderr, /4 workers/);
+  });
+
+  it('--workers 1 beyond it: the warning and the EMFILE advice name the real limit, not 20,000', async () => {
+    const r = await underUlimit(['--url', srv.url, '--connections', '3000', '--workers', '1', '--hold', '300ms', '--source-ips', '127.0.0.2-127.0.0.3']);
+    assert.match(r.stderr, /exceed the ~960 sockets one process may hold under its open-files limit of 1024/);
+    assert.match(r.stderr, /first EMFILE: .*\(its open-files limit is 1024, ulimit -n\): add --workers \(each holds at most ~960 sockets/);
+    assert.doesNotMatch(r.stderr, /20,000/);
   });
 });
 
