@@ -303,7 +303,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
 
   // a source address the kernel cannot bind would only show up as failing connects, with a misleading fix
   const local = new Set(Object.values(networkInterfaces()).flatMap((xs) => (xs ?? []).map((x) => x.address.toLowerCase())));
-  const foreign = allSources.find((src) => !isLoopback(src) && !local.has(src.toLowerCase()));
+  // this swarm's own addresses only: under --shard the list names every host's, and each shard binds its slice
+  const foreign = sourceIps.find((src) => !isLoopback(src) && !local.has(src.toLowerCase()));
   if (foreign !== undefined) throw new UsageError(`--source-ips: ${foreign} is not an address of this machine (\`ip -br addr\` lists them; 127.0.0.0/8 is always local)`);
   for (const src of sourceIps) {
     const t = targets.find((x) => x.family !== isIP(src));
