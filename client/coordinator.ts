@@ -6,8 +6,9 @@
  * summary, the exit code and the /metrics endpoint.
  *
  * Every wait here is bounded: workers must be ready within 15 s (plus 0.5 s per further worker: they load on the same cores), the ramp ends by construction (one attempt per
- * connection, each bounded by --handshake-timeout), the hold by --hold, the close by --close timeout + 10 s, after
- * which a silent worker is killed and its last periodic figures are used. `--probe` runs here, in this process,
+ * connection, each bounded by --handshake-timeout), the hold by --hold, the close by the close timeout + 10 s and
+ * then for as long as the workers' counts of connections left keep falling (client/close-phase.ts: each fall buys
+ * 5 s; the count is finite), after which a worker that stopped moving is killed and its last periodic figures are used. `--probe` runs here, in this process,
  * from the start order to the close order (client/probe.ts), each probe bounded by its own deadline.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,7 @@ import { latencyHistogram } from './profiles.js';
 import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
+import { awaitClosing } from './close-phase.js';
 import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
@@ -143,6 +145,8 @@ const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
  */
 const READY_TIMEOUT_MS = 15_000;
 const READY_PER_WORKER_MS = 500;
+/** Past the close budget, how long a closing worker may go without progress before it is killed. */
+const CLOSE_PROGRESS_GRACE_MS = 5000;
 /** Per ephemeral-port range of one source address (32768–60999). */
 const PORTS_PER_SOURCE = 28_232;
 
@@ -390,16 +394,14 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const graceful = !interrupted;
   const coordinatorRssAtEnd = process.memoryUsage.rss();
   for (const w of workers) w.send({ t: 'close', graceful });
+  // graceful: the close timeout and 10 s, then as long as the workers' open + closing counts keep falling
   const closeBudget = graceful ? o.closeTimeoutMs + 10_000 : 3000;
-  let closeTimer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all(workers.map((w) => w.finalOrExit)),
-    new Promise((r) => { closeTimer = setTimeout(r, closeBudget); }),
-  ]);
-  clearTimeout(closeTimer);
-  for (const w of workers) {
-    if (w.final || w.exited) continue;
-    warn(`worker ${w.init.index} did not report within ${closeBudget / 1000} s of the close order: killed; its last figures are used`);
+  const { stuck, ms: closeMs } = await awaitClosing(workers.map((w) => ({
+    w, done: () => w.final !== undefined || w.exited, left: () => (w.stats ? w.stats.open + w.stats.closing + w.stats.connecting : 0),
+  })), { budgetMs: closeBudget, graceMs: graceful ? CLOSE_PROGRESS_GRACE_MS : 0 });
+  for (const { w } of stuck) {
+    warn(`worker ${w.init.index} did not finish closing: nothing moved for ${graceful ? CLOSE_PROGRESS_GRACE_MS / 1000 : closeBudget / 1000} s ` +
+      `(${Math.round(closeMs / 100) / 10} s after the close order, ${w.stats ? w.stats.open + w.stats.closing : '?'} left): killed; its last figures are used`);
     crashed = true;
     w.child.kill('SIGKILL');
   }
