@@ -6,12 +6,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readTreeStatus, treeCpuSeconds } from '../../metrics/proc-status.js';
 
-export interface Proc { child: ChildProcess; lines: Record<string, unknown>[]; nextLine(): Promise<Record<string, unknown>> }
+export interface Proc {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  nextLine(): Promise<Record<string, unknown>>;
+  /** The last 4 KiB of its stderr (why it failed, when it did). */
+  stderrTail(): string;
+}
 
 /** The built script of bench/clients/<name>.ts. */
 export const clientScript = (name: string): string => fileURLToPath(new URL(`../clients/${name}.js`, import.meta.url));
 
-/** `node …args`, its stdout read as JSON lines; stderr is drained (a bench reads figures, not logs). */
+/** `node …args`, its stdout read as JSON lines; of stderr the tail is kept (a bench reads figures, not logs). */
 export function start(args: string[]): Proc {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
@@ -26,9 +32,10 @@ export function start(args: string[]): Proc {
       if (w) w(l); else lines.push(l);
     }
   });
-  child.stderr!.resume();
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-4096); });
   return {
-    child, lines,
+    child, lines, stderrTail: () => err,
     nextLine: () => new Promise((resolve, reject) => {
       const l = lines.shift();
       if (l) return resolve(l);
