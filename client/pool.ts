@@ -24,7 +24,6 @@ import {
   OP_PONG, UPGRADE_PARTIAL, UPGRADE_REJECTED, type FrameSink,
 } from './codec.js';
 import type { SwarmHandshake, SwarmTarget } from './options.js';
-import { Renderer } from './template.js';
 import { TlsHandle, secureContext } from './tls-transport.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
@@ -162,8 +161,8 @@ export interface PoolOptions {
   readonly dribble?: boolean;
   /** Extra upgrade headers and subprotocols, TLS checks for wss:// targets. Default none. */
   readonly handshake?: SwarmHandshake;
-  /** Header lines of a connection whose `--header` values hold placeholders (`conn` = global index). */
-  readonly headerLines?: (conn: number) => string;
+  /** Extra upgrade header lines (each ending in CRLF): the same for every connection, and per connection (`conn` = global index). */
+  readonly headerLines?: { readonly fixed: string; readonly perConnection?: (conn: number) => string };
 }
 
 /** A slot's transport: a bare libuv TCP handle (ws://) or a TLS socket (wss://, client/tls-transport.ts). */
@@ -249,11 +248,8 @@ export class Pool implements FrameSink {
     this.cursor = Int32Array.from(o.sources, () => lo + Math.floor(Math.random() * (hi - lo + 1)));
     const hs = o.handshake;
     this.protocols = hs?.subprotocols ?? [];
-    // Header lines the same for every connection, built into each target's request once.
-    const fixed = (hs?.headers ?? []).filter((x) => x.value.parts.every((p) => p.k === 'lit'))
-      .map((x) => `${x.name}: ${new Renderer(x.value, 1, undefined).text(0, 0)}\r\n`).join('');
     const offered = this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '';
-    this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, fixed + offered, o.headerLines));
+    this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, (o.headerLines?.fixed ?? '') + offered, o.headerLines?.perConnection));
     this.reader = new FrameReader(this);
     const pool = this;
     this.onRead = function onRead(this: TcpHandle) { pool.received(this.slot, streamBaseState[kReadBytesOrError]); };

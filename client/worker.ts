@@ -57,13 +57,19 @@ process.on('message', (m: ToWorker) => {
   }
 });
 
-/** `--header` values with placeholders, rendered per connection (the fixed ones are built into the request once). */
-function headerLines(o: WorkerInit): ((conn: number) => string) | undefined {
-  const own = o.handshake.headers.filter((h) => h.value.parts.some((p) => p.k !== 'lit'))
-    .map((h) => [h.name, new Renderer(h.value, o.speech.total, o.speech.vars)] as const);
-  if (own.length === 0) return undefined;
+/**
+ * The upgrade's extra header lines, split once: those the same for every connection (built into each target's
+ * request once) and those with placeholders, rendered per connection (`{{conn}}` global: a shard's offset added).
+ */
+function headerLines(o: WorkerInit): { fixed: string; perConnection?: (conn: number) => string } {
+  const line = (name: string, r: Renderer, conn: number): string => `${name}: ${r.text(conn, 0)}\r\n`;
+  const all = o.handshake.headers.map((h) => ({ name: h.name, r: new Renderer(h.value, o.speech.total, o.speech.vars), same: h.value.parts.every((p) => p.k === 'lit') }));
+  const own = all.filter((h) => !h.same);
   const offset = o.speech.offset;
-  return (conn) => own.map(([name, r]) => `${name}: ${r.text(offset + conn, 0)}\r\n`).join('');
+  return {
+    fixed: all.filter((h) => h.same).map((h) => line(h.name, h.r, 0)).join(''),
+    perConnection: own.length === 0 ? undefined : (conn) => own.map((h) => line(h.name, h.r, offset + conn)).join(''),
+  };
 }
 
 class WorkerRun {
