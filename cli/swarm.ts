@@ -111,31 +111,22 @@ export function parseMix(text: string): SwarmGroup[] {
   return groups;
 }
 
-/** `--probe ping|send` → the prober's options; the handshake (headers, subprotocols, TLS) is the swarm's own, none yet. */
-export function parseProbe(raw: unknown): ProbeOptions | undefined {
+/**
+ * `--probe ping|send` → the prober's options. The probe talks as the swarm does: the same headers (a placeholder
+ * renders as for connection 0), subprotocols and TLS checks (for the wss:// targets), and `--probe send` sends the
+ * `--send` message (connection 0's first) when there is one.
+ */
+export function parseProbe(raw: unknown, hs: SwarmHandshake, sp: SwarmSpeech): ProbeOptions | undefined {
   if (raw === undefined) return undefined;
   const mode = String(raw);
   if (!(PROBE_MODES as readonly string[]).includes(mode)) throw new UsageError(`--probe: "${mode}" is not one of ${PROBE_MODES.join(', ')}`);
-  return Object.freeze({
-    mode: mode as ProbeMode, payload: D.probePayload, intervalMs: D.probeIntervalMs, timeoutMs: D.probeTimeoutMs,
-    connect: Object.freeze({ headers: Object.freeze({}), protocols: Object.freeze([]) }),
-  });
-}
-
-/**
- * The probe talks as the swarm does: the same headers (a placeholder renders as for connection 0), subprotocols and
- * TLS checks, and `--probe send` sends the `--send` message (connection 0's first) when there is one.
- */
-function probeSpeaking(p: ProbeOptions, hs: SwarmHandshake, sp: SwarmSpeech, targets: readonly SwarmTarget[]): ProbeOptions {
   const render = (t: Template): string => new Renderer(t, sp.total, sp.vars).text(0, 0);
-  const secure = targets.some((t) => t.tls);
   return Object.freeze({
-    ...p,
-    payload: sp.send ? render(sp.send) : p.payload,
+    mode: mode as ProbeMode, payload: sp.send ? render(sp.send) : D.probePayload, intervalMs: D.probeIntervalMs, timeoutMs: D.probeTimeoutMs,
     connect: Object.freeze({
       headers: Object.freeze(Object.fromEntries(hs.headers.map((h) => [h.name, render(h.value)]))),
       protocols: hs.subprotocols,
-      tls: secure ? { rejectUnauthorized: !hs.insecure, ca: hs.ca, servername: hs.servername ?? (targets.find((t) => t.tls)!.hostname || undefined) } : undefined,
+      tls: Object.freeze({ rejectUnauthorized: !hs.insecure, ca: hs.ca, servername: hs.servername }),
     }),
   });
 }
@@ -226,7 +217,6 @@ function parseSpeech(a: Raw, has: (...ps: ProfileName[]) => boolean, vars: VarTa
 
 /** Checks every swarm flag once and returns the frozen options the coordinator receives. */
 export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
-  const probe = parseProbe(a.probe);
   const urls = list(a.url);
   if (urls.length === 0) throw new UsageError('--url: give at least one ws:// URL (repeat --url to spread connections over servers)');
   const allowRemote = a['allow-remote-target'] === true;
@@ -355,7 +345,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     serverPid,
     closeTimeoutMs: D.closeTimeoutMs,
     shard: shard && Object.freeze({ ...shard, totalTarget: totalConnections }),
-    probe: probe && probeSpeaking(probe, handshake, speech, allTargets),
+    probe: parseProbe(a.probe, handshake, speech),
   });
 }
 

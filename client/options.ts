@@ -128,7 +128,10 @@ export interface ProbeOptions {
   readonly intervalMs: number;
   /** Each probe's deadline for connect + upgrade + its round trip, ms; later = failing. Default 2000. */
   readonly timeoutMs: number;
-  /** The handshake: extra request headers, subprotocols offered, and TLS options (given = `wss://`). Default none. */
+  /**
+   * The handshake: extra request headers, subprotocols offered, and the TLS options of the wss:// targets (each
+   * target says whether it is one; `servername` unset = the target's host name). Default none.
+   */
   readonly connect: {
     readonly headers: Readonly<Record<string, string>>;
     readonly protocols: readonly string[];

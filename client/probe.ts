@@ -68,8 +68,9 @@ export class Prober {
     if (this.waiting.size >= MAX_IN_FLIGHT) return this.fold(seq, { startMs, ok: false });
     const t = this.targets[seq % this.targets.length];
     const { headers, protocols, tls } = this.o.connect;
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${t.family === 6 ? `[${t.ip}]` : t.ip}:${t.port}${t.path}`, [...protocols], {
-      ...tls, headers: { Host: t.host, ...headers }, perMessageDeflate: false, followRedirects: false,
+    const ws = new WebSocket(`${t.tls ? 'wss' : 'ws'}://${t.family === 6 ? `[${t.ip}]` : t.ip}:${t.port}${t.path}`, [...protocols], {
+      ...(t.tls ? { ...tls, servername: tls?.servername ?? (t.hostname || undefined) } : {}),
+      headers: { Host: t.host, ...headers }, perMessageDeflate: false, followRedirects: false,
     });
     this.sockets.add(ws);
     let askedAt = 0;

@@ -253,6 +253,19 @@ describe('swarm over wss:// (an openssl self-signed certificate)', { skip: skipT
     assert.ok(chatty(r.summary).repliesOk >= 80);
   });
 
+  it('a ws:// and a wss:// target in one run: connections and probes each use their own target\'s scheme', async () => {
+    const plain = await wsServer(() => {});
+    try {
+      const r = await swarm(['--url', url, '--url', plain.url, '--connections', '6', '--hold', '1500ms', '--insecure', '--probe', 'ping']).done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.summary!.heldAtEnd, 6);
+      const probe = r.summary!.probe!;
+      assert.ok(probe.sent >= 2 && probe.ok === probe.sent, JSON.stringify(probe));
+    } finally {
+      plain.wss.close();
+    }
+  });
+
   it('--ca with --servername localhost verifies the certificate', async () => {
     const r = await swarm(['--url', url, '--connections', '5', '--hold', '300ms', '--ca', cert, '--servername', 'localhost']).done;
     assert.equal(r.code, 0, r.stderr);
