@@ -60,8 +60,8 @@ function track(child: ChildProcess, kill: (signal: NodeJS.Signals) => void): voi
   children.set(child, kill);
   child.once('exit', () => children.delete(child));
 }
-/** The spawn options of a wslab child: stdout/stderr piped, and the channel that ties its life to ours. */
-const WSLAB_CHILD = { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[], env: { ...process.env, WSLAB_DIE_WITH_PARENT: '1' }, serialization: 'json' as const };
+/** The spawn options of a wslab child: stdout/stderr piped, and the channel that ties its life to ours (env read at the spawn). */
+const wslabChild = () => ({ stdio: ['ignore', 'pipe', 'pipe', 'ipc'] as ('ignore' | 'pipe' | 'ipc')[], env: { ...process.env, WSLAB_DIE_WITH_PARENT: '1' }, serialization: 'json' as const });
 
 /** SIGTERM to every child still running (a target's whole group), SIGKILL to those left after `graceMs`. */
 export async function stopChildren(graceMs = 3000): Promise<void> {
@@ -81,7 +81,7 @@ export async function stopChildren(graceMs = 3000): Promise<void> {
 export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000, niceness = 0): Promise<ServerProcess> {
   const argv = [process.execPath, WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags];
   const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
-  const child = spawn(cmd, args, WSLAB_CHILD);
+  const child = spawn(cmd, args, wslabChild());
   track(child, (signal) => child.kill(signal));
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
@@ -236,7 +236,7 @@ export interface Percentiles { p50: number | null; p90: number | null; p99: numb
 
 /** Spawns `wslab swarm <args> --summary <tmp> --metrics-port 0` and waits for its start line. */
 export async function startSwarm(args: string[], summaryFile: string): Promise<SwarmRun> {
-  const child = spawn(process.execPath, [WSLAB, 'swarm', ...args, '--summary', summaryFile, '--metrics-port', '0'], WSLAB_CHILD);
+  const child = spawn(process.execPath, [WSLAB, 'swarm', ...args, '--summary', summaryFile, '--metrics-port', '0'], wslabChild());
   track(child, (signal) => child.kill(signal));
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
