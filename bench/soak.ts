@@ -50,15 +50,15 @@ type Opts = Parameters<typeof bench.run>[0];
 
 interface Sample { atSec: number; rssBytes: number; open: number; scrapesFailed: number }
 
-/** Least-squares slope of y over x, and the residuals' standard deviation. */
-function fit(xs: number[], ys: number[]): { slope: number; sd: number } {
+/** Least-squares slope of y over x, the residuals' standard deviation and the slope's standard error. */
+function fit(xs: number[], ys: number[]): { slope: number; sd: number; se: number } {
   const n = xs.length;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
   const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
   const slope = sxx > 0 ? xs.reduce((a, x, i) => a + (x - mx) * (ys[i] - my), 0) / sxx : 0;
   const sd = Math.sqrt(ys.reduce((a, y, i) => a + (y - (my + slope * (xs[i] - mx))) ** 2, 0) / Math.max(1, n - 2));
-  return { slope, sd };
+  return { slope, sd, se: sxx > 0 ? sd / Math.sqrt(sxx) : NaN };
 }
 
 async function soak(run: DesignRun, o: Opts): Promise<Record<string, unknown>> {
@@ -101,7 +101,8 @@ async function soak(run: DesignRun, o: Opts): Promise<Record<string, unknown>> {
     const full = samples.find((x) => x.open >= s.opened);
     const from = (full?.atSec ?? 0) + o.settle / 1000;
     const tail = samples.filter((x) => x.atSec >= from && x.open > 0);
-    const { slope, sd } = tail.length >= 3 ? fit(tail.map((x) => x.atSec / 60), tail.map((x) => x.rssBytes / 1024)) : { slope: NaN, sd: NaN };
+    const { slope, sd, se } = tail.length >= 3 ? fit(tail.map((x) => x.atSec / 60), tail.map((x) => x.rssBytes / 1024)) : { slope: NaN, sd: NaN, se: NaN };
+    const minutes = tail.length >= 2 ? (tail.at(-1)!.atSec - tail[0].atSec) / 60 : 0;
     const held = samples.filter((x) => full && x.atSec >= full.atSec && x.open > 0).map((x) => x.open);
     return {
       design: run.label, connections: o.connections, servers: o.servers, durationSec: o.duration / 1000, pingIntervalSec: o.interval / 1000,
@@ -111,8 +112,12 @@ async function soak(run: DesignRun, o: Opts): Promise<Record<string, unknown>> {
       scrapes, scrapesFailed, openGauge: { min: held.length ? Math.min(...held) : null, max: held.length ? Math.max(...held) : null },
       rss: {
         startMiB: tail.length ? +(tail[0].rssBytes / 2 ** 20).toFixed(1) : null, endMiB: tail.length ? +(tail.at(-1)!.rssBytes / 2 ** 20).toFixed(1) : null,
-        slopeKiBPerMin: Number.isFinite(slope) ? +slope.toFixed(1) : null, residualSdKiB: Number.isFinite(sd) ? +sd.toFixed(1) : null,
-        fittedFromSec: +from.toFixed(0), samples: tail.length,
+        slopeKiBPerMin: Number.isFinite(slope) ? +slope.toFixed(1) : null, slopeStdErrKiBPerMin: Number.isFinite(se) ? +se.toFixed(2) : null,
+        residualSdKiB: Number.isFinite(sd) ? +sd.toFixed(1) : null,
+        // the fitted growth over the whole window, against the samples' own scatter: "within noise" when it is smaller
+        driftKiB: Number.isFinite(slope) ? +(slope * minutes).toFixed(0) : null,
+        withinNoise: Number.isFinite(slope) ? Math.abs(slope * minutes) <= 2 * sd : null,
+        fittedFromSec: +from.toFixed(0), fittedMinutes: +minutes.toFixed(1), samples: tail.length,
       },
     };
   } finally {
