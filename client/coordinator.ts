@@ -29,6 +29,7 @@ import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
 import { awaitClosing } from './close-phase.js';
+import { swarmPorts } from './ports.js';
 import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
@@ -147,12 +148,10 @@ const READY_TIMEOUT_MS = 15_000;
 const READY_PER_WORKER_MS = 500;
 /** Past the close budget, how long a closing worker may go without progress before it is killed. */
 const CLOSE_PROGRESS_GRACE_MS = 5000;
-/** Per ephemeral-port range of one source address (32768–60999). */
-const PORTS_PER_SOURCE = 28_232;
 
 const fixes = (o: SwarmOptions): Partial<Record<SwarmCause, string>> => ({
   EMFILE: `a worker ran out of file descriptors (its open-files limit is ${o.openFilesLimit}, ulimit -n): add --workers (each holds at most ~${o.socketsPerWorker} sockets under that limit), or raise the limit`,
-  EADDRNOTAVAIL: 'out of local ports or addresses (28,232 ephemeral ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60',
+  EADDRNOTAVAIL: `out of local ports or addresses (the swarm binds ${swarmPorts().perSource} ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60`,
   tls_certificate: "the server's certificate is not trusted: pass --ca FILE (the certificate or CA that signed it), --servername NAME when it is issued for another name than the URL's host, or --insecure to skip verification (testing only)",
   tls_handshake: 'TLS failed: is the server speaking TLS on that port (else use ws://)?',
 });
@@ -261,8 +260,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   if (perWorker > o.socketsPerWorker) {
     warn(`${perWorker} connections per worker exceed the ~${o.socketsPerWorker} sockets one process may hold under its open-files limit of ${o.openFilesLimit}: expect EMFILE (add --workers, or raise ulimit -n)`);
   }
-  if (o.sourceIps.length > 0 && o.connections / o.sourceIps.length > PORTS_PER_SOURCE) {
-    warn(`${Math.ceil(o.connections / o.sourceIps.length)} connections per source address exceed its ${PORTS_PER_SOURCE} ephemeral ports: expect EADDRNOTAVAIL (add --source-ips)`);
+  const ports = swarmPorts();
+  if (o.sourceIps.length > 0 && o.connections / o.sourceIps.length > ports.perSource) {
+    warn(`${Math.ceil(o.connections / o.sourceIps.length)} connections per source address exceed the ${ports.perSource} ports the swarm binds on each (ports ${ports.range.join('–')}; the top ${ports.kept} of the ephemeral range are left to the rest of the box): expect EADDRNOTAVAIL (add --source-ips)`);
   }
 
   const seenFailure = new Set<SwarmCause>();

@@ -13,9 +13,9 @@
  * every address and gets slow as ports fill up (measured here: ≈280 µs per bind on a source address with ~4k
  * TIME_WAIT sockets, ≈25 µs on a fresh one). We walk the range with one cursor per source address instead; libuv
  * binds with SO_REUSEADDR, so a port is refused only when the same 4-tuple is in use, and such an attempt is retried
- * on the next port (EADDRINUSE / EADDRNOTAVAIL, up to PORT_TRIES times) before it counts as EADDRNOTAVAIL.
+ * on the next port (EADDRINUSE / EADDRNOTAVAIL, up to PORT_TRIES times) before it counts as EADDRNOTAVAIL. The walk
+ * leaves the top of the range to the kernel, for everything else on the box that connects ({@link swarmPorts}).
  */
-import { readFileSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { SWARM_CAUSES, type SwarmCause } from '../metrics/swarm.js';
@@ -25,6 +25,7 @@ import {
 } from './codec.js';
 import type { SwarmHandshake, SwarmTarget } from './options.js';
 import { TlsHandle, secureContext } from './tls-transport.js';
+import { swarmPorts } from './ports.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
 interface TcpHandle {
@@ -100,15 +101,6 @@ export type AttackEnd = 'closed' | 'ended' | 'reset' | 'rejected' | 'failed';
 /** Ports tried for one connection before it fails with EADDRNOTAVAIL. */
 const PORT_TRIES = 32;
 
-/** The kernel's ephemeral port range, which the swarm's own port choice stays within. */
-export function ephemeralPorts(): [number, number] {
-  try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/).map(Number);
-    if (lo > 0 && hi >= lo && hi < 65536) return [lo, hi];
-  } catch { /* not Linux: the usual range */ }
-  return [32768, 60999];
-}
-
 export const CAUSE_INDEX: ReadonlyMap<string, number> = new Map(SWARM_CAUSES.map((c, i) => [c, i]));
 const cause = (c: SwarmCause): number => CAUSE_INDEX.get(c)!;
 
@@ -147,7 +139,7 @@ export interface PoolOptions {
   readonly sources: readonly string[];
   readonly handshakeTimeoutMs: number;
   readonly closeTimeoutMs: number;
-  /** Local ports to bind when sources are given. Default: the kernel's ephemeral range. */
+  /** Local ports to bind when sources are given. Default: {@link swarmPorts} (the ephemeral range less a band kept for the kernel). */
   readonly ports?: readonly [number, number];
   /**
    * An attack pool: ends of connections go to {@link PoolHooks.ended} as outcomes instead of `lost` (an attacker cut
@@ -242,7 +234,7 @@ export class Pool implements FrameSink {
     this.keys = new Uint8Array(o.capacity * 16);
     this.handles = new Array(o.capacity).fill(undefined);
     this.tries = new Uint8Array(o.sources.length > 0 ? o.capacity : 0);
-    this.ports = o.ports ?? ephemeralPorts();
+    this.ports = o.ports ?? swarmPorts().range;
     const [lo, hi] = this.ports;
     // a random start per address: workers sharing an address, and a run right after another, rarely collide
     this.cursor = Int32Array.from(o.sources, () => lo + Math.floor(Math.random() * (hi - lo + 1)));

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { swarmPorts } from '../client/ports.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
 
@@ -58,8 +59,8 @@ export interface HoldLimits {
    */
   readonly serverFill: number;
   /**
-   * Connections per source address and server port: 28,232 ephemeral ports, of which the plan uses half so the
-   * swarm's port walk stays fast (connect() slows as a pair's ports fill up, MACHINE.md). Default 14,000.
+   * Connections per source address and server port: the swarm binds 27,208 ports per address (client/ports.ts), of
+   * which the plan uses about half so the swarm's port walk stays fast (connect() slows as a pair's ports fill up, MACHINE.md). Default 14,000.
    */
   readonly perSource: number;
   /** Source addresses there are: 127.0.0.2 … 127.0.0.254. */
@@ -77,6 +78,8 @@ export type HoldMachine = Pick<Box, 'memTotalBytes' | 'memAvailableBytes' | 'tcp
   readonly pageSize: number;
   /** fs.file-max binds only processes without CAP_SYS_ADMIN (the kernel lets that capability past it). */
   readonly fileMaxEnforced: boolean;
+  /** Local ports the swarm binds per source address (client/ports.ts: the ephemeral range less the kernel's band). */
+  readonly swarmPortsPerSource: number;
 };
 
 /** One limit of the machine and how many connections it allows with this plan. */
@@ -158,8 +161,8 @@ export function planHold(connections: number, m: HoldMachine, c: HoldCosts = HOL
         : `loaded, max ${count(m.conntrackMax)}, not tracking loopback (count 0): would stop at ${count(m.conntrackMax)} if a rule made it track` },
     { name: 'fs.file-max', allows: m.fileMaxEnforced ? Math.floor((m.fileMax - m.filesOpen) / 2) : Infinity,
       note: `${count(m.fileMax)} file handles, ${count(m.filesOpen)} open; two per connection (one each side)${m.fileMaxEnforced ? '' : '; not enforced here: these processes have CAP_SYS_ADMIN'}` },
-    { name: 'source ports', allows: l.maxSources * 28_232,
-      note: `${l.maxSources} addresses 127.0.0.2–254 × 28,232 ephemeral ports towards one server port` },
+    { name: 'source ports', allows: l.maxSources * m.swarmPortsPerSource,
+      note: `${l.maxSources} addresses 127.0.0.2–254 × ${count(m.swarmPortsPerSource)} ports the swarm binds towards one server port` },
   ].sort((a, b) => a.allows - b.allows);
 
   const fix = `lower --connections to ${count(Math.min(limits[0].allows, connections - 1))} or free memory`;
@@ -185,5 +188,8 @@ export function readHoldMachine(): HoldMachine {
   // x86-64 and arm64 Linux both use 4 KiB pages for tcp_mem accounting
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '0';
   const CAP_SYS_ADMIN = 21n;
-  return Object.freeze({ ...readBox(), fdLimit: openFilesLimit(), pageSize: 4096, fileMaxEnforced: ((BigInt(`0x${capEff}`) >> CAP_SYS_ADMIN) & 1n) === 0n });
+  return Object.freeze({
+    ...readBox(), fdLimit: openFilesLimit(), pageSize: 4096, fileMaxEnforced: ((BigInt(`0x${capEff}`) >> CAP_SYS_ADMIN) & 1n) === 0n,
+    swarmPortsPerSource: swarmPorts().perSource,
+  });
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { labOptions } from '../../cli/lab.js';
+import { swarmPorts } from '../../client/ports.js';
 import { UsageError } from '../../core/errors.js';
 import { BudgetError, HOLD_COSTS, planHold, type HoldMachine } from '../../lab/budget.js';
 import { WSLAB } from '../../lab/processes.js';
@@ -12,7 +13,8 @@ const GiB = 1024 ** 3;
 /** This machine as MACHINE.md measured it, with `over` replacing what a case changes. */
 const machine = (over: Partial<HoldMachine> = {}): HoldMachine => ({
   memTotalBytes: 23.4 * GiB, memAvailableBytes: 22.5 * GiB, tcpMem: [287_898, 383_866, 575_796], conntrackCount: 0, conntrackMax: 262_144,
-  filesOpen: 2000, fileMax: 2_466_174, fdLimit: 20_000, pageSize: 4096, fileMaxEnforced: false, ...over,
+  filesOpen: 2000, fileMax: 2_466_174, fdLimit: 20_000, pageSize: 4096, fileMaxEnforced: false,
+  swarmPortsPerSource: swarmPorts([32768, 60999]).perSource, ...over,
 });
 
 describe('lab/budget: the plan of --scale max', () => {
@@ -23,7 +25,7 @@ describe('lab/budget: the plan of --scale max', () => {
     assert.ok(1_000_000 / p.serverWorkers <= 19_000 * 0.97);
     assert.equal(p.sources % p.swarmWorkers, 0, 'every swarm worker gets the same number of its own addresses');
     assert.equal(p.sourceIps, `127.0.0.2-127.0.0.${1 + p.sources}`);
-    assert.ok(1_000_000 / p.sources <= 14_000, 'at most half of an address\'s 28,232 ephemeral ports');
+    assert.ok(1_000_000 / p.sources <= 14_000, 'about half of the 27,208 ports the swarm binds per address');
     assert.ok(p.need.kernel === 1_000_000 * HOLD_COSTS.kernelBytesPerPair);
     assert.ok(p.need.total < 16 * GiB && p.boxUsedBytes < 20 * GiB, `${p.need.total / GiB} GiB`);
     assert.deepEqual(p.limits.map((l) => l.allows), [...p.limits.map((l) => l.allows)].sort((a, b) => a - b), 'lowest limit first');

@@ -21,12 +21,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Summary } from '../../client/recorder.js';
+import { swarmPorts } from '../../client/ports.js';
 import { parseExposition, sumOf } from '../../metrics/exposition.js';
 import { WSLAB, eventually } from '../../lab/processes.js';
 
 const PREFIX = 'wslabt';
 const tag = `${PREFIX}-${process.pid}-${randomBytes(2).toString('hex')}`;
-const NS = { sw: `${tag}-sw`, srv: `${tag}-srv`, shards: [0, 1, 2].map((i) => `${tag}-c${i}`) };
+const NS = { sw: `${tag}-sw`, srv: `${tag}-srv`, shards: [0, 1, 2].map((i) => `${tag}-c${i}`), ports: `${tag}-ports` };
 const SERVER_IP = '198.18.0.1';
 const SUBNET = '198.18.0.0/24';
 /** Each shard's host has two addresses, 198.18.0.(11+i) and .(14+i): `--source-ips 198.18.0.11-198.18.0.16` dealt
@@ -68,8 +69,12 @@ function cleanUp(): void {
 process.on('exit', cleanUp);
 after(() => { cleanUp(); rmSync(dir, { recursive: true, force: true }); });
 
-/** Creates the namespaces; a string says why they cannot be created here (the test then skips). */
+/** Creates the switch namespace, once; a string says why namespaces cannot be created here (the tests then skip). */
+let canCreate: { why: string | undefined } | undefined;
 function canCreateNamespaces(): string | undefined {
+  return (canCreate ??= { why: tryCreateNamespace() }).why;
+}
+function tryCreateNamespace(): string | undefined {
   const which = spawnSync('ip', ['-V'], { encoding: 'utf8' });
   if (which.error) {
     if (process.env.CI === 'true') throw new Error('`ip` (iproute2) is not installed: CI must have it for the multi-host test');
@@ -112,12 +117,15 @@ function wslabIn(ns: string, args: string[]): { child: ChildProcess; out: () => 
   return { child, out: () => out, err: () => err, exited };
 }
 
-/** The server's /metrics, fetched from shard 0's namespace across the bridge, as Prometheus in a cluster would. */
-function scrapeServer(): ReturnType<typeof parseExposition> {
-  const r = spawnSync('ip', ['netns', 'exec', NS.shards[0], process.execPath, '-e',
-    `fetch(${JSON.stringify(METRICS)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })`],
+/**
+ * A /metrics page fetched from inside a namespace by a plain fetch (an unbound connect: the kernel picks the local
+ * port), as Prometheus would; by default the server's, from shard 0's namespace across the bridge.
+ */
+function scrapeServer(ns = NS.shards[0], url = METRICS): ReturnType<typeof parseExposition> {
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e',
+    `fetch(${JSON.stringify(url)}).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause?.code ?? e.message); process.exit(1); })`],
   { encoding: 'utf8', timeout: 5000 });
-  if (r.status !== 0) throw new Error(`scrape failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`scrape failed: ${r.stderr.trim()}`);
   return parseExposition(r.stdout);
 }
 
@@ -177,6 +185,56 @@ describe('swarm shards on three simulated hosts (network namespaces) against a s
     t.diagnostic(`held ${open} at ${heldAt.toFixed(1)} s; merged: opened ${merged.opened}, heldAtEnd ${merged.heldAtEnd}, ` +
       `${merged.connectRatePerSec}/s, connect p50 ${merged.connectLatencyMs.p50} ms p99 ${merged.connectLatencyMs.p99} ms, ` +
       `shards ${parts.map((p) => `${p.opened}@${p.connectRatePerSec}/s`).join(' ')}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    server.child.kill('SIGTERM');
+    await server.exited;
+  });
+});
+
+describe('a swarm that has bound every port it may on its source address', () => {
+  it('leaves the kernel ports for everything else: an unbound fetch of /metrics still connects, and the rest fail as EADDRNOTAVAIL', { timeout: 60_000 }, async (t) => {
+    // Linux gives an unbound connect() only a port number nobody has bound explicitly on any address; a swarm that
+    // walked the whole ephemeral range left Prometheus, curl and the lab's sampler with EADDRNOTAVAIL.
+    assert.deepEqual(swarmPorts([32768, 60999]), { range: [32768, 59975], perSource: 27_208, kept: 1024 });
+    const why = canCreateNamespaces();
+    if (why !== undefined) {
+      t.skip(`network namespaces cannot be created here: ${why}`);
+      return;
+    }
+    // a namespace of its own, with a 2,000-port ephemeral range (the sysctl is per namespace): filling it takes 2,000
+    // connections, not 28,232
+    ip('netns', 'add', NS.ports);
+    created.push(NS.ports);
+    ip('-n', NS.ports, 'link', 'set', 'lo', 'up');
+    const sysctl = spawnSync('ip', ['netns', 'exec', NS.ports, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=40000 41999'], { encoding: 'utf8' });
+    assert.equal(sysctl.status, 0, sysctl.stderr);
+    const ports = swarmPorts([40000, 41999]);
+    assert.deepEqual(ports, { range: [40000, 41749], perSource: 1750, kept: 250 });
+
+    const server = wslabIn(NS.ports, ['serve', '--design', 'ws', '--port', '0', '--metrics-port', '0']);
+    assert.ok(await eventually(() => server.out().includes('"event":"listening"'), 15_000), `server not listening: ${server.err()}`);
+    const { url, metrics } = JSON.parse(server.out().split('\n')[0]) as { url: string; metrics: string };
+    const summary = join(dir, 'ports.json');
+    const swarm = wslabIn(NS.ports, ['swarm', '--url', url, '--connections', '2000', '--source-ips', '127.0.0.2', '--hold', '6s', '--summary', summary]);
+
+    let open = 0;
+    let lastError = '';
+    const full = await eventually(() => {
+      try {
+        open = sumOf(scrapeServer(NS.ports, metrics), 'wslab_connections_open');
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      return open === ports.perSource;
+    }, 30_000);
+    assert.ok(full, `the server was never scraped holding ${ports.perSource} (last: ${open}, ${lastError}); swarm: ${swarm.err()}`);
+    // every port the swarm may bind on 127.0.0.2 is held now, and the plain fetch above connected all the same
+    assert.equal(lastError, '', 'no scrape failed while the swarm filled its ports');
+    await swarm.exited;
+    const s = JSON.parse(readFileSync(summary, 'utf8')) as Summary;
+    assert.equal(s.opened, ports.perSource, 'the swarm bound every port of its range, and none of the kernel\'s');
+    assert.equal(s.failed.total, 2000 - ports.perSource);
+    assert.equal(s.failed.EADDRNOTAVAIL, 2000 - ports.perSource);
+    assert.match(swarm.err(), /2000 connections per source address exceed the 1750 ports the swarm binds on each \(ports 40000–41749; the top 250/);
     server.child.kill('SIGTERM');
     await server.exited;
   });
