@@ -4,7 +4,6 @@
  * worker for it on a scrape and combines them with prom-client's AggregatorRegistry, each metric by the aggregator
  * its spec names (sum for counts, max for event-loop delay), as the cluster server design does.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry, type Histogram } from 'prom-client';
 import {
   ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_ATTACKERS_HELD, SWARM_ATTACK_CLOSE_CODES, SWARM_ATTACK_OUTCOMES, SWARM_ATTACK_TIME_TO_CUT,
@@ -12,6 +11,7 @@ import {
   SWARM_MESSAGES_PUSHED, SWARM_MESSAGES_SENT, SWARM_OPEN, SWARM_RTT, SWARM_TARGET,
 } from '../metrics/swarm.js';
 import { serveMetrics, type MetricsEndpoint } from '../metrics/endpoint.js';
+import { LoopDelay } from '../metrics/loop-delay.js';
 import type { MetricJson } from '../metrics/gather.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
 import type { PoolCounts } from './pool.js';
@@ -28,11 +28,10 @@ export class SwarmMetrics {
   readonly registry = new Registry();
   private readonly connectSeconds: Histogram.Internal<string>;
   private readonly rttSeconds: Histogram.Internal<string>;
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  private readonly loopDelay = new LoopDelay();
 
   constructor(counts: PoolCounts, traffic: Traffic, target: number, attack?: { profile: string; tally: AttackTally }) {
     const r = this.registry;
-    this.loopDelay.enable();
     gauge(SWARM_OPEN, r, function () { this.set(counts.open); });
     gauge(SWARM_CONNECTING, r, function () { this.set(counts.connecting); });
     gauge(SWARM_TARGET, r, function () { this.set(target); });
@@ -53,9 +52,9 @@ export class SwarmMetrics {
     if (attack) this.attackSeries(counts, attack.profile, attack.tally);
     const loop = this.loopDelay;
     gauge(SWARM_EVENT_LOOP_DELAY, r, function () {
-      this.set({ quantile: '0.5' }, loop.percentile(50) / 1e9);
-      this.set({ quantile: '0.99' }, loop.percentile(99) / 1e9);
-      this.set({ quantile: '1' }, loop.count ? loop.max / 1e9 : 0);
+      this.set({ quantile: '0.5' }, loop.seconds(50));
+      this.set({ quantile: '0.99' }, loop.seconds(99));
+      this.set({ quantile: '1' }, loop.maxSeconds());
       loop.reset();
     });
   }

@@ -271,7 +271,7 @@ export class Pool implements FrameSink {
     const c = this.counts;
     if (c.attempted++ === 0) c.firstAttemptAt = epochMs();
     c.connecting++;
-    this.sweepTimer ??= setInterval(() => this.sweep(performance.now()), 100);
+    this.armSweep();
     this.connect(slot);
   }
 
@@ -366,6 +366,11 @@ export class Pool implements FrameSink {
     c.open = c.connecting = c.closing = c.dribbling = 0;
     c.openByTarget.fill(0);
     this.stop();
+  }
+
+  /** The deadline sweep (handshake and close timeouts), every 100 ms while a connection is connecting or closing. */
+  private armSweep(): void {
+    this.sweepTimer ??= setInterval(() => this.sweep(performance.now()), 100);
   }
 
   /** Stops the deadline sweep (the pool holds no other timer). */
@@ -483,7 +488,8 @@ export class Pool implements FrameSink {
   /** Fails attempts and ends close handshakes past their deadline: one scan every 100 ms, only while any is pending. */
   private sweep(now: number): void {
     const c = this.counts;
-    if (c.connecting === 0 && c.closing === 0) return;
+    // nothing has a deadline: a pool holding idle connections wakes no one (the next attempt or close re-arms it)
+    if (c.connecting === 0 && c.closing === 0) return this.stop();
     for (let s = 0; s < this.used; s++) {
       const st = this.state[s];
       if (st < CONNECTING || st > CLOSING || st === OPEN || this.deadline[s] > now) continue;
@@ -578,6 +584,7 @@ export class Pool implements FrameSink {
     this.state[slot] = CLOSING;
     this.deadline[slot] = performance.now() + this.o.closeTimeoutMs;
     this.counts.closing++;
+    this.armSweep();
   }
 
   /** A close handshake ended (the server ended TCP, or the close timeout passed). */

@@ -5,8 +5,9 @@
  * collect every worker's figures before anything closes.
  */
 import { openSync, readSync } from 'node:fs';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
+import { LoopDelay } from '../metrics/loop-delay.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerStats } from './coordinator.js';
 import type { SwarmMetrics } from './metrics.js';
 import { createAttack, type Attack } from './attacks.js';
@@ -87,7 +88,7 @@ class WorkerRun {
   private closeAt = 0;
   readonly metrics: SwarmMetrics | undefined;
   private readonly connect = latencyHistogram();
-  private readonly loop = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loop = new LoopDelay();
   private statsTimer: NodeJS.Timeout | undefined;
   private sampleTimer: NodeJS.Timeout | undefined;
   private cpuAt = process.cpuUsage();
@@ -139,7 +140,6 @@ class WorkerRun {
   }
 
   start(): void {
-    this.loop.enable();
     this.cpuAt = process.cpuUsage();
     this.sampledAt = performance.now();
     this.statsTimer = setInterval(() => send({ t: 'stats', s: this.stats() }), STATS_EVERY_MS);
@@ -198,7 +198,7 @@ class WorkerRun {
     const cpu = process.cpuUsage(this.cpuAt);
     const l = this.load;
     l.cpu = (cpu.user + cpu.system) / 1000 / Math.max(1, now - this.sampledAt);
-    l.delayMs = this.loop.count > 0 ? this.loop.percentile(99) / 1e6 : 0;
+    l.delayMs = this.loop.seconds(99) * 1000;
     this.loop.reset();
     this.cpuAt = process.cpuUsage();
     l.maxDelayMs = Math.max(l.maxDelayMs, l.delayMs);

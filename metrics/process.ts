@@ -2,7 +2,7 @@ import { spec } from './spec.js';
 
 export const EVENT_LOOP_DELAY = spec({
   name: 'wslab_event_loop_delay_seconds',
-  help: 'Event-loop delay since the previous scrape (perf_hooks, 1 ms resolution), by quantile (0.5, 0.99, 1 = max).',
+  help: 'Event-loop delay since the previous scrape, by quantile (0.5, 0.99, 1 = max): how late a 100 ms timer fired (perf_hooks; a stall reads within 100 ms of its length).',
   type: 'gauge', labelNames: ['design', 'quantile'], aggregator: 'max',
 });
 export const PROCESS_THREADS = spec({

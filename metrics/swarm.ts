@@ -67,7 +67,7 @@ export const SWARM_MESSAGES_PUSHED = spec({
 });
 export const SWARM_EVENT_LOOP_DELAY = spec({
   name: 'wslab_swarm_event_loop_delay_seconds',
-  help: 'Event-loop delay of the swarm process since the previous scrape, by quantile: high values mean the client is the bottleneck.',
+  help: 'Event-loop delay of the swarm process since the previous scrape, by quantile (how late a 100 ms timer fired): high values mean the client is the bottleneck.',
   type: 'gauge', labelNames: ['quantile'], aggregator: 'max',
 });
 export const SWARM_ATTACKERS_HELD = spec({

@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry, collectDefaultMetrics, type Counter, type Histogram } from 'prom-client';
 import {
   BUFFERED_BYTES, BYTES_RECEIVED, BYTES_SENT, CLOSE_REASONS, COMMANDS, COMMAND_DURATION, CONNECTIONS_ACCEPTED,
@@ -8,6 +7,7 @@ import {
 } from '../metrics/index.js';
 import { counter, gauge, histogram } from '../metrics/prom.js';
 import type { MetricSpec } from '../metrics/spec.js';
+import { LoopDelay } from '../metrics/loop-delay.js';
 import { readProcStatus } from '../metrics/proc-status.js';
 
 /** A histogram snapshot kept outside JS: cumulative `le` buckets over LATENCY_BUCKETS plus +Inf, sum in seconds. */
@@ -48,6 +48,11 @@ export const O_N_DEFAULTS = Object.freeze([
   'nodejs_active_resources_total', 'nodejs_active_requests', 'nodejs_active_requests_total',
 ]);
 
+/** prom-client's event-loop lag series, replaced by wslab_event_loop_delay_seconds (metrics/loop-delay.ts). */
+const PROM_LOOP_LAG = ['', '_min', '_max', '_mean', '_stddev', '_p50', '_p90', '_p99'].map((q) => `nodejs_eventloop_lag${q}_seconds`);
+/** The largest timer resolution monitorEventLoopDelay takes (2³¹ − 1 ms): prom-client's monitor then never wakes. */
+const NO_PROM_LOOP_MONITOR = 2 ** 31 - 1;
+
 /**
  * The server half of the metric contract for one design in one process. Counters are pre-bound to the design label
  * (no label hashing on the hot path); gauges read their value in collect(). Every close reason and command series
@@ -65,15 +70,16 @@ export class ServerMetrics {
   private readonly closedBy: Record<CloseReason, Child>;
   private readonly rejectedBy: Record<RejectReason, Child>;
   private readonly commandBy: Record<Command, Histogram.Internal<string>>;
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  private readonly loopDelay = new LoopDelay();
 
   /** `defenses`: false under --no-defenses, shown as the `defenses` label of wslab_server_info. */
   constructor(readonly design: string, live: LiveCounts, { defenses, native }: { defenses: boolean; native?: () => NativeTotals }) {
     const r = this.registry;
     const labels = { design };
-    collectDefaultMetrics({ register: r });
-    for (const name of O_N_DEFAULTS) r.removeSingleMetric(name);
-    this.loopDelay.enable();
+    // prom-client's own event-loop monitor would wake the loop every 10 ms: given a resolution of ~24 days it never
+    // does, and its nodejs_eventloop_lag_* series go (wslab_event_loop_delay_seconds is the one kept)
+    collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: NO_PROM_LOOP_MONITOR });
+    for (const name of [...O_N_DEFAULTS, ...PROM_LOOP_LAG]) r.removeSingleMetric(name);
     // A counter mirrored from native totals: set to the total at scrape time.
     const mirrored = (pick: (t: NativeTotals) => number) => native && function (this: Counter<string>) {
       this.reset();
@@ -117,9 +123,9 @@ export class ServerMetrics {
     gauge(BUFFERED_BYTES, r, function () { this.set(labels, live.bufferedBytes()); });
     const loop = this.loopDelay;
     gauge(EVENT_LOOP_DELAY, r, function () {
-      this.set({ design, quantile: '0.5' }, loop.percentile(50) / 1e9);
-      this.set({ design, quantile: '0.99' }, loop.percentile(99) / 1e9);
-      this.set({ design, quantile: '1' }, loop.count ? loop.max / 1e9 : 0);
+      this.set({ design, quantile: '0.5' }, loop.seconds(50));
+      this.set({ design, quantile: '0.99' }, loop.seconds(99));
+      this.set({ design, quantile: '1' }, loop.maxSeconds());
       loop.reset();
     });
     gauge(PROCESS_THREADS, r, function () { this.set(labels, readProcStatus().threads); });
