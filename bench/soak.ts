@@ -107,7 +107,8 @@ async function soak(run: DesignRun, o: Opts): Promise<Record<string, unknown>> {
     return {
       design: run.label, connections: o.connections, servers: o.servers, durationSec: o.duration / 1000, pingIntervalSec: o.interval / 1000,
       loadavgBefore: loadBefore, loadavgAfter: loadavg()[0], swarmExit: code,
-      ...(code === 0 ? {} : { swarmSaid: swarm.stderrTail().split('\n').filter((l) => /warning|failed|FAILED/.test(l)).slice(-6) }),
+      // the swarm's own lines ("wslab swarm: worker 3 did not finish closing …") and its warnings: why it failed
+      ...(code === 0 ? {} : { swarmSaid: swarm.stderrTail().split('\n').filter((l) => /^wslab swarm:|warning|FAILED/.test(l)).slice(-10) }),
       opened: s.opened, failed: s.failed.total, lost: s.lost.total, heldAtEnd: s.heldAtEnd, connectRatePerSec: s.connectRatePerSec,
       scrapes, scrapesFailed, openGauge: { min: held.length ? Math.min(...held) : null, max: held.length ? Math.max(...held) : null },
       rss: {
@@ -118,6 +119,8 @@ async function soak(run: DesignRun, o: Opts): Promise<Record<string, unknown>> {
         driftKiB: Number.isFinite(slope) ? +(slope * minutes).toFixed(0) : null,
         withinNoise: Number.isFinite(slope) ? Math.abs(slope * minutes) <= 2 * sd : null,
         fittedFromSec: +from.toFixed(0), fittedMinutes: +minutes.toFixed(1), samples: tail.length,
+        // one reading a minute over the whole run, to see whether a slope levels off
+        byMinuteMiB: samples.filter((x, i) => i === 0 || Math.floor(x.atSec / 60) > Math.floor(samples[i - 1].atSec / 60)).map((x) => +(x.rssBytes / 2 ** 20).toFixed(1)),
       },
     };
   } finally {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CloseReason, Command } from '../../../metrics/index.js';
 import { AddressLimit } from '../../address-limit.js';
+import { IdleSweep } from '../../idle-sweep.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
 import { ServerMetrics } from '../../metrics.js';
 import type { ServeOptions } from '../../options.js';
@@ -163,16 +164,20 @@ export const uwsDesign = defineDesign({
     };
 
     const sweepMs = o.idleTimeoutMs > 0 ? Math.max(100, Math.min(1000, o.idleTimeoutMs / 4)) : 1000;
+    const idle = new IdleSweep(o.idleTimeoutMs);
     const sweep = setInterval(() => {
       if (o.maxBackpressure > 0) for (const s of backlogged) if (s.getBufferedAmount() > o.maxBackpressure) end(s, 'backpressure');
-      if (o.idleTimeoutMs <= 0) return;
       const now = performance.now();
+      if (!idle.due(now)) return;
+      let earliest = Infinity;
       for (const s of open) {
         const c = s.getUserData();
         const silent = now - c.seen;
-        if (silent >= o.idleTimeoutMs) { c.reason ??= 'idle_timeout'; s.end(1001, 'idle timeout'); }
-        else if (silent >= o.idleTimeoutMs / 2 && !c.pinged) { c.pinged = true; s.ping(); }
+        if (silent >= o.idleTimeoutMs) { c.reason ??= 'idle_timeout'; s.end(1001, 'idle timeout'); continue; }
+        if (silent >= o.idleTimeoutMs / 2 && !c.pinged) { c.pinged = true; s.ping(); }
+        earliest = Math.min(earliest, idle.dueAt(c.seen, c.pinged));
       }
+      idle.scanned(now, earliest);
     }, sweepMs);
     sweep.unref();
 

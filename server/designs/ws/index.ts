@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import type { CloseReason, Command } from '../../../metrics/index.js';
 import { AddressLimit } from '../../address-limit.js';
+import { IdleSweep } from '../../idle-sweep.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
 import { listen, closeHttp } from '../../../core/net.js';
 import { ServerMetrics } from '../../metrics.js';
@@ -189,22 +190,27 @@ export const wsDesign = defineDesign({
 
     /*
      * One sweep for every connection instead of a timer each: idle clients get a ping at half the idle timeout and
-     * are closed at the full one; slow readers over the cap are found even when no reply is being sent.
+     * are closed at the full one, the scan skipped while nothing can be due (server/idle-sweep.ts); slow readers over
+     * the cap are found even when no reply is being sent.
      */
     const sweepMs = o.idleTimeoutMs > 0 ? Math.max(100, Math.min(1000, o.idleTimeoutMs / 4)) : 1000;
+    const idle = new IdleSweep(o.idleTimeoutMs);
     const sweep = setInterval(() => {
       for (const c of backlogged) {
         if (c.bufferedAmount === 0) backlogged.delete(c);
         else if (o.maxBackpressure > 0 && c.bufferedAmount > o.maxBackpressure) slowReader(c);
       }
-      if (o.idleTimeoutMs <= 0) return;
       const now = performance.now();
+      if (!idle.due(now)) return;
+      let earliest = Infinity;
       for (const c of clients) {
         if (c.readyState !== WebSocket.OPEN) continue;
         const silent = now - c[SEEN];
-        if (silent >= o.idleTimeoutMs) { endAs(c, 'idle_timeout', 1001, 'idle timeout'); c.terminate(); }
-        else if (silent >= o.idleTimeoutMs / 2 && !c[PINGED]) { c[PINGED] = true; c.ping(); }
+        if (silent >= o.idleTimeoutMs) { endAs(c, 'idle_timeout', 1001, 'idle timeout'); c.terminate(); continue; }
+        if (silent >= o.idleTimeoutMs / 2 && !c[PINGED]) { c[PINGED] = true; c.ping(); }
+        earliest = Math.min(earliest, idle.dueAt(c[SEEN], c[PINGED]));
       }
+      idle.scanned(now, earliest);
     }, sweepMs);
     sweep.unref();
 
