@@ -14,8 +14,9 @@ export function ephemeralPorts(): [number, number] {
  * The local ports the swarm binds on its source addresses: the ephemeral range less its top `kept` ports (1,024, or
  * an eighth of a small range), which the swarm never binds on any address. Linux gives an unbound connect() — a
  * Prometheus scrape, curl, the lab's own sampler, anything else on the box — only a port number that no socket has
- * bound on any address, so a swarm walking the whole range over many addresses leaves the rest of the machine with
- * EADDRNOTAVAIL (measured: 210,000 held connections over 129 addresses, and `curl` to a local /metrics failed at once).
+ * bound explicitly, on any address, so a swarm walking the whole range over many addresses leaves the rest of the
+ * machine with EADDRNOTAVAIL (measured: 210,000 held connections over 129 addresses, and `curl` to a local /metrics
+ * failed at once).
  */
 export function swarmPorts(ephemeral: readonly [number, number] = ephemeralPorts()): { range: readonly [number, number]; perSource: number; kept: number } {
   const [lo, hi] = ephemeral;

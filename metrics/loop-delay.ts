@@ -18,11 +18,6 @@ export class LoopDelay {
     this.h.enable();
   }
 
-  /** Wake-ups recorded since the last reset. */
-  get count(): number {
-    return this.h.count;
-  }
-
   /** Lateness at percentile `p` (0–100) since the last reset, in seconds; 0 without a recorded wake-up. */
   seconds(p: number): number {
     return this.h.count > 0 ? Math.max(0, this.h.percentile(p) - RESOLUTION_NS) / 1e9 : 0;
