@@ -29,7 +29,7 @@ import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
 } from './recorder.js';
 import { awaitClosing } from './close-phase.js';
-import { swarmPorts } from './ports.js';
+import { swarmPorts, type SwarmPorts } from './ports.js';
 import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 
@@ -149,9 +149,9 @@ const READY_PER_WORKER_MS = 500;
 /** Past the close budget, how long a closing worker may go without progress before it is killed. */
 const CLOSE_PROGRESS_GRACE_MS = 5000;
 
-const fixes = (o: SwarmOptions): Partial<Record<SwarmCause, string>> => ({
+const fixes = (o: SwarmOptions, ports: SwarmPorts): Partial<Record<SwarmCause, string>> => ({
   EMFILE: `a worker ran out of file descriptors (its open-files limit is ${o.openFilesLimit}, ulimit -n): add --workers (each holds at most ~${o.socketsPerWorker} sockets under that limit), or raise the limit`,
-  EADDRNOTAVAIL: `out of local ports or addresses (the swarm binds ${swarmPorts().perSource} ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60`,
+  EADDRNOTAVAIL: `out of local ports or addresses (the swarm binds ${ports.perSource} ports per source address): add --source-ips, e.g. --source-ips 127.0.0.2-127.0.0.60`,
   tls_certificate: "the server's certificate is not trusted: pass --ca FILE (the certificate or CA that signed it), --servername NAME when it is issued for another name than the URL's host, or --insecure to skip verification (testing only)",
   tls_handshake: 'TLS failed: is the server speaking TLS on that port (else use ws://)?',
 });
@@ -269,7 +269,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   }
 
   const seenFailure = new Set<SwarmCause>();
-  const fix = fixes(o);
+  const fix = fixes(o, ports);
   let sampledPeak = 0;
   let crashed = false;
   let endReason: string | undefined;

@@ -10,6 +10,9 @@ export function ephemeralPorts(): [number, number] {
   return [32768, 60999];
 }
 
+/** The swarm's local port range on each source address, how many ports that is, and how many it leaves the kernel. */
+export interface SwarmPorts { readonly range: readonly [number, number]; readonly perSource: number; readonly kept: number }
+
 /**
  * The local ports the swarm binds on its source addresses: the ephemeral range less its top `kept` ports (1,024, or
  * an eighth of a small range), which the swarm never binds on any address. Linux gives an unbound connect() — a
@@ -18,7 +21,7 @@ export function ephemeralPorts(): [number, number] {
  * machine with EADDRNOTAVAIL (measured: 210,000 held connections over 129 addresses, and `curl` to a local /metrics
  * failed at once).
  */
-export function swarmPorts(ephemeral: readonly [number, number] = ephemeralPorts()): { range: readonly [number, number]; perSource: number; kept: number } {
+export function swarmPorts(ephemeral: readonly [number, number] = ephemeralPorts()): SwarmPorts {
   const [lo, hi] = ephemeral;
   const kept = Math.min(1024, Math.floor((hi - lo + 1) / 8));
   return { range: [lo, hi - kept], perSource: hi - kept - lo + 1, kept };
