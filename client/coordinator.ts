@@ -399,9 +399,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   for (const w of workers) w.send({ t: 'close', graceful });
   // graceful: the close timeout and 10 s, then as long as the workers' open + closing counts keep falling
   const closeBudget = graceful ? o.closeTimeoutMs + 10_000 : 3000;
-  const { stuck, ms: closeMs } = await awaitClosing(workers.map((w) => ({
+  const [{ stuck, ms: closeMs }] = await Promise.all([awaitClosing(workers.map((w) => ({
     w, done: () => w.final !== undefined || w.exited, left: () => (w.stats ? w.stats.open + w.stats.closing + w.stats.connecting : 0),
-  })), { budgetMs: closeBudget, graceMs: graceful ? CLOSE_PROGRESS_GRACE_MS : 0 });
+  })), { budgetMs: closeBudget, graceMs: graceful ? CLOSE_PROGRESS_GRACE_MS : 0 }), prober?.closed(graceful ? undefined : 0)]);
   for (const { w } of stuck) {
     warn(`worker ${w.init.index} did not finish closing: nothing moved for ${graceful ? CLOSE_PROGRESS_GRACE_MS / 1000 : closeBudget / 1000} s ` +
       `(${Math.round(closeMs / 100) / 10} s after the close order, ${w.stats ? w.stats.open + w.stats.closing : '?'} left): killed; its last figures are used`);

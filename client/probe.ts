@@ -31,8 +31,10 @@ export class Prober {
   private readonly finished = new Map<number, Outcome>();
   /** Probes waiting for their answer: how to abandon each. */
   private readonly waiting = new Map<number, () => void>();
-  /** Every socket not yet closed, answered ones in their close handshake included: stop() drops them. */
+  /** Every socket not yet closed, answered ones in their close handshake included. */
   private readonly sockets = new Set<WebSocket>();
+  /** Called when the last socket closes after stop(). */
+  private onDrained: (() => void) | undefined;
   private sent = 0;
   private ok = 0;
   private firstFailMs: number | null = null;
@@ -48,18 +50,31 @@ export class Prober {
     this.timer = setInterval(() => this.probe(), this.o.intervalMs);
   }
 
-  /** Stops probing, drops every probe socket (probes still waiting are not counted) and returns the figures. */
+  /**
+   * Stops probing and returns the figures. Probes still waiting are not counted: an open one is closed with 1001 (the
+   * client is going away), one still connecting is dropped; answered ones finish their close handshake. {@link closed}
+   * says when every probe socket is gone.
+   */
   stop(): ProbeParts {
     clearInterval(this.timer);
     for (const abandon of [...this.waiting.values()]) abandon();
-    for (const ws of this.sockets) ws.terminate();
-    this.sockets.clear();
     const sec = (ms: number | null): number | null => (ms === null ? null : round3(ms / 1000));
     return {
       mode: this.o.mode, intervalSec: this.o.intervalMs / 1000, sent: this.sent, ok: this.ok,
       failingSec: round3((this.sent - this.ok) * this.o.intervalMs / 1000),
       firstFailAtSec: sec(this.firstFailMs), backAtSec: sec(this.backMs), rtt: this.rtt,
     };
+  }
+
+  /** Resolves when every probe socket has closed; those still open after `graceMs` (a probe's deadline) are dropped. */
+  async closed(graceMs = this.o.timeoutMs): Promise<void> {
+    if (this.sockets.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => { this.onDrained = resolve; timer = setTimeout(resolve, graceMs); });
+      clearTimeout(timer);
+    }
+    for (const ws of this.sockets) ws.terminate();
+    this.sockets.clear();
   }
 
   private probe(): void {
@@ -81,6 +96,8 @@ export class Prober {
       if (ok) {
         this.rtt.recordValue(Math.max(1, Math.round((performance.now() - askedAt) * 1000)));
         ws.close(1000);
+      } else if (ok === null && ws.readyState === WebSocket.OPEN) {
+        ws.close(1001);
       } else {
         ws.terminate();
       }
@@ -94,7 +111,11 @@ export class Prober {
     });
     ws.on(this.o.mode === 'ping' ? 'pong' : 'message', () => done(true));
     ws.on('error', () => done(false)); // refused, reset, a non-101: also every late error of a socket already done
-    ws.on('close', () => { this.sockets.delete(ws); done(false); });
+    ws.on('close', () => {
+      this.sockets.delete(ws);
+      done(false);
+      if (this.sockets.size === 0) this.onDrained?.();
+    });
   }
 
   /** Adds finished probes to the figures in start order, so that "back at" is the first answer after the last failure. */

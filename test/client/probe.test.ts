@@ -74,23 +74,31 @@ async function tcpServer(onSocket: (s: Socket) => void): Promise<{ server: Serve
   return { server, port: (server.address() as AddressInfo).port, probes, close: () => { server.close(); for (const s of sockets) s.destroy(); } };
 }
 
-/** A plain `ws` server (pongs automatically) that echoes text and records the close codes of the probe's connections. */
-async function wsServer(): Promise<{ port: number; probeCloses: number[]; messages: string[]; close: () => void; tcp: Awaited<ReturnType<typeof tcpServer>> }> {
+/**
+ * A plain `ws` server (pongs automatically) that echoes text (`silent`: answers no message) and records the probe's
+ * connections: how many upgraded, and the close code of each.
+ */
+async function wsServer({ silent = false } = {}): Promise<{ port: number; probeOpens: () => number; probeCloses: number[]; messages: string[]; close: () => void; tcp: Awaited<ReturnType<typeof tcpServer>> }> {
   const http = createHttpServer();
   const wss = new WebSocketServer({ noServer: true });
+  let opens = 0;
   const probeCloses: number[] = [];
   const messages: string[] = [];
   http.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => {
     const probe = req.socket.remoteAddress === '127.0.0.1';
-    ws.on('message', (d) => { if (probe) messages.push(String(d)); ws.send(d); });
+    if (probe) opens++;
+    ws.on('message', (d) => { if (probe) messages.push(String(d)); if (!silent) ws.send(d); });
     ws.on('close', (code) => { if (probe) probeCloses.push(code); });
   }));
   const tcp = await tcpServer((s) => http.emit('connection', s));
-  return { port: tcp.port, probeCloses, messages, tcp, close: () => { tcp.close(); for (const c of wss.clients) c.terminate(); wss.close(); } };
+  return { port: tcp.port, probeOpens: () => opens, probeCloses, messages, tcp, close: () => { tcp.close(); for (const c of wss.clients) c.terminate(); wss.close(); } };
 }
 
+/** How many of `codes` are `code`. */
+const count = (codes: readonly number[], code: number): number => codes.filter((c) => c === code).length;
+
 describe('wslab swarm --probe', () => {
-  it('ping against a plain ws server: every probe answered, each on a fresh connection closed with 1000', async () => {
+  it('ping against a plain ws server: every probe answered, each on a fresh connection closed with 1000 (one the end cut short: 1001)', async () => {
     const srv = await wsServer();
     try {
       const { code, stderr, summary } = await swarm([...SOURCES, '--url', `ws://127.0.0.1:${srv.port}/`, '--profile', 'idle', '--connections', '5', '--hold', '3s', '--probe', 'ping']).done;
@@ -104,7 +112,10 @@ describe('wslab swarm --probe', () => {
       assert.equal(p.firstFailAtSec, null);
       assert.equal(p.backAtSec, null);
       assert.ok(p.rttMs.p50! > 0 && p.rttMs.max! >= p.rttMs.p50!, JSON.stringify(p.rttMs));
-      assert.ok(srv.probeCloses.length >= p.sent && srv.probeCloses.every((c) => c === 1000), `probe closes ${srv.probeCloses.join(',')}`);
+      // the swarm has exited: every probe connection the server upgraded is closed, none dropped (1006)
+      assert.ok(await eventually(() => srv.probeCloses.length === srv.probeOpens(), 2000), `${srv.probeOpens()} opened, closes ${srv.probeCloses.join(',')}`);
+      assert.equal(count(srv.probeCloses, 1000), p.sent, `closes ${srv.probeCloses.join(',')}`);
+      assert.equal(count(srv.probeCloses, 1000) + count(srv.probeCloses, 1001), srv.probeCloses.length, `closes ${srv.probeCloses.join(',')}`);
       assert.match(tableLine(stderr, 'probe'), new RegExp(`^ping every 0\\.5 s: ${p.sent}/${p.sent} answered \\(100\\.0 %\\), never failing, rtt p99 [\\d.]+ ms$`));
     } finally {
       srv.close();
@@ -217,6 +228,25 @@ describe('the summary table: did the server cut the attack?', () => {
 });
 
 describe('Prober', () => {
+  it('stop() closes every probe still waiting for its answer with 1001, and closed() resolves when the server has them all', async () => {
+    const srv = await wsServer({ silent: true });
+    try {
+      const prober = new Prober([{ url: `ws://127.0.0.1:${srv.port}/`, ip: '127.0.0.1', family: 4, port: srv.port, path: '/', host: `127.0.0.1:${srv.port}`, tls: false, hostname: '' }],
+        { mode: 'send', payload: 'probe', intervalMs: 100, timeoutMs: 2000, connect: { headers: {}, protocols: [] } });
+      prober.start();
+      assert.ok(await eventually(() => srv.messages.length >= 3, 2000), `${srv.messages.length} probes reached the server`);
+      const p = prober.stop();
+      assert.equal(p.ok, 0);
+      const t0 = performance.now();
+      await prober.closed();
+      assert.ok(performance.now() - t0 < 1000, `closed() took ${Math.round(performance.now() - t0)} ms`);
+      assert.ok(await eventually(() => srv.probeCloses.length === srv.probeOpens(), 1000), `${srv.probeOpens()} opened, closes ${srv.probeCloses.join(',')}`);
+      assert.ok(srv.probeOpens() >= 3 && count(srv.probeCloses, 1001) === srv.probeOpens(), `closes ${srv.probeCloses.join(',')}`);
+    } finally {
+      srv.close();
+    }
+  });
+
   it(`keeps at most ${MAX_IN_FLIGHT} probes waiting, counts a probe due beyond them as failing, and stop() drops every socket`, async () => {
     const srv = await tcpServer(() => {});
     try {
