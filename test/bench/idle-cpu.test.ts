@@ -2,8 +2,9 @@
  * Idle costs nothing (issue 22), loosely: bench/idle-cpu run for real on each loop design with a few thousand idle
  * connections; the server with none, the server holding them and the swarm worker holding them each stay under 1 %
  * of a core (the bench's budget is 0.3 %; a 1 ms timer, as the event-loop monitor once was, cost 3 % on a quiet box).
- * Each is measured 12 s after start-up or the last open: in its first seconds a fresh Node process compiles and
- * collects (1.4 % of a core measured 2 s after start here).
+ * The idle server is measured 30 s after start-up: V8's memory reducer runs three Mark-Compact GCs some 16–18 s after
+ * a Node process starts (≈100 ms of CPU, seen with --trace-gc; inside a 12 s → 22 s window it read 1.1 % on CI). The
+ * held cases are measured 12 s after the last open.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,9 +15,9 @@ const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const LOOSE_PCT = 1;
 
 describe('bench/idle-cpu', () => {
-  it(`an idle server (0 and 3,000 connections) and a swarm worker holding 3,000 each use under ${LOOSE_PCT} % of a core`, { timeout: 180_000 }, () => {
-    const r = spawnSync(process.execPath, [RUN, 'idle-cpu', '--designs', 'uws,ws', '--connections', '3000', '--window', '10s', '--settle', '12s',
-      '--source-ips', '127.0.0.140'], { encoding: 'utf8', timeout: 170_000 });
+  it(`an idle server (0 and 3,000 connections) and a swarm worker holding 3,000 each use under ${LOOSE_PCT} % of a core`, { timeout: 240_000 }, () => {
+    const r = spawnSync(process.execPath, [RUN, 'idle-cpu', '--designs', 'uws,ws', '--connections', '3000', '--window', '10s', '--start-settle', '30s', '--settle', '12s',
+      '--source-ips', '127.0.0.140'], { encoding: 'utf8', timeout: 230_000 });
     assert.equal(r.status, 0, r.stderr);
     const result = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n  "bench"'))) as { results: { design: string; heldAfterWindow: number; cpuPctOfCore: Record<string, number> }[] };
     assert.deepEqual(result.results.map((x) => x.design), ['uws', 'ws']);
