@@ -11,6 +11,11 @@ import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
 import { UsageError } from '../core/errors.js';
 import { outputDir, parseDuration, parseInteger } from '../core/units.js';
+import { LiveWeb } from '../web/live.js';
+import { WEB_FLAGS, webOptions } from '../web/options.js';
+import { labPublisher } from '../web/publish.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 
 const SCALES = ['quick', 'default', 'full', 'max'] as const;
 /** The seeds' designs in their own runtime, shipped as targets (docs/targets.md). */
@@ -98,20 +103,43 @@ export const labCommand = {
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
+    .options(WEB_FLAGS)
     .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims')
     .example('$0 lab --scenarios idle-hold --scale max', 'a million idle connections held 60 s on this box (refused if they cannot fit)'),
   handler: async (a: Record<string, unknown>) => {
     const o = labOptions(a);
+    const wo = webOptions(a);
     if (o.max) {
       const p = o.max.plan;
       process.stderr.write(`wslab lab: ${p.connections.toLocaleString('en-US')} connections: ${p.serverWorkers} server + ${p.swarmWorkers} swarm processes over ${p.sourceIps}, ` +
         `budget ≈${(p.need.total / 2 ** 30).toFixed(1)} GiB of ${(p.availableBytes / 2 ** 30).toFixed(1)} GiB available; first limit: ${p.limits[0].name} at ≈${p.limits[0].allows.toLocaleString('en-US')}\n`);
     }
-    const { results, dir } = await runLab(o, progressView());
+    const web = wo && await LiveWeb.open(wo, 'wslab lab');
+    if (web) {
+      process.stderr.write(`wslab lab: live view on ${web.url}\n`);
+      web.publish({ type: 'hello', kind: 'lab', title: `wslab lab --scale ${o.scale}`, startedAt: new Date().toISOString(), pid: process.pid });
+    }
+    let ran: Awaited<ReturnType<typeof runLab>>;
+    try {
+      ran = await runLab(o, progressView(), web && labPublisher(web));
+    } catch (err) {
+      await web?.close({ type: 'end', status: `failed: ${(err as Error).message}`, lines: [], files: [] });
+      throw err;
+    }
+    const { results, dir } = ran;
     process.stdout.write(`${summaryLines(results).join('\n')}\n`);
     const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));
     for (const f of failed) process.stdout.write(`! ${f}\n`);
-    process.stdout.write(`report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, CLAIM_IDS.length)} in ${results.durationSec} s)\n`);
+    const last = `report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, CLAIM_IDS.length)} in ${results.durationSec} s)`;
+    process.stdout.write(`${last}\n`);
+    if (web) {
+      const html = path.resolve(dir, 'index.html');
+      await web.close({
+        type: 'end', status: results.interrupted ? `interrupted (${results.interrupted})` : failed.length ? `done, ${failed.length} cell${failed.length === 1 ? '' : 's'} failed` : 'done',
+        lines: [...summaryLines(results), ...failed.map((f) => `! ${f}`), last],
+        files: [html, path.resolve(dir, 'report.md'), path.resolve(dir, 'results.json')], reportHtml: await readFile(html, 'utf8'),
+      });
+    }
     if (results.interrupted) {
       process.stderr.write(`wslab lab: interrupted (${results.interrupted}): the report holds the finished cells\n`);
       process.exit(results.interrupted === 'SIGINT' ? 130 : 143);

@@ -4,6 +4,7 @@ import { DEFAULT_DESIGN, SERVE_DEFAULTS, SERVE_OPTIONS, type CommonServeOptions,
 import { DESIGNS } from '../server/registry.js';
 import { serve } from '../server/serve.js';
 import { UsageError } from '../core/errors.js';
+import { WEB_FLAGS, webOptions } from '../web/options.js';
 
 /** The host/port flags of `wslab serve` alone: the lab and profile pick their own. */
 const LISTEN_KEYS = ['host', 'port', 'metricsHost', 'metricsPort'] as const satisfies readonly (keyof CommonServeOptions)[];
@@ -70,7 +71,11 @@ export const serveCommand = {
   describe: 'Run one server design speaking the wslab protocol, with Prometheus metrics',
   builder: (y: Argv) => serverFlags(y
     .option('design', { type: 'string', default: DEFAULT_DESIGN, describe: `server design: ${[...DESIGNS.keys()].join(' | ')}` })
-    .options(yargsOptions(Object.fromEntries(LISTEN_KEYS.map((k) => [k, SERVE_OPTIONS[k]])))))
+    .options(yargsOptions(Object.fromEntries(LISTEN_KEYS.map((k) => [k, SERVE_OPTIONS[k]]))))
+    .options(WEB_FLAGS))
     .example('$0 serve --design uws --port 8080', 'the uWebSockets.js single loop on ws://127.0.0.1:8080/'),
-  handler: (a: Raw) => serve(serveOptions(a)),
+  handler: (a: Raw) => {
+    const o = serveOptions(a);
+    return serve(o, webOptions(a));
+  },
 };

@@ -18,6 +18,7 @@ import { parseThreshold } from '../client/thresholds.js';
 import { LIMITS } from '../server/protocol.js';
 import { UsageError } from '../core/errors.js';
 import { withMergeCommand } from './swarm-merge.js';
+import { WEB_FLAGS, webOptions } from '../web/options.js';
 import { outputFile, parseDuration, parseInteger } from '../core/units.js';
 
 type Raw = Record<string, unknown>;
@@ -374,14 +375,20 @@ export const swarmCommand = {
     .option('ca', { type: 'string', describe: "wss://: PEM file of the CA (or self-signed certificate) to trust for the server's certificate" })
     .option('insecure', { type: 'boolean', describe: "wss://: do not verify the server's certificate (testing only)" })
     .option('servername', { type: 'string', describe: "wss://: TLS server name (SNI and certificate check), default the URL's host name" })
+    .options(WEB_FLAGS)
     .example('$0 swarm --url ws://127.0.0.1:8080/ --connections 20000 --rate 15000 --hold 30s --source-ips 127.0.0.2-127.0.0.9', 'hold 20,000 idle connections for 30 s')
     .example("$0 swarm --url ws://127.0.0.1:8080/ --connections 100 --profile chatty --command 'wait 50' --interval 100ms --threshold 'rtt.p99<80ms'", 'round trips of a 50 ms backend')
     .example("$0 swarm --url ws://127.0.0.1:8080/ --mix 'slowloris:2000,chatty:200@5s' --hold 20s --summary out.json", '2,000 slowloris, then 200 healthy clients 5 s into the attack')
     .example("$0 swarm --url wss://localhost:8443/ --ca cert.pem --profile chatty --send '{\"id\":{{id}},\"type\":\"ping\"}' --match json:id", 'your own JSON protocol over TLS, replies matched by id')),
   handler: async (a: Raw) => {
     const o = await swarmOptions(a);
+    const wo = webOptions(a);
     // loaded only to run: `wslab serve` and a rejected flag do not pay for the swarm's modules
     const { runSwarm } = await import('../client/coordinator.js');
-    process.exit(await runSwarm(o));
+    const web = wo && await (await import('../web/swarm.js')).openSwarmWeb(wo, o);
+    if (web) process.stderr.write(`wslab swarm: live view on ${web.url}\n`);
+    const code = await runSwarm(o, { stdout: process.stdout, stderr: process.stderr, live: web });
+    await web?.close(code);
+    process.exit(code);
   },
 };

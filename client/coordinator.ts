@@ -248,6 +248,17 @@ export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
 export interface SwarmIo {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WriteStream;
+  /** `--web`: the live page, told each second what the progress line shows, and the summary at the end. */
+  readonly live?: SwarmLiveSink;
+}
+
+/** What the coordinator tells a live page (web/swarm.ts). */
+export interface SwarmLiveSink {
+  readonly url: string;
+  /** Every second: the progress line's figures, failures and losses so far by cause, the workers' RSS. */
+  sample(l: Live, failed: Record<SwarmCause, number>, lost: Record<SwarmCause, number>, rssBytes: number): void;
+  /** The summary table printed, and the file it was written to. */
+  summary(table: string, file: string | undefined): void;
 }
 
 /** Runs the whole swarm and resolves with its exit code ({@link EXIT}); never throws after the workers started. */
@@ -346,7 +357,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
       return EXIT.runFailed;
     }
   }
-  io.stdout.write(`${JSON.stringify({ event: 'started', pid: process.pid, workers: o.workers, target: o.connections, metrics: endpoint?.url ?? null })}\n`);
+  io.stdout.write(`${JSON.stringify({ event: 'started', pid: process.pid, workers: o.workers, target: o.connections, metrics: endpoint?.url ?? null, web: io.live?.url ?? null })}\n`);
 
   let interrupted = false;
   const onSignal = (signal: string): void => {
@@ -388,6 +399,8 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     };
   };
   const viewTimer = setInterval(() => view.update(live()), 250);
+  const byCause = (pick: (s: WorkerStats) => number[]): Record<SwarmCause, number> => causes(SWARM_CAUSES.map((_, i) => sum((s) => pick(s)[i] ?? 0)));
+  const liveTimer = io.live && setInterval(() => io.live!.sample(live(), byCause((s) => s.failed), byCause((s) => s.lost), sum((s) => s.rssBytes)), 1000);
 
   await ended;
   clearTimeout(holdTimer);
@@ -410,6 +423,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   }
   const endedAt = epochMs();
   clearInterval(viewTimer);
+  clearInterval(liveTimer);
   view.update(live());
   view.stop();
   process.off('SIGINT', onSignal);
@@ -423,7 +437,8 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, probe,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
-  io.stderr.write(summaryTable(summary));
+  const table = summaryTable(summary);
+  io.stderr.write(table);
   let unwritten = false;
   if (o.summaryFile !== undefined) {
     try {
@@ -435,6 +450,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   }
   const verdicts = evaluate(o.thresholds, summary);
   for (const v of verdicts) io.stderr.write(`wslab swarm: threshold ${v.ok ? 'passed' : 'FAILED'}: ${describeVerdict(v)}\n`);
+  io.live?.summary(table, unwritten ? undefined : o.summaryFile);
 
   if (interrupted) return EXIT.interrupted;
   /*

@@ -10,7 +10,7 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
 /** How each sampled series is charted: its title, the y-axis title with the unit, and stored unit → axis unit. */
-const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: number }> = {
+export const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: number }> = {
   open: { title: 'Open connections', axis: 'open connections', factor: 1 },
   rssBytes: { title: 'Server RSS', axis: 'RSS (MiB)', factor: 1 / MiB },
   threads: { title: 'Server threads', axis: 'threads', factor: 1 },
@@ -26,10 +26,10 @@ const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; factor: nu
   tcpMemPages: { title: 'tcp_mem charged (box)', axis: 'pages', factor: 1 },
 };
 
-const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };
+export const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };
 
 /** Tableau 10: one colour per design label, the same in every chart of the report. */
-const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+export const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
 
 /** Units whose cells carry their own (scaled) unit; every other unit goes once into the column header. */
 const SELF_UNITS = new Set(['bytes', 'ratio', '']);
@@ -121,7 +121,7 @@ function markdown(r: LabResults): string {
 
 // ---- HTML
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 /** Escaped prose, with markdown's `code` spans kept as code. */
 const prose = (s: string): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 
@@ -219,7 +219,7 @@ const CLIENT = `(() => {
   document.body.dataset.chartsReady = String(drawn);
 })();`;
 
-const CSS = `
+export const REPORT_CSS = `
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0 auto; padding: 1.5rem; max-width: 1280px; }
 h1 { margin-top: 0; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
 h2 code { font-size: .7em; color: #57606a; font-weight: normal; }
@@ -253,7 +253,7 @@ function html(r: LabResults, chartJs: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>wslab lab report ${esc(r.startedAt)}</title>
 <link rel="icon" href="data:,">
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 <h1>wslab lab report</h1>
@@ -277,7 +277,7 @@ ${r.scenarios.map((s, i) => htmlScenario(s, charts[i])).join('\n')}
 const require = createRequire(import.meta.url);
 
 /** Chart.js's UMD bundle (registers every chart type as `window.Chart`), read at report time: the page is offline. */
-async function chartJsSource(): Promise<string> {
+export async function chartJsSource(): Promise<string> {
   // The package's exports map hides dist/*: resolve its main file and look beside it.
   const dist = path.dirname(require.resolve('chart.js'));
   for (const name of ['chart.umd.js', 'chart.umd.min.js']) {

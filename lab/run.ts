@@ -11,9 +11,9 @@ import type { Target } from './targets.js';
 import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
-import type { Cell, LabResults, Machine, ScenarioResult } from './results.js';
+import type { Cell, Claim, LabResults, Machine, ScenarioResult } from './results.js';
 import { emptySeries, RESULTS_SCHEMA } from './results.js';
-import { Sampler } from './sampler.js';
+import { Sampler, type SampleRow } from './sampler.js';
 import { notApplicable, scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
@@ -50,6 +50,22 @@ export interface Progress {
   stop(): void;
 }
 
+/**
+ * What a live view (`lab --web`) is told as the lab goes, from the very plan, samples, cells and judges the report is
+ * built from. `index` counts the cells that run (those of the plan without `skipped`).
+ */
+export interface LabObserver {
+  planned(cells: readonly { scenario: string; design: string; skipped?: string }[], seconds: number): void;
+  step(index: number, label: string, remainingSec: number): void;
+  /** Cell `index` starts: its scenario (the first cell of a scenario introduces it) and its design's label. */
+  cellStarted(index: number, scenario: Pick<ScenarioResult, 'id' | 'title'>, design: string): void;
+  /** A sample of the running cell: seconds since it started, a value per series. */
+  sample(scenario: string, design: string, t: number, row: SampleRow): void;
+  cellEnded(index: number, cell: Cell): void;
+  /** Claims judged: a scenario's when its last cell has run, then every claim once the lab is done. */
+  judged(claims: Claim[]): void;
+}
+
 /** Every (scenario, design) cell the options ask for, in run order. */
 export function plan(o: LabOptions): PlanStep[] {
   // quick keeps the loop that stands for all, a thread per connection, and processes where they are the question (cpu-bound).
@@ -74,7 +90,7 @@ export function plan(o: LabOptions): PlanStep[] {
  * A cell that fails (the design does not start, crashes, a swarm fails) is recorded with its cause and the lab
  * goes on; the report is always written.
  */
-export async function runLab(o: LabOptions, progress: Progress): Promise<{ results: LabResults; dir: string }> {
+export async function runLab(o: LabOptions, progress: Progress, watch?: LabObserver): Promise<{ results: LabResults; dir: string }> {
   const all = plan(o);
   const steps = all.filter((s) => !s.notApplicable);
   const started = new Date();
@@ -86,6 +102,11 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
   const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale, o.max) + (startsAhead ? 0.5 : 1.5) + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
   const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   progress.start(steps.length, eta(0));
+  watch?.planned(all.map((st) => ({ scenario: st.scenario.id, design: st.design.label, ...(st.notApplicable ? { skipped: st.notApplicable } : {}) })), eta(0));
+  const machine: Machine = {
+    cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), fdLimit: openFilesLimit(),
+    node: process.version, kernel: release(), designs: versions, // filled in as the cells start their designs
+  };
   /*
    * The next cell's server starts while this cell runs, at nice 19, and waits idle: its start (≈0.4 s of CPU per
    * process) uses the cycles this cell leaves free instead of adding to every cell, and yields to anything this cell
@@ -145,13 +166,18 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     for (const [i, { scenario, design }] of steps.entries()) {
       if (interrupted) break;
       progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
+      watch?.step(i, `${scenario.id} × ${design.label}`, eta(i));
       const result = resultFor(scenario);
+      watch?.cellStarted(i, result, design.label);
       const server = next ? foreground(i, next) : start(i);
       next = undefined;
       const ready = () => { if (ahead && i + 1 < steps.length) next = start(i + 1, true); };
-      const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions, server, ready, o.max);
+      const onSample = watch && ((t: number, row: SampleRow) => watch.sample(scenario.id, design.label, t, row));
+      const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions, server, ready, o.max, onSample);
       if (interrupted) break; // cut short by the signal: not a measurement
       result.cells.push(cell);
+      watch?.cellEnded(i, cell);
+      if (steps[i + 1]?.scenario !== scenario) watch?.judged(judge([scenario], [result], machine));
       if (o.profile) {
         progress.step(i, `${scenario.id} × ${design.label}: clinic ${o.profile}`, eta(i) - scenario.seconds(o.scale, o.max));
         await profileCell(o.profile, scenario, design, dir, cell);
@@ -163,17 +189,16 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
       const why = st.notApplicable ?? (interrupted && !done.has(st) ? `not run: the lab was interrupted (${interrupted})` : undefined);
       if (why) resultFor(st.scenario).cells.push({ design: st.design.label, traits: st.design.traits, status: 'skipped', cause: why, figures: {}, series: emptySeries() });
     }
-    if (!interrupted) progress.step(steps.length, 'writing the report', 0);
+    if (!interrupted) {
+      progress.step(steps.length, 'writing the report', 0);
+      watch?.step(steps.length, 'writing the report', 0);
+    }
   } finally {
     if (next) await next.then((srv) => srv.stop(), () => undefined); // interrupted between cells
     if (interrupted) await stopChildren();
     progress.stop();
     await rm(tmp, { recursive: true, force: true });
   }
-  const machine: Machine = {
-    cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), fdLimit: openFilesLimit(),
-    node: process.version, kernel: release(), designs: versions,
-  };
   const scenarios = [...byScenario.values()];
   const finished = new Date();
   const results: LabResults = {
@@ -182,6 +207,7 @@ export async function runLab(o: LabOptions, progress: Progress): Promise<{ resul
     claims: judge([...SCENARIOS.values()], scenarios, machine),
     interrupted: interrupted ?? null,
   };
+  watch?.judged(results.claims);
   try {
     await mkdir(dir, { recursive: true });
     await writeReport(results, dir);
@@ -197,7 +223,7 @@ const cellLimitMs = (scenario: Scenario, scale: Scale, max?: MaxRun): number => 
 
 /** `starting`: this cell's server, already spawning; `ready`: called once it is up (or failed to start). */
 async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp: string, versions: Record<string, string>,
-  starting: Promise<LabServer>, ready: () => void, max?: MaxRun): Promise<Cell> {
+  starting: Promise<LabServer>, ready: () => void, max?: MaxRun, onSample?: (t: number, row: SampleRow) => void): Promise<Cell> {
   const cell: Cell = { design: design.label, traits: design.traits, status: 'ok', figures: {}, series: emptySeries() };
   let server: LabServer | undefined;
   let sampler: Sampler | undefined;
@@ -208,7 +234,9 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     server = await starting.finally(ready);
     versions[design.label] = String(server.ready.version ?? 'unknown');
     sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
-      server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined).start();
+      server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined);
+    sampler.onSample = onSample;
+    sampler.start();
     const s = sampler;
     const srv = server;
     const ctx: CellContext = {

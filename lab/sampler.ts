@@ -3,7 +3,10 @@ import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, 
 import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
 import { established, readTree, treeCpuSeconds } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
-import { emptySeries, type Series } from './results.js';
+import { emptySeries, SERIES_KEYS, type Series } from './results.js';
+
+/** One sample: the value of each series the sampler keeps (null = not measured this time). */
+export type SampleRow = { [K in (typeof SERIES_KEYS)[number]]?: number | null };
 
 async function scrape(url: string | null): Promise<Sample[] | null> {
   if (url === null) return null;
@@ -34,6 +37,15 @@ export class Sampler {
   private available: number | null = null;
   private probing: Promise<void> | undefined;
   private probeStop = false;
+
+  /**
+   * Called after every sample with its time (seconds since the sampler started) and the value of each series at it:
+   * the live view (`--web`) draws the very samples the report keeps.
+   */
+  onSample: ((t: number, row: SampleRow) => void) | undefined;
+
+  /** Keep at most about this many samples, dropping the oldest (a sampler that runs for days: `serve --web`). */
+  retain: number | undefined;
 
   /** The latest machine-wide reading, when sampling the box (`box`). */
   lastBox: Box | undefined;
@@ -176,6 +188,14 @@ export class Sampler {
     s.available.push(this.available);
     this.prevAt = now;
     if (status?.processes) this.prevCpu = cpu;
+    if (this.retain !== undefined && s.t.length >= 2 * this.retain) {
+      for (const v of Object.values(s)) v?.splice(0, v.length - this.retain);
+    }
+    if (this.onSample) {
+      const row: SampleRow = {};
+      for (const key of SERIES_KEYS) { const v = s[key]; if (v) row[key] = v[v.length - 1]; }
+      this.onSample(s.t[s.t.length - 1], row);
+    }
   }
 
   /** RTT buckets added since the previous sample, summed over the swarms; null when no reply arrived. */

@@ -3,6 +3,7 @@ import { openFilesLimit } from '../metrics/proc-status.js';
 import type { DesignHandle } from './design.js';
 import type { ServeOptions } from './options.js';
 import { DESIGNS } from './registry.js';
+import type { WebOptions } from '../web/options.js';
 
 export interface Running {
   readonly handle: DesignHandle;
@@ -47,15 +48,19 @@ export async function startServer(o: ServeOptions): Promise<Running> {
 
 const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
-/** `wslab serve`: start, print the ready line, and shut down cleanly (1001 to every client, exit 0) on a signal. */
-export async function serve(o: ServeOptions): Promise<void> {
+/**
+ * `wslab serve`: start, print the ready line, and shut down cleanly (1001 to every client, exit 0) on a signal.
+ * `web`: the live page (`--web`), bound before the server starts; it draws the lab's sampler run on this process.
+ */
+export async function serve(o: ServeOptions, web?: WebOptions): Promise<void> {
   // Handlers go in before the ready line: a client may act on that line at once (a thread design accepts without
   // the JS loop), and a signal that arrived before the handler would kill the process with its default action.
   let running: Running | undefined;
   let signalled: string | undefined;
+  let live: { stop(why: string): Promise<void> } | undefined;
   const shutdown = (r: Running, signal: string): void => {
     process.stderr.write(`wslab serve: ${signal}, closing connections with 1001\n`);
-    r.close().then(() => process.exit(0), (err: Error) => {
+    Promise.all([r.close(), live?.stop(`stopped (${signal})`)]).then(() => process.exit(0), (err: Error) => {
       process.stderr.write(`wslab serve: shutdown failed: ${err.message}\n`);
       process.exit(1);
     });
@@ -67,13 +72,23 @@ export async function serve(o: ServeOptions): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  running = await startServer(o);
+  // loaded only with --web: a plain server does not pay for the page's modules
+  const page = web && await import('../web/serve.js');
+  const liveWeb = page && await page.openServeWeb(web!, o.design);
+  try {
+    running = await startServer(o);
+  } catch (err) {
+    await liveWeb?.close({ type: 'end', status: `failed: ${(err as Error).message}`, lines: [], files: [] });
+    throw err;
+  }
+  if (page && liveWeb) live = page.sampleServe(liveWeb, running, o.design);
   const fdLimit = openFilesLimit();
   const fixed = DESIGNS.get(o.design)!.traits(o.own).fixedHandshakeTimeout;
   process.stdout.write(`${JSON.stringify({
     event: 'listening', design: o.design, url: running.url, metrics: running.metricsUrl, pid: process.pid,
-    version: running.handle.version, fdLimit, defenses: o.defenses, maxConnsPerIp: o.maxConnsPerIp,
+    version: running.handle.version, fdLimit, defenses: o.defenses, maxConnsPerIp: o.maxConnsPerIp, web: liveWeb?.url ?? null,
   })}\n`);
+  if (liveWeb) process.stderr.write(`wslab serve: live view on ${liveWeb.url}\n`);
   process.stderr.write(`wslab serve: ${o.design} (${running.handle.version}) on ${running.url}, metrics ${running.metricsUrl}; ` +
     `open-files limit ${fdLimit} (≈ the most connections this process can hold)` +
     `${o.defenses ? '' : `; --no-defenses: no handshake timeout${fixed ? ` (but ${fixed.by} keeps its fixed ${fixed.ms / 1000} s)` : ''}, max payload, idle timeout, send cap or per-IP limit`}\n`);

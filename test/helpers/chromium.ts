@@ -52,10 +52,19 @@ export class ChromiumPage {
     return this.page.evaluate(expression) as Promise<T>;
   }
 
-  /** Waits until `expression` is truthy, and returns that value. */
+  /**
+   * Waits until `expression` is truthy, and returns that value. Polled with evaluate (the DevTools protocol's own
+   * evaluation) rather than playwright's waitForFunction, which evaluates the string with eval inside the page: a page
+   * whose Content-Security-Policy forbids 'unsafe-eval', as ours do, would refuse it.
+   */
   async waitFor<T>(expression: string, timeoutMs = this.timeoutMs): Promise<T> {
-    const handle = await this.page.waitForFunction(expression, undefined, { timeout: timeoutMs, polling: 50 });
-    return (await handle.jsonValue()) as T;
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.evaluate<T>(expression);
+      if (v) return v;
+      if (Date.now() > until) throw new Error(`waited ${timeoutMs} ms for ${expression}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** A PNG of the whole page (beyond the viewport). */
