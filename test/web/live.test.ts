@@ -108,4 +108,63 @@ describe('wslab lab --web', () => {
       await taken.exit;
     }
   });
+
+  it('serve --web draws the server\'s own gauge and swarm --web its progress, then its summary', { timeout: 90_000 }, async (t) => {
+    if (!browserOrSkip(t)) return;
+    const server = startWithWeb(['serve', '--design', 'ws', '--port', '0', '--metrics-port', '0', '--web', '0']);
+    const pages: ChromiumPage[] = [];
+    let swarm: ReturnType<typeof startWithWeb> | undefined;
+    try {
+      const serverPage = await ChromiumPage.launch({ width: 1280, height: 1200 });
+      pages.push(serverPage);
+      await serverPage.navigate(await server.url);
+      const ready = JSON.parse(server.stdout().split('\n')[0]) as { url: string; web: string };
+      assert.equal(ready.web, await server.url, 'the ready line carries the page\'s URL');
+      const summaryFile = join(out, 'swarm.json');
+      swarm = startWithWeb(['swarm', '--url', ready.url, '--connections', '200', '--profile', 'chatty', '--interval', '200ms', '--hold', '5s', '--summary', summaryFile, '--web', '0']);
+      const swarmPage = await ChromiumPage.launch({ width: 1280, height: 1200 });
+      pages.push(swarmPage);
+      await swarmPage.navigate(await swarm.url);
+      await swarmPage.waitFor("document.body.dataset.state === 'ended'", 60_000);
+      assert.equal(await swarm.exit, 0, swarm.stderr());
+      const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { heldAtEnd: number };
+      assert.equal(summary.heldAtEnd, 200);
+      const swarmCharts = await swarmPage.evaluate<Record<string, Record<string, number>>>(`Object.fromEntries([...document.querySelectorAll('canvas[data-chart]')]
+        .map((c) => [c.dataset.chart, Object.fromEntries(Chart.getChart(c).data.datasets.map((d) => [d.label, Math.max(...d.data.map((p) => p.y))]))]))`);
+      assert.deepEqual(swarmCharts['swarm/connections'], { open: 200, connecting: swarmCharts['swarm/connections'].connecting, target: 200 });
+      assert.ok(swarmCharts['swarm/rtt']?.p99 > 0, 'round trips drawn');
+      const end = await swarmPage.evaluate<string>("document.getElementById('end').textContent");
+      assert.match(end, /held at end\s+200/);
+      assert.ok(end.includes(summaryFile), 'the page names the summary written');
+      assert.deepEqual(swarmPage.errors, []);
+      writeFileSync(join(out, 'swarm-live.png'), await swarmPage.screenshot());
+      // the server's page saw the swarm through its own gauge: 200 open at the peak, and 0 again after the close
+      const serverOpen = await serverPage.waitFor<number[]>(`(() => { const c = document.querySelector('canvas[data-chart="server/open"]');
+        const d = c && Chart.getChart(c).data.datasets[0].data.map((p) => p.y); return d && d.includes(200) && d.at(-1) === 0 && d; })()`, 10_000);
+      assert.equal(Math.max(...serverOpen), 200);
+      assert.equal(await serverPage.evaluate('document.body.dataset.state'), 'running');
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exit, 0);
+      await serverPage.waitFor("document.body.dataset.state === 'ended'");
+      assert.match(await serverPage.evaluate<string>("document.getElementById('step').textContent"), /ended: stopped \(SIGTERM\)/);
+      assert.deepEqual(serverPage.errors, []);
+    } finally {
+      for (const p of pages) await p.close();
+      swarm?.child.kill('SIGKILL');
+      server.child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses bad --web input in one line', () => {
+    for (const [args, msg] of [
+      [['serve', '--port', '0', '--web', '70000'], /--web/],
+      [['serve', '--port', '0', '--web-host', '127.0.0.1'], /^wslab: --web-host needs --web \(the page is off without it\)$/],
+      [['swarm', '--url', 'ws://127.0.0.1:1/', '--web', '0', '--web-host', 'localhost'], /^wslab: --web-host: "localhost" is not an IP address$/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [WSLAB, ...args], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr.trim(), msg);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
 });
