@@ -15,6 +15,7 @@ const COMMANDS = {
   profile: async () => (await import('./profile.js')).profileCommand,
   stack: async () => (await import('./stack.js')).stackCommand,
   watch: async () => (await import('./watch.js')).watchCommand,
+  compare: async () => (await import('./compare.js')).compareCommand,
 } as const;
 type CommandName = keyof typeof COMMANDS;
 
