@@ -6,6 +6,7 @@ import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
 import { claimsLine } from '../lab/claims.js';
+import { describeNoise, QUIET_LIMIT, waitQuiet } from '../lab/noise.js';
 import { fileURLToPath } from 'node:url';
 import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
@@ -67,11 +68,19 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   if (profile !== undefined) {
     try { clinicBin(); } catch (err) { throw err instanceof ClinicUnavailableError ? new UsageError(`--profile: ${err.message}`) : err; }
   }
+  let waitQuietMs: number | undefined;
+  if (a['wait-quiet'] !== undefined) {
+    waitQuietMs = a['wait-quiet'] === '' || a['wait-quiet'] === true ? WAIT_QUIET_DEFAULT_MS : parseDuration('wait-quiet', a['wait-quiet']);
+    if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
+  }
   return Object.freeze({
     designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
-    profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets),
+    profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets), waitQuietMs,
   });
 }
+
+/** Bare `--wait-quiet`: how long the lab waits for a quiet box at most. */
+const WAIT_QUIET_DEFAULT_MS = 120_000;
 
 /** A bar over the whole plan on a TTY; a line per step otherwise. Both on stderr, so stdout stays the summary. */
 function progressView(): Progress {
@@ -102,6 +111,7 @@ export const labCommand = {
     .option('connections', { type: 'string', describe: `--scale max: idle connections to hold (default ${MAX_DEFAULTS.connections})` })
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
+    .option('wait-quiet', { type: 'string', describe: `before the first cell, wait until 2 s pass with under ${QUIET_LIMIT.outsideCores} cores used outside the run, at most this long (bare: ${WAIT_QUIET_DEFAULT_MS / 1000} s); every cell is marked quiet or busy either way` })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
     .options(WEB_FLAGS)
     .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims')
@@ -118,6 +128,12 @@ export const labCommand = {
     if (web) {
       process.stderr.write(`wslab lab: live view on ${web.url}\n`);
       web.publish({ type: 'hello', kind: 'lab', title: `wslab lab --scale ${o.scale}`, startedAt: new Date().toISOString(), pid: process.pid });
+    }
+    if (o.waitQuietMs !== undefined) {
+      process.stderr.write(`wslab lab: waiting for a quiet box (under ${QUIET_LIMIT.outsideCores} cores used outside the run for 2 s, at most ${o.waitQuietMs / 1000} s)\n`);
+      const { noise, waitedSec } = await waitQuiet(o.waitQuietMs);
+      process.stderr.write(noise.quiet ? `wslab lab: quiet after ${waitedSec} s (${describeNoise(noise)})\n`
+        : `wslab lab: still busy after ${waitedSec} s (${describeNoise(noise)}): running anyway, each cell says how busy it was\n`);
     }
     let ran: Awaited<ReturnType<typeof runLab>>;
     try {

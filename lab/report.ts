@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { SERIES_KEYS, type Cell, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
+import { describeNoise } from './noise.js';
 
 type SeriesKey = (typeof SERIES_KEYS)[number];
 
@@ -93,10 +94,13 @@ function mdTable(head: string[], rows: string[][], right: boolean[]): string {
   return [line(head), `|${right.map((r) => (r ? '---:' : '---')).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** The noise guard's mark for a cell that ran: `quiet box (0.03 cores outside the run)` or `busy box: …`. */
+const noiseMark = (c: Cell): string => (c.noise && c.status === 'ok' ? ` · ${describeNoise(c.noise)}` : '');
+
 function mdScenario(s: ScenarioResult): string {
   const head = ['design', ...s.columns.map(header), 'status'];
   const rows = s.cells.map((c) => [c.design, ...s.columns.map((col) => formatFigure(c.figures[col.key], col.unit)),
-    (c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`) + (c.profile ? ` · [clinic profile](${c.profile} "${(c.profileNote ?? '').replace(/"/g, "'")}")` : c.profileNote ? ` · ${c.profileNote}` : '')]);
+    (c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`) + (c.noise?.quiet === false ? ` · **${describeNoise(c.noise)}**` : noiseMark(c)) + (c.profile ? ` · [clinic profile](${c.profile} "${(c.profileNote ?? '').replace(/"/g, "'")}")` : c.profileNote ? ` · ${c.profileNote}` : '')]);
   return [
     `## ${s.title} (\`${s.id}\`)`,
     `**Question.** ${s.question}`,
@@ -168,7 +172,8 @@ function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
   const rows = s.cells.map((c) => ({
     cls: c.status === 'ok' ? undefined : c.status,
     cells: [esc(c.design), ...s.columns.map((col) => esc(formatFigure(c.figures[col.key], col.unit))),
-      (c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`) + profileLink(c)],
+      (c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`) +
+        (c.noise?.quiet === false ? ` · <strong class="busy">${esc(describeNoise(c.noise))}</strong>` : esc(noiseMark(c))) + profileLink(c)],
   }));
   const table = rows.length
     ? htmlTable(['design', ...s.columns.map(header), 'status'], rows, [false, ...s.columns.map(() => true), false])

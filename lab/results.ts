@@ -56,6 +56,16 @@ const CELL_SERIES = ['open', 'rssBytes', 'threads', 'fds', 'loopDelayMs', 'cpuCo
 export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
 export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(CELL_SERIES.map((k) => [k, []])) }) as unknown as Series;
 
+/** The noise guard (lab/noise.ts): CPU the box spent outside the run while the cell ran, averaged, in cores. */
+export interface CellNoise {
+  /** Busy time of the whole box (/proc/stat) minus the run's process trees. */
+  outsideCores: number;
+  /** Steal time: the hypervisor ran someone else on this box's vCPUs. */
+  stealCores: number;
+  /** Both under lab/noise.ts QUIET_LIMIT: a cell whose figures are not shared with another load. */
+  quiet: boolean;
+}
+
 export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */
   design: string;
@@ -69,6 +79,8 @@ export interface Cell {
   /** Findings in words that figures cannot carry (idle-hold at `max`: the budget, the limit that stopped it). */
   notes?: string[];
   series: Series;
+  /** How busy the box was outside the run during the cell; absent in results written before the noise guard. */
+  noise?: CellNoise;
   /** `lab --profile <tool>`: the clinic report of this design under this scenario, relative to the report folder. */
   profile?: string;
   /** What clinic's analysis found in that profile (one line), or why there is none. */

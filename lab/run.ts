@@ -12,6 +12,7 @@ import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, typ
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, Claim, LabResults, Machine, ScenarioResult } from './results.js';
+import { NoiseWatch } from './noise.js';
 import { emptySeries, RESULTS_SCHEMA } from './results.js';
 import { Sampler, type SampleRow } from './sampler.js';
 import { notApplicable, scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
@@ -32,6 +33,8 @@ export interface LabOptions {
   readonly profile?: ProfileTool;
   /** `--scale max`: the budgeted plan, checked against the box at the CLI edge before anything starts. */
   readonly max?: MaxRun;
+  /** `--wait-quiet`: how long the CLI waits for a quiet box before the first cell (lab/noise.ts waitQuiet). */
+  readonly waitQuietMs?: number;
 }
 
 /** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
@@ -227,6 +230,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
   const cell: Cell = { design: design.label, traits: design.traits, status: 'ok', figures: {}, series: emptySeries() };
   let server: LabServer | undefined;
   let sampler: Sampler | undefined;
+  let noise: NoiseWatch | undefined;
   const swarms: SwarmRun[] = [];
   let started = 0;
   try {
@@ -236,6 +240,8 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
       server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined);
     sampler.onSample = onSample;
+    const pid = server.pid;
+    noise = new NoiseWatch(() => (pid ? [process.pid, pid] : [process.pid]));
     sampler.start();
     const s = sampler;
     const srv = server;
@@ -268,6 +274,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     cell.status = 'failed';
     cell.cause = (err as Error).message;
   } finally {
+    if (noise) cell.noise = noise.end(); // before anything is stopped: the run's processes are still in the trees
     for (const w of swarms) if (w.child.exitCode === null) w.child.kill('SIGINT');
     await Promise.all(swarms.map((w) => w.done.catch(() => undefined)));
     await sampler?.stop();
