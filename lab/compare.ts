@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { describeNoise } from './noise.js';
 import { formatFigure } from './report.js';
 import { RESULTS_SCHEMA, type LabResults, type Verdict } from './results.js';
 
@@ -143,7 +144,7 @@ export interface Comparison {
   readonly a: RunMeta;
   readonly b: RunMeta;
   readonly figures: FigureDiff[];
-  /** Cells one run has and the other lacks, or that failed in one: "idle-hold × threads: failed in B (cause)". */
+  /** Cells one run lacks, failed in, or ran on a busy box (lab/noise.ts): "idle-hold × threads: failed in B (cause)". */
   readonly cells: string[];
   readonly verdicts: { id: string; a: Verdict | null; b: Verdict | null; evidenceA: string | null; evidenceB: string | null }[];
   readonly thresholds: ThresholdVerdict[];
@@ -163,6 +164,7 @@ export function compareRuns(A: Run, B: Run, thresholds: readonly Threshold[]): C
       for (const [which, c] of [['A', ca], ['B', cb]] as const) {
         if (!c) cells.push(`${id} × ${design}: not in ${which}`);
         else if (c.status !== 'ok') cells.push(`${id} × ${design}: ${c.status} in ${which}${c.cause ? ` (${c.cause})` : ''}`);
+        else if (c.noise && !c.noise.quiet) cells.push(`${id} × ${design}: ${describeNoise(c.noise)} in ${which}: its figures share the box with another load`);
       }
       for (const col of columns) {
         const va = figureOf(a, id, design, col.key), vb = figureOf(b, id, design, col.key);

@@ -62,18 +62,20 @@ describe('wslab compare on two real lab runs', () => {
     assert.match(r.stderr, /^wslab compare: 2 thresholds failed: idle-hold\.uws\.held>1000; idle-hold\.uws\.rssPerConnectionBytes<-99% \(exit 99\)\n$/);
   });
 
-  it('lists the verdicts that changed and a cell that failed in B', () => {
+  it('lists the verdicts that changed, a cell that failed in B and one that ran on a busy box', () => {
     const changed = structuredClone(b);
     const claim = changed.claims.find((c) => c.verdict === 'confirmed')!;
     claim.verdict = 'refuted';
     const cell = changed.scenarios[0].cells.find((c) => c.design === 'ws')!;
     Object.assign(cell, { status: 'failed', cause: 'the server died' });
+    changed.scenarios[0].cells.find((c) => c.design === 'uws')!.noise = { outsideCores: 0.97, stealCores: 0, quiet: false };
     const file = join(dir, 'changed.json');
     writeFileSync(file, JSON.stringify(changed));
     const r = compare(A, file, '--threshold', 'idle-hold.ws.held>=1');
     assert.equal(r.status, 99);
     assert.match(r.stdout, new RegExp(`^  ${claim.id}: confirmed → refuted`, 'm'));
     assert.match(r.stdout, /^  idle-hold × ws: failed in B \(the server died\)$/m);
+    assert.match(r.stdout, /^  idle-hold × uws: busy box: 0\.97 cores used outside the run, 0\.00 stolen in B: its figures share the box with another load$/m);
     assert.match(r.stdout, /threshold FAILED: idle-hold\.ws\.held>=1 \(not measured in B\)/);
   });
 
