@@ -6,7 +6,7 @@ import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
 import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
 import { claimsLine } from '../lab/claims.js';
-import { describeNoise, QUIET_LIMIT, waitQuiet } from '../lab/noise.js';
+import { describeNoise, QUIET_LIMIT, waitQuiet } from '../metrics/noise.js';
 import { fileURLToPath } from 'node:url';
 import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';

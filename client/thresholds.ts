@@ -107,7 +107,8 @@ export function evaluate(thresholds: readonly Threshold[], summary: object): Ver
   });
 }
 
-function compare(a: number, op: Op, b: number): boolean {
+/** `a op b`, for every comparison operator a threshold takes (the swarm's and `wslab compare`'s). */
+export function compare(a: number, op: Op, b: number): boolean {
   switch (op) {
     case '<': return a < b;
     case '<=': return a <= b;

@@ -69,7 +69,7 @@ export function judge(judges: readonly Judge[], results: readonly ScenarioResult
   const order = Object.keys(CLAIM_TEXT);
   return judges.flatMap((j) => {
     const cells = results.find((r) => r.id === j.id)?.cells.filter((c: Cell) => c.status === 'ok') ?? [];
-    // a verdict resting on a cell measured while something else loaded the box says so (lab/noise.ts)
+    // a verdict resting on a cell measured while something else loaded the box says so (metrics/noise.ts)
     const busy = cells.filter((c) => c.noise && !c.noise.quiet);
     const onBusy = busy.length ? ` — measured on a busy box: ${busy.map((c) => `${c.design} with ${c.noise!.outsideCores.toFixed(2)} cores used outside the run${c.noise!.stealCores >= 0.1 ? `, ${c.noise!.stealCores.toFixed(2)} stolen` : ''}`).join('; ')}` : '';
     return j.judge(cells, machine).map((c) => (onBusy && measured(c) ? { ...c, evidence: c.evidence + onBusy } : c));

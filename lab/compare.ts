@@ -6,8 +6,9 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { compare, type Op as SwarmOp } from '../client/thresholds.js';
 import { UsageError } from '../core/errors.js';
-import { describeNoise } from './noise.js';
+import { describeNoise } from '../metrics/noise.js';
 import { formatFigure } from './report.js';
 import { RESULTS_SCHEMA, type LabResults, type Verdict } from './results.js';
 
@@ -38,7 +39,7 @@ export function readRun(name: string, given: string): Run {
   return { file, results: r as LabResults };
 }
 
-export type Op = '<' | '<=' | '>' | '>=';
+export type Op = Extract<SwarmOp, '<' | '<=' | '>' | '>='>;
 
 /**
  * One gate. `value` is compared with B's figure itself (`bound`), with B − A (`delta`, a signed number) or with
@@ -115,15 +116,6 @@ export function evaluate(t: Threshold, a: LabResults, b: LabResults): ThresholdV
   return { threshold: t, a: va, b: vb, actual, ok: compare(actual, t.op, t.value) };
 }
 
-function compare(x: number, op: Op, y: number): boolean {
-  switch (op) {
-    case '<': return x < y;
-    case '<=': return x <= y;
-    case '>': return x > y;
-    case '>=': return x >= y;
-  }
-}
-
 export interface FigureDiff {
   readonly scenario: string;
   readonly design: string;
@@ -144,7 +136,7 @@ export interface Comparison {
   readonly a: RunMeta;
   readonly b: RunMeta;
   readonly figures: FigureDiff[];
-  /** Cells one run lacks, failed in, or ran on a busy box (lab/noise.ts): "idle-hold × threads: failed in B (cause)". */
+  /** Cells one run lacks, failed in, or ran on a busy box (metrics/noise.ts): "idle-hold × threads: failed in B (cause)". */
   readonly cells: string[];
   readonly verdicts: { id: string; a: Verdict | null; b: Verdict | null; evidenceA: string | null; evidenceB: string | null }[];
   readonly thresholds: ThresholdVerdict[];

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { SERIES_KEYS, type Cell, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
-import { describeNoise } from './noise.js';
+import { describeNoise } from '../metrics/noise.js';
 
 type SeriesKey = (typeof SERIES_KEYS)[number];
 

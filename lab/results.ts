@@ -2,6 +2,7 @@
  * The lab's results, as written to reports/<timestamp>/results.json (schema `wslab-lab-results/1`, documented in
  * docs/lab-results.md). Every number comes from a sampler scrape of a server's /metrics, /proc, or a swarm summary.
  */
+import type { BoxNoise } from '../metrics/noise.js';
 import type { VariantTraits } from './designs.js';
 
 export const RESULTS_SCHEMA = 'wslab-lab-results/1';
@@ -56,15 +57,8 @@ const CELL_SERIES = ['open', 'rssBytes', 'threads', 'fds', 'loopDelayMs', 'cpuCo
 export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
 export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(CELL_SERIES.map((k) => [k, []])) }) as unknown as Series;
 
-/** The noise guard (lab/noise.ts): CPU the box spent outside the run while the cell ran, averaged, in cores. */
-export interface CellNoise {
-  /** Busy time of the whole box (/proc/stat) minus the run's process trees. */
-  outsideCores: number;
-  /** Steal time: the hypervisor ran someone else on this box's vCPUs. */
-  stealCores: number;
-  /** Both under lab/noise.ts QUIET_LIMIT: a cell whose figures are not shared with another load. */
-  quiet: boolean;
-}
+/** The noise guard (metrics/noise.ts) over a cell. */
+export type CellNoise = BoxNoise;
 
 export interface Cell {
   /** Design variant label, e.g. `uws`, `threads --pool 16`, `cluster --workers 3`. */

@@ -12,7 +12,7 @@ import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, typ
 import { profile, type ProfileTool } from './profile.js';
 import { writeReport } from './report.js';
 import type { Cell, Claim, LabResults, Machine, ScenarioResult } from './results.js';
-import { NoiseWatch } from './noise.js';
+import { NoiseWatch } from '../metrics/noise.js';
 import { emptySeries, RESULTS_SCHEMA } from './results.js';
 import { Sampler, type SampleRow } from './sampler.js';
 import { notApplicable, scenarioServerFlags, type CellContext, type MaxRun, type Scale, type Scenario } from './scenario.js';
@@ -33,7 +33,7 @@ export interface LabOptions {
   readonly profile?: ProfileTool;
   /** `--scale max`: the budgeted plan, checked against the box at the CLI edge before anything starts. */
   readonly max?: MaxRun;
-  /** `--wait-quiet`: how long the CLI waits for a quiet box before the first cell (lab/noise.ts waitQuiet). */
+  /** `--wait-quiet`: how long the CLI waits for a quiet box before the first cell (metrics/noise.ts waitQuiet). */
   readonly waitQuietMs?: number;
 }
 

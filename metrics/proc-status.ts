@@ -61,11 +61,32 @@ export function readTreeStatus(pid: number): ProcStatus & { processes: number } 
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** utime + stime of one process, in clock ticks (/proc/<pid>/stat fields 14 and 15); throws when it is gone. */
-function cpuTicks(pid: number): number {
+/**
+ * utime + stime of one process, in clock ticks (/proc/<pid>/stat fields 14 and 15), plus its reaped children's
+ * cutime + cstime (16, 17) when `reaped`; throws when it is gone.
+ */
+function cpuTicks(pid: number, reaped = false): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
+  return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
+}
+
+/**
+ * Clock ticks used by the process trees under `roots` (each process once) and by the children they reaped, so a
+ * process that ended while watched still counts: two readings bracket what the trees used in between.
+ */
+export function treesTicks(roots: readonly number[]): number {
+  const seen = new Set<number>();
+  let ticks = 0;
+  for (const root of roots) {
+    if (seen.has(root)) continue;
+    for (const p of processTree(root)) {
+      if (seen.has(p)) continue;
+      seen.add(p);
+      try { ticks += cpuTicks(p, true); } catch { /* exited between listing and reading */ }
+    }
+  }
+  return ticks;
 }
 
 /** utime + stime of a process tree, in seconds. */

@@ -4,12 +4,22 @@
  * each live process plus the reaped children's cutime + cstime, so processes that ended during the cell count
  * too), and the steal time the hypervisor took. Both in cores (1.0 = one core busy), averaged over the cell.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CellNoise } from './results.js';
+import { treesTicks } from './proc-status.js';
 
-/** A cell is busy when others used this much of the box on average, or the hypervisor stole this much. */
+/** How busy the box was outside a run over a span, averaged, in cores (1.0 = one core busy). */
+export interface BoxNoise {
+  /** Busy time of the whole box (/proc/stat) minus the run's process trees. */
+  outsideCores: number;
+  /** Steal time: the hypervisor ran someone else on this box's vCPUs. */
+  stealCores: number;
+  /** Both under QUIET_LIMIT: figures not shared with another load. */
+  quiet: boolean;
+}
+
+/** A span is busy when others used this much of the box on average, or the hypervisor stole this much. */
 export const QUIET_LIMIT = Object.freeze({ outsideCores: 0.2, stealCores: 0.1 });
 
 interface BoxTicks { busy: number; steal: number; total: number }
@@ -22,54 +32,18 @@ function boxTicks(): BoxTicks {
   return { busy, steal: steal || 0, total: busy + idle + iowait + (steal || 0) };
 }
 
-/** Clock ticks used by a process and its reaped children (fields 14–17 of /proc/PID/stat), 0 when it is gone. */
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  } catch {
-    return 0;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((t) => {
-      try { return readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
-    });
-  } catch {
-    return [];
-  }
-}
-
-/** Ticks of every process in the trees under `roots` (each counted once). */
-export function treeTicks(roots: readonly number[]): number {
-  const seen = new Set<number>();
-  const todo = [...roots];
-  let ticks = 0;
-  while (todo.length) {
-    const pid = todo.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    ticks += processTicks(pid);
-    todo.push(...childrenOf(pid));
-  }
-  return ticks;
-}
-
 /** Watches one span (a cell): `end()` says how busy the box was outside `roots` since the watch was made. */
 export class NoiseWatch {
   private readonly box0 = boxTicks();
   private readonly own0: number;
 
   constructor(private readonly roots: () => readonly number[]) {
-    this.own0 = treeTicks(roots());
+    this.own0 = treesTicks(roots());
   }
 
-  end(): CellNoise {
+  end(): BoxNoise {
     const box = boxTicks();
-    const own = treeTicks(this.roots());
+    const own = treesTicks(this.roots());
     const n = cpus().length || 1;
     const elapsed = (box.total - this.box0.total) / n; // ticks of wall time
     const cores = (ticks: number): number => (elapsed > 0 ? Math.max(0, ticks) / elapsed : 0);
@@ -80,14 +54,14 @@ export class NoiseWatch {
 }
 
 /** "busy box: 0.97 cores used outside the run, 0.00 stolen": how the report and verdicts say it. */
-export const describeNoise = (n: CellNoise): string =>
+export const describeNoise = (n: BoxNoise): string =>
   `${n.quiet ? 'quiet' : 'busy'} box: ${n.outsideCores.toFixed(2)} cores used outside the run, ${n.stealCores.toFixed(2)} stolen`;
 
 /**
  * `--wait-quiet`: 2 s windows until one is quiet (nothing but this process's tree counts as the run) or `timeoutMs`
  * has passed; the last window's figures and the time waited.
  */
-export async function waitQuiet(timeoutMs: number, onWindow?: (n: CellNoise, waitedSec: number) => void): Promise<{ noise: CellNoise; waitedSec: number }> {
+export async function waitQuiet(timeoutMs: number, onWindow?: (n: BoxNoise, waitedSec: number) => void): Promise<{ noise: BoxNoise; waitedSec: number }> {
   const t0 = performance.now();
   for (;;) {
     const w = new NoiseWatch(() => [process.pid]);
