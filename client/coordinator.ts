@@ -19,6 +19,7 @@ import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, SWARM_CAUSES, type AttackOutcome, 
 import type { MetricsEndpoint } from '../metrics/endpoint.js';
 import { established, readTree } from '../metrics/proc-status.js';
 import type { IpcGather } from '../metrics/gather.js';
+import { describeNoise, NoiseWatch } from '../metrics/noise.js';
 import type { WorkerMetrics } from './metrics.js';
 import {
   isAttack, type AttackOptions, type SwarmCommand, type SwarmHandshake, type SwarmOptions, type SwarmSpeech, type SwarmTarget,
@@ -26,7 +27,7 @@ import {
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
 import {
-  LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary,
+  LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary, type SwarmBoxNoise,
 } from './recorder.js';
 import { awaitClosing } from './close-phase.js';
 import { swarmPorts, type SwarmPorts } from './ports.js';
@@ -374,6 +375,8 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   process.on('SIGTERM', onSignal);
 
   const server = o.serverPid === undefined ? undefined : serverReader(o);
+  const serverPid = o.serverPid;
+  const noise = new NoiseWatch(() => (serverPid === undefined ? [process.pid] : [process.pid, serverPid]));
   const startedAt = epochMs();
   for (const w of workers) w.send({ t: 'start' });
   prober?.start();
@@ -407,6 +410,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   // from the start order to the close phase: the close itself is the swarm's doing, not the service's
   const probe = prober?.stop() ?? null;
   const serverAtHold = server?.();
+  const box: SwarmBoxNoise = { ...noise.end(), excludes: serverPid === undefined ? 'swarm' : 'swarm and server' };
+  // without --server-pid a local server's own CPU is "outside": only a run that left it out can blame the box
+  if (!box.quiet && serverPid !== undefined) warn(`${describeNoise(box)} over the run (outside this swarm and the server): rates and latencies shared the CPU with another load`);
   const graceful = !interrupted;
   const coordinatorRssAtEnd = process.memoryUsage.rss();
   for (const w of workers) w.send({ t: 'close', graceful });
@@ -434,7 +440,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   const summary = summarize(o, workers.map((w) => ({
     stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group, died: w.exited && !w.final && !w.held,
   })), {
-    startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, probe,
+    startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, box, probe,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
   const table = summaryTable(summary);
@@ -502,6 +508,7 @@ function serverReader(o: SwarmOptions): () => ServerFigures {
 
 interface RunFacts {
   server: ServerFigures | null;
+  box: SwarmBoxNoise | null;
   probe: ProbeParts | null;
   startedAt: number;
   endedAt: number;
@@ -678,6 +685,7 @@ export function summarize(o: SwarmOptions, reported: WorkerFigures[], run: RunFa
       maxCpuPercent: Math.round(Math.max(0, ...stats.map((s) => s.load.maxCpu)) * 100),
     },
     server: run.server,
+    box: run.box,
     durationSec: (run.endedAt - run.startedAt) / 1000,
     warnings,
     interrupted: run.interrupted,

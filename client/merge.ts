@@ -216,6 +216,8 @@ export function mergeSummaries(xs: Source[]): Summary {
     misunderstood: xs.some((x) => x.summary.misunderstood === true),
     // each swarm read the server at its own instants: their figures do not add up
     server: null,
+    // likewise the box each swarm saw outside itself
+    box: null,
     shard: null,
     clock: {
       startedAtMs: started,

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Histogram } from 'hdr-histogram-js';
 import type { AttackCloseCode, AttackOutcome, SwarmCause } from '../metrics/swarm.js';
+import { describeNoise, type BoxNoise } from '../metrics/noise.js';
 
 export interface LatencyMs {
   p50: number | null;
@@ -17,6 +18,8 @@ export interface LatencyMs {
 }
 
 /** The JSON summary; field by field in docs/swarm-summary.md. Top-level keys are stable for scripts. */
+export type SwarmBoxNoise = BoxNoise & { excludes: 'swarm' | 'swarm and server' };
+
 export interface Summary {
   target: number;
   opened: number;
@@ -44,6 +47,11 @@ export interface Summary {
    * merge of summaries).
    */
   server: ServerFigures | null;
+  /**
+   * The noise guard (metrics/noise.ts) from the start order to the end of the hold: CPU the box spent outside this
+   * swarm's processes (and the `--server-pid` tree when given: `excludes` says which), and steal; null in a merge.
+   */
+  box: SwarmBoxNoise | null;
   durationSec: number;
   warnings: string[];
   interrupted: boolean;
@@ -289,6 +297,7 @@ export function summaryTable(s: Summary): string {
     ['client', `${mb(s.client.rssBytes)} RSS (${mb(s.client.baselineRssBytes)} before connecting; ` +
       `${s.client.bytesPerConnection === null ? (s.heldAtEnd > 0 ? 'RSS fell below it: no' : '-') : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
       `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
+    ...(s.box ? [['box', `${describeNoise(s.box)} (outside the ${s.box.excludes})`] as [string, string]] : []),
     ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
   ];
   for (const [name, p] of Object.entries(s.profiles)) {

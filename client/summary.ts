@@ -117,6 +117,7 @@ export function assembleSummary(p: SummaryParts): Summary {
       maxCpuPercent: p.client.maxCpuPercent,
     },
     server: p.server,
+    box: p.box,
     durationSec: round3(p.durationSec),
     warnings: p.warnings,
     interrupted: p.interrupted,

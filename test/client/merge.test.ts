@@ -28,7 +28,7 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
     connectRatePerSec: 1000, connectLatencyMs: latencyMs(connect), rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
     messages: { sent: opts.rttUs.length, received: opts.rttUs.length, errors: 0, pushed: 0, pingsSent: 0, pongsReceived: 0 },
     client: { rssBytes: 100e6 + opts.target * 1000, baselineRssBytes: 100e6, bytesPerConnection: 1000, cpuSeconds: 1.5, workers: 1, maxEventLoopDelayMs: 10 + index, maxCpuPercent: 20 + index },
-    server: null, durationSec: 10, warnings: index === 1 ? ['something'] : [], interrupted: false, serverDied: false, misunderstood: false,
+    server: null, box: null, durationSec: 10, warnings: index === 1 ? ['something'] : [], interrupted: false, serverDied: false, misunderstood: false,
     shard: { index, of, totalTarget },
     clock: { startedAtMs: opts.startedAtMs, firstAttemptAtMs: opts.startedAtMs + 1, lastOpenedAtMs: opts.startedAtMs + 1001 },
     histograms: { connectUs: hdr.encodeIntoCompressedBase64(connect), rttUs: hdr.encodeIntoCompressedBase64(rtt), probeRttUs: null },

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { WSLAB } from '../../lab/processes.js';
 
 describe('wslab swarm --server-pid: any server measured from outside, in the summary', () => {
-  it('reports the server\'s tree and its connections, equal to the connections held', async () => {
+  it('reports the server\'s tree and its connections, equal to the connections held, and a busy box beside a CPU hog', async () => {
     // a plain ws server written here, not ours: the swarm knows its pid and its URL, nothing else
     const server = spawn(process.execPath, ['--input-type=module', '-e', `
       import { WebSocketServer } from 'ws';
@@ -30,6 +30,25 @@ describe('wslab swarm --server-pid: any server measured from outside, in the sum
       assert.ok(s.server.rssBytes > s.server.baselineRssBytes, 'the server grew with 300 connections');
       assert.equal(s.server.bytesPerConnection, Math.round((s.server.rssBytes - s.server.baselineRssBytes) / 300));
       assert.ok(s.server.cpuSeconds > 0 && s.server.threads >= 1);
+      // the noise guard: this run's box figure leaves out the swarm and the server
+      const box = (s as unknown as { box: { excludes: string; outsideCores: number; quiet: boolean } }).box;
+      assert.equal(box.excludes, 'swarm and server');
+      assert.ok(Number.isFinite(box.outsideCores) && typeof box.quiet === 'boolean');
+
+      // the same run beside a one-core busy loop (not the server's, not the swarm's): the box is busy, and said so
+      const hog = spawn(process.execPath, ['-e', 'const end = Date.now() + 30_000; while (Date.now() < end);'], { stdio: 'ignore' });
+      try {
+        const busy = spawnSync(process.execPath, [WSLAB, 'swarm', '--url', `ws://127.0.0.1:${port}/`, '--connections', '300', '--rate', '3000', '--hold', '2s',
+          '--server-pid', String(server.pid), '--summary', file], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(busy.status, 0, busy.stderr);
+        const b = (JSON.parse(readFileSync(file, 'utf8')) as { box: { outsideCores: number; quiet: boolean }; warnings: string[] });
+        assert.equal(b.box.quiet, false, JSON.stringify(b.box));
+        assert.ok(b.box.outsideCores >= 0.6 && b.box.outsideCores <= 1.2, `the busy loop's core: ${b.box.outsideCores}`);
+        assert.ok(b.warnings.some((w) => w.startsWith(`busy box: ${b.box.outsideCores.toFixed(2)} cores used outside the run`)), b.warnings.join('\n'));
+        assert.match(busy.stdout + busy.stderr, /box +busy box: \d\.\d\d cores used outside the run, \d\.\d\d stolen \(outside the swarm and server\)/);
+      } finally {
+        hog.kill('SIGKILL');
+      }
     } finally {
       server.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
