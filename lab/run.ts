@@ -240,8 +240,9 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
       server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined);
     sampler.onSample = onSample;
+    // a target of --targets given by url without a pid: its own CPU would count as the box's, so no noise figure
     const pid = server.pid;
-    noise = new NoiseWatch(() => (pid ? [process.pid, pid] : [process.pid]));
+    if (pid !== undefined) noise = new NoiseWatch(() => [process.pid, pid]);
     sampler.start();
     const s = sampler;
     const srv = server;
