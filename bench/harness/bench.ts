@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { UsageError } from '../../core/errors.js';
 import { outputFile } from '../../core/units.js';
+import { describeNoise, NoiseWatch } from '../../metrics/noise.js';
 import type { Options, Values } from './options.js';
 import { stopAll } from './server.js';
 
@@ -72,6 +73,7 @@ export async function runBench(b: Bench, args: readonly string[]): Promise<never
     throw e;
   }
   const lines: string[] = [];
+  const noise = new NoiseWatch(() => [process.pid]);
   const report: Report = {
     command: ['node dist/bench/run.js', b.name, ...args.map(shellQuote)].join(' '),
     line(record) {
@@ -79,7 +81,11 @@ export async function runBench(b: Bench, args: readonly string[]): Promise<never
       process.stdout.write(`${l}\n`);
       if (out) { lines.push(l); writeFileSync(out, `${lines.join('\n')}\n`); }
     },
-    result(record) {
+    result(given) {
+      // the noise guard over the whole bench: every server, swarm and client it ran is a child of this process
+      const box = noise.end();
+      if (!box.quiet) process.stderr.write(`bench/${b.name}: ${describeNoise(box)} over the bench: its figures shared the CPU with another load\n`);
+      const record = typeof given === 'object' && given !== null && !Array.isArray(given) ? { ...given, box } : given;
       const json = `${JSON.stringify(record, null, 2)}\n`;
       process.stdout.write(json);
       if (out) writeFileSync(out, b.out?.merge ? b.out.merge(out, record) : json);

@@ -21,6 +21,9 @@ describe('bench/idle-cpu', () => {
     assert.equal(r.status, 0, r.stderr);
     const result = JSON.parse(r.stdout.slice(r.stdout.indexOf('{\n  "bench"'))) as { results: { design: string; heldAfterWindow: number; cpuPctOfCore: Record<string, number> }[] };
     assert.deepEqual(result.results.map((x) => x.design), ['uws', 'ws']);
+    // the harness's noise guard over the whole bench (its servers and swarms are its children, so not "outside")
+    const { box } = result as unknown as { box: { outsideCores: number; stealCores: number; quiet: boolean } };
+    assert.ok(Number.isFinite(box.outsideCores) && Number.isFinite(box.stealCores) && typeof box.quiet === 'boolean', JSON.stringify(box));
     for (const x of result.results) {
       assert.equal(x.heldAfterWindow, 3000, `${x.design}: every connection still held after the window`);
       for (const k of ['serverIdle', 'serverHeld', 'swarmWorker']) {
