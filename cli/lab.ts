@@ -70,7 +70,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   }
   let waitQuietMs: number | undefined;
   if (a['wait-quiet'] !== undefined) {
-    waitQuietMs = a['wait-quiet'] === '' || a['wait-quiet'] === true ? WAIT_QUIET_DEFAULT_MS : parseDuration('wait-quiet', a['wait-quiet']);
+    waitQuietMs = a['wait-quiet'] === '' ? WAIT_QUIET_DEFAULT_MS : parseDuration('wait-quiet', a['wait-quiet']);
     if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
   }
   return Object.freeze({

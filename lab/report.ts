@@ -126,6 +126,21 @@ function markdown(r: LabResults): string {
 // ---- HTML
 
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * A self-contained page's head: nothing loaded from anywhere (`default-src 'none'`), inline scripts and styles, and
+ * `sources` (more CSP directives) on top; shared by the report and the live page (web/page.ts).
+ */
+export const htmlHead = (title: string, sources: string, css: string): string => `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; ${sources}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<link rel="icon" href="data:,">
+<style>${css}</style>
+</head>`;
 /** Escaped prose, with markdown's `code` spans kept as code. */
 const prose = (s: string): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 
@@ -250,16 +265,7 @@ function html(r: LabResults, chartJs: string): string {
   const verdicts = r.claims.map((c) => `<li class="${esc(c.verdict)}"><span class="verdict ${esc(c.verdict)}">` +
     `${VERDICT_MARK[c.verdict]} ${esc(c.verdict)}</span> <code>${esc(c.id)}</code> ${prose(c.claim)}<br>` +
     `<span class="evidence">${prose(c.evidence)}</span></li>`).join('\n');
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wslab lab report ${esc(r.startedAt)}</title>
-<link rel="icon" href="data:,">
-<style>${REPORT_CSS}</style>
-</head>
+  return `${htmlHead(`wslab lab report ${r.startedAt}`, 'img-src data:', REPORT_CSS)}
 <body>
 <h1>wslab lab report</h1>
 <p>Run ${esc(r.startedAt)} → ${esc(r.finishedAt)} (${esc(duration(r.durationSec))}), scale <code>${esc(r.scale)}</code>, schema <code>${esc(r.schema)}</code>.</p>

@@ -61,14 +61,13 @@ export const describeNoise = (n: BoxNoise): string =>
  * `--wait-quiet`: 2 s windows until one is quiet (nothing but this process's tree counts as the run) or `timeoutMs`
  * has passed; the last window's figures and the time waited.
  */
-export async function waitQuiet(timeoutMs: number, onWindow?: (n: BoxNoise, waitedSec: number) => void): Promise<{ noise: BoxNoise; waitedSec: number }> {
+export async function waitQuiet(timeoutMs: number): Promise<{ noise: BoxNoise; waitedSec: number }> {
   const t0 = performance.now();
   for (;;) {
     const w = new NoiseWatch(() => [process.pid]);
     await sleep(2000);
     const noise = w.end();
     const waitedSec = +((performance.now() - t0) / 1000).toFixed(1);
-    onWindow?.(noise, waitedSec);
     if (noise.quiet || performance.now() - t0 >= timeoutMs) return { noise, waitedSec };
   }
 }

@@ -7,7 +7,7 @@
  * series stay empty (no RTT in an idle hold) shows no empty frame. `document.body.dataset` carries what a test reads:
  * `state` (connecting, running, ended, lost), `points` (values drawn so far) and `verdicts` (claims shown).
  */
-import { chartJsSource, esc, PALETTE, REPORT_CSS, VERDICT_MARK } from '../lab/report.js';
+import { chartJsSource, esc, htmlHead, PALETTE, REPORT_CSS, VERDICT_MARK } from '../lab/report.js';
 
 const CSS = `${REPORT_CSS}
 header.run { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
@@ -202,16 +202,7 @@ const CLIENT = `(() => {
 /** The page for a run titled `title`: built once when `--web` opens, served to every request for `/`. */
 export async function livePage(title: string): Promise<string> {
   const chartJs = await chartJsSource();
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' blob:; img-src data: blob:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)} · wslab live</title>
-<link rel="icon" href="data:,">
-<style>${CSS}</style>
-</head>
+  return `${htmlHead(`${title} · wslab live`, "connect-src 'self' blob:; img-src data: blob:", CSS)}
 <body data-state="connecting" data-points="0" data-verdicts="0">
 <header class="run"><h1 id="title">${esc(title)}</h1><span id="state">connecting</span></header>
 <p><span id="now"></span><br><strong id="step"></strong><span id="eta"></span></p>
