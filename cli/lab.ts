@@ -65,6 +65,9 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   if (!given && scale === 'quick' && !designs.some((d) => targets.some((t) => t.name === d))) targets = [];
   const profile = a.profile === undefined ? undefined : String(a.profile);
   if (profile !== undefined && !(PROFILE_TOOLS as readonly string[]).includes(profile)) throw new UsageError(`--profile: "${profile}" is not one of ${PROFILE_TOOLS.join(', ')}`);
+  const repeat = a.repeat === undefined ? 1 : parseInteger('repeat', a.repeat, 1, MAX_REPEAT);
+  if (repeat > 1 && scale === 'max') throw new UsageError('--repeat does not apply to --scale max (one cell that loads the whole box: run the lab again instead)');
+  if (repeat > 1 && profile !== undefined) throw new UsageError('--repeat does not apply with --profile (clinic slows what it profiles: profile a single run)');
   if (profile !== undefined) {
     try { clinicBin(); } catch (err) { throw err instanceof ClinicUnavailableError ? new UsageError(`--profile: ${err.message}`) : err; }
   }
@@ -74,10 +77,13 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
   }
   return Object.freeze({
-    designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
+    repeat, designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
     profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets), waitQuietMs,
   });
 }
+
+/** `--repeat`: at most this many runs of every cell. */
+const MAX_REPEAT = 20;
 
 /** Bare `--wait-quiet`: how long the lab waits for a quiet box at most. */
 const WAIT_QUIET_DEFAULT_MS = 120_000;
@@ -112,9 +118,11 @@ export const labCommand = {
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
     .option('wait-quiet', { type: 'string', describe: `before the first cell, wait until 2 s pass with under ${QUIET_LIMIT.outsideCores} cores used outside the run, at most this long (bare: ${WAIT_QUIET_DEFAULT_MS / 1000} s); every cell is marked quiet or busy either way` })
+    .option('repeat', { type: 'string', describe: `run every cell N times (1–${MAX_REPEAT}), design after design in rounds: tables show the median with min–max, a claim is decided only when every run decides it alike` })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
     .options(WEB_FLAGS)
     .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims')
+    .example('$0 lab --scale quick --repeat 3', 'every quick cell three times: medians, spreads, and verdicts every run agrees on')
     .example('$0 lab --scenarios idle-hold --scale max', 'a million idle connections held 60 s on this box (refused if they cannot fit)'),
   handler: async (a: Record<string, unknown>) => {
     const o = labOptions(a);

@@ -1,4 +1,5 @@
 import type { VariantTraits } from './designs.js';
+import { combineRuns, runCells } from './repeat.js';
 import type { Cell, Claim, Machine, ScenarioResult, Verdict } from './results.js';
 
 /** The seed articles' claims, one sentence each, as the report states them; verdicts follow this order. */
@@ -63,7 +64,8 @@ export const pct = (v: number | null | undefined): string => (typeof v === 'numb
 
 /**
  * Verdicts from measured figures only: every judge gets its scenario's cells that ran (none when the scenario did
- * not run or failed, so its claims come back inconclusive, saying why). Claims come in CLAIM_TEXT order.
+ * not run or failed, so its claims come back inconclusive, saying why). Under --repeat a claim is judged from the
+ * medians and from each run alone, and decided only when every run agrees. Claims come in CLAIM_TEXT order.
  */
 export function judge(judges: readonly Judge[], results: readonly ScenarioResult[], machine: Machine): Claim[] {
   const order = Object.keys(CLAIM_TEXT);
@@ -72,6 +74,10 @@ export function judge(judges: readonly Judge[], results: readonly ScenarioResult
     // a verdict resting on a cell measured while something else loaded the box says so (metrics/noise.ts)
     const busy = cells.filter((c) => c.noise && !c.noise.quiet);
     const onBusy = busy.length ? ` — measured on a busy box: ${busy.map((c) => `${c.design} with ${c.noise!.outsideCores.toFixed(2)} cores used outside the run${c.noise!.stealCores >= 0.1 ? `, ${c.noise!.stealCores.toFixed(2)} stolen` : ''}`).join('; ')}` : '';
-    return j.judge(cells, machine).map((c) => (onBusy && measured(c) ? { ...c, evidence: c.evidence + onBusy } : c));
+    // --repeat: decided only when every run, judged alone, decides it the same way (lab/repeat.ts)
+    const runs = Math.max(0, ...cells.map((c) => c.repeats?.length ?? 0));
+    const perRun = Array.from({ length: runs > 1 ? runs : 0 }, (_, k) => j.judge(runCells(cells, k), machine));
+    const claims = j.judge(cells, machine).map((c) => (perRun.length ? combineRuns(c, perRun.map((p) => p.find((x) => x.id === c.id)!), measured) : c));
+    return claims.map((c) => (onBusy && measured(c) ? { ...c, evidence: c.evidence + onBusy } : c));
   }).sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
 }

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { compare, type Op as SwarmOp } from '../client/thresholds.js';
 import { UsageError } from '../core/errors.js';
 import { describeNoise } from '../metrics/noise.js';
-import { formatFigure } from './report.js';
-import { RESULTS_SCHEMA, type LabResults, type Verdict } from './results.js';
+import { figureText, formatFigure } from './report.js';
+import { RESULTS_SCHEMA, type LabResults, type Spread, type Verdict } from './results.js';
 
 /** A run read from disk: the file it came from and what it holds. */
 export interface Run {
@@ -94,6 +94,13 @@ function figureOf(r: LabResults, scenario: string, design: string, figure: strin
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
+/** `--repeat`: the figure's min–max over the cell's runs, or null (one run, or not measured). */
+function spreadOf(r: LabResults, scenario: string, design: string, figure: string): Spread | null {
+  const cell = r.scenarios.find((s) => s.id === scenario)?.cells.find((c) => c.design === design);
+  const sp = cell?.status === 'ok' ? cell.spread?.[figure] : null;
+  return sp && sp.n > 1 ? sp : null;
+}
+
 export interface ThresholdVerdict {
   readonly threshold: Threshold;
   readonly a: number | null;
@@ -128,6 +135,11 @@ export interface FigureDiff {
   readonly delta: number | null;
   /** (B − A) / |A|, null unless both measured it and A ≠ 0. */
   readonly relative: number | null;
+  /** `--repeat` runs: each side's min–max over its runs (a and b are then medians), null for a single run. */
+  readonly spreadA: Spread | null;
+  readonly spreadB: Spread | null;
+  /** Both sides repeated and their min–max ranges overlap: the change is within the runs' own spread. */
+  readonly withinSpread: boolean | null;
 }
 
 interface RunMeta { file: string; startedAt: string; scale: string; interrupted: string | null }
@@ -162,8 +174,10 @@ export function compareRuns(A: Run, B: Run, thresholds: readonly Threshold[]): C
         const va = figureOf(a, id, design, col.key), vb = figureOf(b, id, design, col.key);
         if (va === null && vb === null) continue;
         const delta = va !== null && vb !== null ? vb - va : null;
+        const spreadA = spreadOf(a, id, design, col.key), spreadB = spreadOf(b, id, design, col.key);
         figures.push({ scenario: id, design, figure: col.key, label: col.label, unit: col.unit, a: va, b: vb, delta,
-          relative: delta !== null && va !== 0 ? delta / Math.abs(va!) : null });
+          relative: delta !== null && va !== 0 ? delta / Math.abs(va!) : null, spreadA, spreadB,
+          withinSpread: spreadA && spreadB ? spreadA.min <= spreadB.max && spreadB.min <= spreadA.max : null });
       }
     }
   }
@@ -188,6 +202,10 @@ function describeActual(v: ThresholdVerdict, unit: string): string {
   return `A ${formatFigure(v.a, unit)}, B ${formatFigure(v.b, unit)}: ${shown}`;
 }
 
+/** A side's figure: under --repeat its median with the runs' min–max, as the report shows it. */
+const shown = (v: number | null, spread: Spread | null, f: FigureDiff): string =>
+  figureText({ figures: { [f.figure]: v }, spread: spread ? { [f.figure]: spread } : undefined }, { key: f.figure, label: f.label, unit: f.unit });
+
 /** The comparison as a terminal shows it: a table per scenario, then cells, verdicts and thresholds. */
 export function comparisonText(c: Comparison): string[] {
   const about = (m: RunMeta): string => `${m.file} (${m.startedAt}, ${m.scale}${m.interrupted ? `, interrupted by ${m.interrupted}: cells not run are missing` : ''})`;
@@ -195,7 +213,8 @@ export function comparisonText(c: Comparison): string[] {
   for (const scenario of unique(c.figures.map((f) => f.scenario))) {
     const rows = c.figures.filter((f) => f.scenario === scenario)
       .map((f) => [f.design, f.unit && f.unit !== 'bytes' && f.unit !== 'ratio' && !f.label.includes(f.unit) ? `${f.label} (${f.unit})` : f.label,
-        formatFigure(f.a, f.unit), formatFigure(f.b, f.unit), f.delta === null ? '—' : signed(f.unit === 'ratio' ? `${(f.delta * 100).toFixed(1)} pt` : formatFigure(f.delta, f.unit)), percent(f.relative)]);
+        shown(f.a, f.spreadA, f), shown(f.b, f.spreadB, f), f.delta === null ? '—' : signed(f.unit === 'ratio' ? `${(f.delta * 100).toFixed(1)} pt` : formatFigure(f.delta, f.unit)),
+        percent(f.relative) + (f.withinSpread === null ? '' : f.withinSpread ? ' (within spread)' : ' (spreads apart)')]);
     const head = ['design', 'figure', 'A', 'B', 'B − A', 'change'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const line = (r: string[]): string => `  ${r.map((x, i) => (i < 2 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ')}`.trimEnd();

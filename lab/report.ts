@@ -60,6 +60,18 @@ export function formatFigure(value: number | null | undefined, unit: string): st
   return plain(value);
 }
 
+/** A cell's figure in a table: the value, and under --repeat the runs' min–max when they differ (the value is their median). */
+export function figureText(c: Pick<Cell, 'figures' | 'spread'>, col: Column): string {
+  const v = formatFigure(c.figures[col.key], col.unit);
+  const sp = c.spread?.[col.key];
+  return sp && sp.n > 1 && sp.min !== sp.max ? `${v} (${formatFigure(sp.min, col.unit)}–${formatFigure(sp.max, col.unit)})` : v;
+}
+
+/** The run's line under the title: when, how long, the scale, and under --repeat how figures read. */
+const runLine = (r: LabResults): string =>
+  `Run ${r.startedAt} → ${r.finishedAt} (${duration(r.durationSec)}), scale \`${r.scale}\`` +
+  `${(r.repeat ?? 1) > 1 ? `, every cell ${r.repeat} times (figures: median (min–max) of the runs; a verdict holds only when every run gives it)` : ''}, schema \`${r.schema}\`.`;
+
 const header = (c: Column): string => (SELF_UNITS.has(c.unit) || c.label.includes(c.unit) ? c.label : `${c.label} (${c.unit})`);
 
 function duration(sec: number): string {
@@ -99,7 +111,7 @@ const noiseMark = (c: Cell): string => (c.noise && c.status === 'ok' ? ` · ${de
 
 function mdScenario(s: ScenarioResult): string {
   const head = ['design', ...s.columns.map(header), 'status'];
-  const rows = s.cells.map((c) => [c.design, ...s.columns.map((col) => formatFigure(c.figures[col.key], col.unit)),
+  const rows = s.cells.map((c) => [c.design, ...s.columns.map((col) => figureText(c, col)),
     (c.status === 'ok' ? 'ok' : `**${c.status}**: ${c.cause ?? 'no cause recorded'}`) + (c.noise?.quiet === false ? ` · **${describeNoise(c.noise)}**` : noiseMark(c)) + (c.profile ? ` · [clinic profile](${c.profile} "${(c.profileNote ?? '').replace(/"/g, "'")}")` : c.profileNote ? ` · ${c.profileNote}` : '')]);
   return [
     `## ${s.title} (\`${s.id}\`)`,
@@ -113,7 +125,7 @@ function mdScenario(s: ScenarioResult): string {
 function markdown(r: LabResults): string {
   return [
     '# wslab lab report',
-    `Run ${r.startedAt} → ${r.finishedAt} (${duration(r.durationSec)}), scale \`${r.scale}\`, schema \`${r.schema}\`.`,
+    runLine(r),
     ...(r.interrupted ? ['', `**Interrupted (${r.interrupted})**: this report holds the cells finished before the signal; the others are listed as not run.`] : []),
     '## Machine',
     mdTable(['', ''], machineRows(r), [false, false]),
@@ -154,21 +166,24 @@ interface ChartSpec {
 
 /** One chart per series key with any value in any cell; a cell that measured nothing for it gets no line. */
 function chartSpecs(s: ScenarioResult, colorOf: (design: string) => string): ChartSpec[] {
-  return SERIES_KEYS.filter((key) => s.cells.some((c) => c.series[key]?.some((v) => v !== null))).map((key) => {
+  const runs = s.cells.flatMap((c) => c.repeats ?? [c]);
+  return SERIES_KEYS.filter((key) => runs.some((c) => c.series[key]?.some((v) => v !== null))).map((key) => {
     const { title, axis, factor } = SERIES_CHARTS[key];
     return {
       id: `${s.id}/${key}`,
       title,
       yTitle: axis,
-      datasets: s.cells.filter((c) => c.series[key]?.some((v) => v !== null)).map((c) => ({
-        label: c.status === 'ok' ? c.design : `${c.design} (${c.status})`,
+      // under --repeat every run is a line of its design's colour: the spread is seen as the lines' spread
+      datasets: s.cells.flatMap((c) => (c.repeats && c.repeats.length > 1 ? c.repeats.map((r, k) => ({ ...r, label: `${c.design} · ${k + 1}/${c.repeats!.length}` }))
+        : [{ ...c, label: c.design }]).filter((r) => r.series[key]?.some((v) => v !== null)).map((r) => ({
+        label: r.status === 'ok' ? r.label : `${r.label} (${r.status})`,
         color: colorOf(c.design),
-        failed: c.status !== 'ok',
-        data: c.series.t.map((x, i) => {
-          const y = c.series[key]?.[i] ?? null;
+        failed: r.status !== 'ok',
+        data: r.series.t.map((x, i) => {
+          const y = r.series[key]?.[i] ?? null;
           return { x, y: y === null ? null : +(y * factor).toPrecision(6) };
         }),
-      })),
+      }))),
     };
   });
 }
@@ -186,7 +201,7 @@ const profileLink = (c: Cell): string => (c.profile ? ` · <a href="${esc(c.prof
 function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
   const rows = s.cells.map((c) => ({
     cls: c.status === 'ok' ? undefined : c.status,
-    cells: [esc(c.design), ...s.columns.map((col) => esc(formatFigure(c.figures[col.key], col.unit))),
+    cells: [esc(c.design), ...s.columns.map((col) => esc(figureText(c, col))),
       (c.status === 'ok' ? 'ok' : `<strong>${esc(c.status)}</strong>: ${prose(c.cause ?? 'no cause recorded')}`) +
         (c.noise?.quiet === false ? ` · <strong class="busy">${esc(describeNoise(c.noise))}</strong>` : esc(noiseMark(c))) + profileLink(c)],
   }));
@@ -268,7 +283,7 @@ function html(r: LabResults, chartJs: string): string {
   return `${htmlHead(`wslab lab report ${r.startedAt}`, 'img-src data:', REPORT_CSS)}
 <body>
 <h1>wslab lab report</h1>
-<p>Run ${esc(r.startedAt)} → ${esc(r.finishedAt)} (${esc(duration(r.durationSec))}), scale <code>${esc(r.scale)}</code>, schema <code>${esc(r.schema)}</code>.</p>
+<p>${prose(runLine(r))}</p>
 ${r.interrupted ? `<p class="interrupted"><strong>Interrupted (${esc(r.interrupted)})</strong>: this report holds the cells finished before the signal; the others are listed as not run.</p>` : ''}
 <h2>Machine</h2>
 ${htmlTable(null, machineRows(r).map(([k, v]) => ({ cells: [`<strong>${esc(k)}</strong>`, esc(v)] })), [false, false])}

@@ -79,7 +79,17 @@ export interface Cell {
   profile?: string;
   /** What clinic's analysis found in that profile (one line), or why there is none. */
   profileNote?: string;
+  /** `lab --repeat N` (N > 1): each figure's min and max over the runs that measured it (`figures` are their medians). */
+  spread?: Record<string, Spread | null>;
+  /** `lab --repeat N` (N > 1): every run of this cell, in the order they ran (lab/repeat.ts mergeRuns). */
+  repeats?: CellRun[];
 }
+
+/** A figure over the repeats of a cell: the lowest and highest measured, and how many runs measured it. */
+export interface Spread { min: number; max: number; n: number }
+
+/** One run of a repeated cell, as it was measured. */
+export type CellRun = Pick<Cell, 'status' | 'cause' | 'figures' | 'noise' | 'series'>;
 
 export interface Column<K extends string = string> {
   key: K;
@@ -116,6 +126,8 @@ export interface LabResults {
   machine: Machine;
   scenarios: ScenarioResult[];
   claims: Claim[];
+  /** `--repeat N`: how many times each cell ran (1 when absent: results written before --repeat). */
+  repeat?: number;
   /** The signal that cut the run short (its report holds the cells finished before it), or null. */
   interrupted: 'SIGINT' | 'SIGTERM' | null;
 }

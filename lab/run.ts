@@ -10,6 +10,7 @@ import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
 import type { Target } from './targets.js';
 import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
+import { mergeRuns } from './repeat.js';
 import { writeReport } from './report.js';
 import type { Cell, Claim, LabResults, Machine, ScenarioResult } from './results.js';
 import { NoiseWatch } from '../metrics/noise.js';
@@ -35,6 +36,8 @@ export interface LabOptions {
   readonly max?: MaxRun;
   /** `--wait-quiet`: how long the CLI waits for a quiet box before the first cell (metrics/noise.ts waitQuiet). */
   readonly waitQuietMs?: number;
+  /** `--repeat N`: each cell N times, in rounds over a scenario's designs, merged (lab/repeat.ts); 1 when absent. */
+  readonly repeat?: number;
 }
 
 /** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
@@ -45,6 +48,8 @@ export interface PlanStep {
   readonly design: LabDesign;
   /** Set when the design cannot run the scenario (a target that does not speak what it needs): the cell says why. */
   readonly notApplicable?: string;
+  /** `--repeat`: which run of the cell this is, from 0. */
+  readonly round?: number;
 }
 
 export interface Progress {
@@ -95,7 +100,17 @@ export function plan(o: LabOptions): PlanStep[] {
  */
 export async function runLab(o: LabOptions, progress: Progress, watch?: LabObserver): Promise<{ results: LabResults; dir: string }> {
   const all = plan(o);
-  const steps = all.filter((s) => !s.notApplicable);
+  const repeat = o.repeat ?? 1;
+  // --repeat: a scenario's designs round after round, so a noisy minute falls on every design, not on one
+  const inOrder = [...new Set(all.map((s) => s.scenario))];
+  const steps = inOrder.flatMap((scenario) => {
+    const mine = all.filter((s) => s.scenario === scenario && !s.notApplicable);
+    return Array.from({ length: repeat }, (_, round) => mine.map((s) => (repeat > 1 ? { ...s, round } : s))).flat();
+  });
+  /** A step's name in the progress and the live view: the design, and which run of it under --repeat. */
+  const runLabel = (st: PlanStep): string => (st.round === undefined ? st.design.label : `${st.design.label} · ${st.round + 1}/${repeat}`);
+  /** --repeat: the runs of each cell so far, by scenario and design, merged once its last round has run. */
+  const runsOf = new Map<string, { step: PlanStep; cells: Cell[] }>();
   const started = new Date();
   const versions: Record<string, string> = {};
   const byScenario = new Map<string, ScenarioResult>();
@@ -105,7 +120,7 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
   const eta = (from: number) => steps.slice(from).reduce((s, st) => s + st.scenario.seconds(o.scale, o.max) + (startsAhead ? 0.5 : 1.5) + (o.profile ? 2.5 * PROFILE_SEC : 0), 0);
   const dir = join(o.out, started.toISOString().replace(/[:.]/g, '-'));
   progress.start(steps.length, eta(0));
-  watch?.planned(all.map((st) => ({ scenario: st.scenario.id, design: st.design.label, ...(st.notApplicable ? { skipped: st.notApplicable } : {}) })), eta(0));
+  watch?.planned(inOrder.flatMap((sc) => [...steps.filter((st) => st.scenario === sc), ...all.filter((st) => st.scenario === sc && st.notApplicable)]).map((st) => ({ scenario: st.scenario.id, design: runLabel(st), ...(st.notApplicable ? { skipped: st.notApplicable } : {}) })), eta(0));
   const machine: Machine = {
     cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), fdLimit: openFilesLimit(),
     node: process.version, kernel: release(), designs: versions, // filled in as the cells start their designs
@@ -166,19 +181,31 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    for (const [i, { scenario, design }] of steps.entries()) {
+    for (const [i, st] of steps.entries()) {
+      const { scenario, design } = st;
       if (interrupted) break;
-      progress.step(i, `${scenario.id} × ${design.label}`, eta(i));
-      watch?.step(i, `${scenario.id} × ${design.label}`, eta(i));
+      const label = runLabel(st);
+      progress.step(i, `${scenario.id} × ${label}`, eta(i));
+      watch?.step(i, `${scenario.id} × ${label}`, eta(i));
       const result = resultFor(scenario);
-      watch?.cellStarted(i, result, design.label);
+      watch?.cellStarted(i, result, label);
       const server = next ? foreground(i, next) : start(i);
       next = undefined;
       const ready = () => { if (ahead && i + 1 < steps.length) next = start(i + 1, true); };
-      const onSample = watch && ((t: number, row: SampleRow) => watch.sample(scenario.id, design.label, t, row));
+      const onSample = watch && ((t: number, row: SampleRow) => watch.sample(scenario.id, label, t, row));
       const cell = await runCell(scenario, design, o.scale, join(tmp, `${i}`), versions, server, ready, o.max, onSample);
       if (interrupted) break; // cut short by the signal: not a measurement
-      result.cells.push(cell);
+      if (st.round === undefined) result.cells.push(cell);
+      else {
+        const key = `${scenario.id}\0${design.label}`;
+        const runs = runsOf.get(key) ?? { step: st, cells: [] };
+        runs.cells.push(cell);
+        runsOf.set(key, runs);
+        if (st.round === repeat - 1) {
+          result.cells.push(mergeRuns(runs.cells, repeat));
+          runsOf.delete(key);
+        }
+      }
       watch?.cellEnded(i, cell);
       if (steps[i + 1]?.scenario !== scenario) watch?.judged(judge([scenario], [result], machine));
       if (o.profile) {
@@ -186,6 +213,8 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
         await profileCell(o.profile, scenario, design, dir, cell);
       }
     }
+    // interrupted between the rounds of a cell: the runs it finished, merged, say so
+    for (const { step, cells } of runsOf.values()) resultFor(step.scenario).cells.push(mergeRuns(cells, repeat));
     // the cells a target cannot run, each saying why, after the cells that ran; after a signal, those not run
     const done = new Set(steps.filter((st) => resultFor(st.scenario).cells.some((c) => c.design === st.design.label)));
     for (const st of all) {
@@ -208,6 +237,7 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
     schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),
     durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
     claims: judge([...SCENARIOS.values()], scenarios, machine),
+    ...(repeat > 1 ? { repeat } : {}),
     interrupted: interrupted ?? null,
   };
   watch?.judged(results.claims);
