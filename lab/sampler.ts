@@ -37,6 +37,8 @@ export class Sampler {
   private available: number | null = null;
   private probing: Promise<void> | undefined;
   private probeStop = false;
+  /** `whenAtLeast` watchers, checked after every sample. */
+  private readonly ceilings = new Set<{ key: keyof Omit<Series, 't'>; value: number; hit(t: number): void }>();
 
   /**
    * Called after every sample with its time (seconds since the sampler started) and the value of each series at it:
@@ -81,6 +83,18 @@ export class Sampler {
         if (rest > 0 && !this.probeStop) await new Promise((r) => setTimeout(r, rest));
       }
     })();
+  }
+
+  /**
+   * A ceiling: `reached` resolves with the sample's time (seconds since the start) on the first sample from now on
+   * whose `key` is at least `value`, and never if none is; `cancel` stops watching. Checked as samples are taken:
+   * no timer of its own.
+   */
+  whenAtLeast(key: keyof Omit<Series, 't'>, value: number): { reached: Promise<number>; cancel(): void } {
+    let w!: { key: typeof key; value: number; hit(t: number): void };
+    const reached = new Promise<number>((resolve) => { w = { key, value, hit: resolve }; });
+    this.ceilings.add(w);
+    return { reached, cancel: () => { this.ceilings.delete(w); } };
   }
 
   /** When the latest sample saw the probe fail: waits, at most `ms`, for a sample that sees it succeed again. */
@@ -188,6 +202,13 @@ export class Sampler {
     s.available.push(this.available);
     this.prevAt = now;
     if (status?.processes) this.prevCpu = cpu;
+    for (const w of this.ceilings) {
+      const v = s[w.key]?.at(-1);
+      if (typeof v === 'number' && v >= w.value) {
+        this.ceilings.delete(w);
+        w.hit(s.t[s.t.length - 1]);
+      }
+    }
     if (this.retain !== undefined && s.t.length >= 2 * this.retain) {
       for (const v of Object.values(s)) v?.splice(0, v.length - this.retain);
     }

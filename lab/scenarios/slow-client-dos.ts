@@ -26,6 +26,12 @@ const READ_INTERVAL_MS = 500;
 const HANDSHAKE_TIMEOUT_S = 4;
 const HEALTHY_PATIENCE_S = 2;
 const MAX_BACKPRESSURE = 1024 * 1024;
+/**
+ * The slow readers' ceiling: when the server's process tree reaches this RSS, the readers are stopped and the cell
+ * notes the growth rate it was stopped at. A server without a send cap (`ws --no-defenses`) grew to 3.94 GiB within
+ * the default 3 s otherwise; with the ceiling no cell of the default run passes 2 GiB (one 0.5 s sample of overshoot).
+ */
+export const READER_RSS_CEILING = 1024 ** 3;
 
 type Phase = 'slowloris' | 'slow-reader';
 
@@ -34,10 +40,12 @@ type DosFigures = {
   recoverySec: number | null; attackThreadsMax: number | null; attackersHeldAtEnd: number | null; attackersCutP50Ms: number | null;
   attackRssMaxBytes: number | null; readerRssGrowthBytes: number | null; readerRssSlopeMiBps: number | null; readersCut: number | null;
   readerHealthyServedRate: number | null; readerCeilingBytes: number | null;
+  /** Seconds into the slow readers at which the server reached READER_RSS_CEILING and they were stopped; null = never. */
+  readerStoppedAfterSec: number | null;
 };
 type Slowloris = Pick<DosFigures, 'healthyConnectRate' | 'healthyServedRate' | 'healthyRttP99Ms' | 'unavailableSec' | 'recoverySec' |
   'attackThreadsMax' | 'attackersHeldAtEnd' | 'attackersCutP50Ms' | 'attackRssMaxBytes'>;
-type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBps' | 'readersCut' | 'readerHealthyServedRate' | 'readerCeilingBytes'>;
+type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBps' | 'readersCut' | 'readerHealthyServedRate' | 'readerCeilingBytes' | 'readerStoppedAfterSec'>;
 
 /**
  * Which phases a variant runs: a naked (`--no-defenses`) variant only the one it demonstrates (a naked loop buffers
@@ -157,16 +165,27 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   const baseRss = ctx.sampler.last('rssBytes');
   const cutBefore = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' });
   const from = ctx.sampler.elapsedSec();
-  const summary = await ctx.finish(await ctx.swarm({
+  const run = await ctx.swarm({
     mix: `slow-reader:${at(s, READERS)},chatty:${at(s, HEALTHY) / 2}@1s`, rate: 4000, holdMs: at(s, READ_HOLD_S) * 1000,
     command: 'echo 16', intervalMs: READ_INTERVAL_MS, readRate: 0, sourceIps: SOURCE_IPS,
-  }));
+  });
+  // unbounded growth is shown up to the ceiling, then the readers stop (the swarm's SIGINT still writes its summary)
+  const ceiling = ctx.sampler.whenAtLeast('rssBytes', READER_RSS_CEILING);
+  let stoppedAt: number | null = null;
+  void ceiling.reached.then((t) => { stoppedAt = t; run.child.kill('SIGINT'); });
+  const summary = await ctx.finish(run).finally(ceiling.cancel);
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);
+  const slope = rssSlope(ctx, from + ((stoppedAt ?? to) - from) / 2, stoppedAt ?? to);
+  if (stoppedAt !== null) {
+    ctx.note(`unbounded: +${slope ?? 'n/a'} MiB/s when stopped — the server's RSS reached the lab's ${READER_RSS_CEILING / 1024 ** 3} GiB ceiling ` +
+      `${(stoppedAt - from).toFixed(1)} s into the slow readers, and the readers were stopped there (peak ${(peak! / 1024 ** 3).toFixed(2)} GiB)`);
+  }
   return {
     readerRssGrowthBytes: peak !== null && baseRss !== null ? Math.max(0, peak - baseRss) : null,
-    readerRssSlopeMiBps: rssSlope(ctx, from + (to - from) / 2, to),
+    readerRssSlopeMiBps: slope,
+    readerStoppedAfterSec: stoppedAt === null ? null : +(stoppedAt - from).toFixed(1),
     readersCut: cut,
     readerHealthyServedRate: group(summary.profiles, 'chatty').servedRate ?? null,
     readerCeilingBytes: at(s, READERS) * (MAX_BACKPRESSURE + FILL),
@@ -209,5 +228,7 @@ function judge(cells: readonly JudgedCell<DosFigures>[]): Claim[] {
     `${pool.figures.attackersHeldAtEnd === 0 ? ', until the handshake timeout cut every attacker' : ', until the attack ended'}` +
     `${typeof recovery === 'number' ? ` (service back ${recovery} s into the attack)` : ` and was not back within ${RECOVERY_GRACE_MS / 1000} s of its end`}` +
     `${nakedPool ? `; without defences ${nakedPool.design.split(' --no')[0]} accepted ${pct(nakedPool.figures.healthyConnectRate)}` : ''}` +
-    `${nakedLoop ? `; slow readers grew ${nakedLoop.design} by ${nakedLoop.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s (with the send cap: ${twin?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`)];
+    `${nakedLoop ? `; slow readers grew ${nakedLoop.design} by ${nakedLoop.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s` +
+      `${typeof nakedLoop.figures.readerStoppedAfterSec === 'number' ? `, stopped at the lab's ${READER_RSS_CEILING / 1024 ** 3} GiB ceiling after ${nakedLoop.figures.readerStoppedAfterSec} s` : ''}` +
+      ` (with the send cap: ${twin?.figures.readerRssSlopeMiBps ?? 'n/a'} MiB/s)` : ''}`)];
 }
