@@ -3,6 +3,7 @@ import { fromArgs, yargsOptions, type OptionDef } from '../core/flags.js';
 import { DEFAULT_DESIGN, SERVE_DEFAULTS, SERVE_OPTIONS, type CommonServeOptions, type ServeOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
 import { serve } from '../server/serve.js';
+import { proxyUnavailable } from '../server/via/proxy.js';
 import { UsageError } from '../core/errors.js';
 import { WEB_FLAGS, webOptions } from '../web/options.js';
 
@@ -58,6 +59,11 @@ export function serveOptions(a: Raw): ServeOptions {
       const free = [...DESIGNS.values()].filter((d) => d.model !== 'processes' && !d.traits(fromArgs(d.flags, {})).fixedHandshakeTimeout).map((d) => d.name);
       throw new UsageError(`--handshake-timeout: ${fixed.by} fixes the handshake timeout at ${fixed.ms / 1000}s (${fixed.why}); use --design ${free.join(' or ')} to vary it`);
     }
+  }
+  if (o.via === 'none' && a[SERVE_OPTIONS.viaProfile.flag] !== undefined) throw new UsageError('--via-profile applies with --via nginx or --via haproxy only');
+  if (o.via !== 'none') {
+    const why = proxyUnavailable(o.via);
+    if (why) throw new UsageError(`--via ${o.via}: ${why}`);
   }
   design.validate?.(o);
   if (o.port !== 0 && o.port === o.metricsPort && o.host === o.metricsHost) {

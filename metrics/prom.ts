@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MetricSpec } from './spec.js';
 
-type Collect<M> = (this: M) => void;
+/** Runs at each scrape before the value is read; may be async (prom-client awaits it). */
+type Collect<M> = (this: M) => void | Promise<void>;
 
 /** prom-client metrics built from contract specs, so name, help, labels, buckets and aggregator are never retyped. */
 export function counter(s: MetricSpec, registry: Registry, collect?: Collect<Counter<string>>): Counter<string> {

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { UsageError } from '../core/errors.js';
 import { parseDuration, parseInteger, parseSize } from '../core/units.js';
 import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
+import { PROXIES, VIA_PROFILES, type ProxyKind, type ViaProfile } from './via/profiles.js';
 
 /**
  * `wslab serve` options every design takes: defaults in one frozen object, checked once at the CLI edge
@@ -40,6 +41,13 @@ export interface CommonServeOptions {
    * lab's scenarios rely on that. Cluster: per worker process (docs/defenses.md).
    */
   readonly maxConnsPerIp: number;
+  /**
+   * `--via nginx|haproxy`: the Debian proxy in front of the design (server/via/proxy.ts): clients connect to it, the
+   * design listens on a loopback port behind it, and the per-address limit is the proxy's. Default `none`.
+   */
+  readonly via: 'none' | ProxyKind;
+  /** The proxy's profile: `default` (the distribution's) or `hardened` (docs/defenses.md). Default `default`. */
+  readonly viaProfile: ViaProfile;
 }
 
 /** Options of a design's own flags, as its folder declares and checks them. */
@@ -76,6 +84,22 @@ export const SERVE_OPTIONS: OptionDefs<CommonServeOptions> = Object.freeze({
   idleTimeoutMs: duration('idle-timeout', 120_000, '120s', 'close after this long without a frame from the client (ping sent at half); 0 = never'),
   maxBackpressure: size('max-backpressure', 1024 * 1024, '1MiB', 'unsent bytes per connection before it is dropped as a slow reader'),
   handshakeTimeoutMs: duration('handshake-timeout', 10_000, '10s', 'time a client has to complete the HTTP upgrade'),
+  via: option({
+    flag: 'via', type: 'string', default: 'none' as CommonServeOptions['via'], describe: `a proxy in front of the design: ${PROXIES.join(' | ')} (the Debian binary, a child of this server; none = clients connect to the design)`,
+    parse: (raw) => {
+      const v = String(raw);
+      if (v !== 'none' && !(PROXIES as readonly string[]).includes(v)) throw new UsageError(`--via: "${v}" is not one of none, ${PROXIES.join(', ')}`);
+      return v as CommonServeOptions['via'];
+    },
+  }),
+  viaProfile: option({
+    flag: 'via-profile', type: 'string', default: 'default' as ViaProfile, describe: `--via: the proxy's settings: ${VIA_PROFILES.join(' | ')} (the distribution's timeouts, or short header and send deadlines; docs/defenses.md)`,
+    parse: (raw) => {
+      const v = String(raw);
+      if (!(VIA_PROFILES as readonly string[]).includes(v)) throw new UsageError(`--via-profile: "${v}" is not one of ${VIA_PROFILES.join(', ')}`);
+      return v as ViaProfile;
+    },
+  }),
   maxConnsPerIp: option({ flag: 'max-conns-per-ip', type: 'string', default: 0, defaultDescription: '0 (no limit: the swarm opens ~19.5k from 127.0.0.1)', describe: 'connections one source address may hold; the next gets HTTP 429 (cluster: per worker)', parse: (raw) => parseInteger('max-conns-per-ip', raw, 0, 1_000_000) }),
 });
 
