@@ -177,7 +177,9 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);
-  const slope = rssSlope(ctx, from + ((stoppedAt ?? to) - from) / 2, stoppedAt ?? to);
+  // over the phase's second half, and at least its last 1.5 s (three samples) when it was stopped early
+  const end = stoppedAt ?? to;
+  const slope = rssSlope(ctx, Math.max(from, Math.min(from + (end - from) / 2, end - 1.5)), end);
   if (stoppedAt !== null) {
     ctx.note(`unbounded: +${slope ?? 'n/a'} MiB/s when stopped — the server's RSS reached the lab's ${READER_RSS_CEILING / 1024 ** 3} GiB ceiling ` +
       `${(stoppedAt - from).toFixed(1)} s into the slow readers, and the readers were stopped there (peak ${(peak! / 1024 ** 3).toFixed(2)} GiB)`);

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
+import { QUIET_LIMIT } from '../../metrics/noise.js';
 import { WSLAB } from '../../lab/processes.js';
 import type { LabResults } from '../../lab/results.js';
 
@@ -37,12 +38,14 @@ it('marks the cell that ran beside a CPU hog busy, with the hog\'s core, and the
   const [first, second, third] = cells.map((c) => c.noise!);
   assert.equal(second.quiet, false, JSON.stringify(cells.map((c) => c.noise)));
   assert.ok(second.outsideCores >= 0.6 && second.outsideCores <= 1.2, `the hog's one core, measured ${second.outsideCores}`);
-  assert.ok(first.quiet && third.quiet, `the other cells quiet: ${JSON.stringify([first, third])}`);
+  // the hog is CPU outside the run; steal (the hypervisor's, 0.1–0.27 cores on this box some days) may mark any cell
+  // busy on its own, so the other cells are judged by what the hog changes: the cores used outside
+  assert.ok(first.outsideCores < QUIET_LIMIT.outsideCores && third.outsideCores < QUIET_LIMIT.outsideCores, `the other cells without the hog: ${JSON.stringify([first, third])}`);
   const md = readFileSync(join(dir, 'report.md'), 'utf8');
   assert.match(md, new RegExp(`^\\| ${cells[1].design} \\|.*\\| ok · \\*\\*busy box: ${second.outsideCores.toFixed(2)} cores used outside the run, [0-9.]+ stolen\\*\\* \\|$`, 'm'));
-  assert.match(md, new RegExp(`^\\| ${cells[0].design} \\|.*\\| ok · quiet box: ${first.outsideCores.toFixed(2)} cores used outside the run`, 'm'));
+  assert.match(md, new RegExp(`^\\| ${cells[0].design} \\|.*\\| ok · ${first.quiet ? 'quiet' : '\\*\\*busy'} box: ${first.outsideCores.toFixed(2)} cores used outside the run`, 'm'));
   // the claims judged from idle-hold rest on all three cells: each says which one ran on a busy box
   const judged = r.claims.filter((c) => !c.evidence.startsWith('not measured'));
   assert.ok(judged.length > 0);
-  for (const c of judged) assert.match(c.evidence, new RegExp(` — measured on a busy box: ${cells[1].design} with ${second.outsideCores.toFixed(2)} cores used outside the run`), c.id);
+  for (const c of judged) assert.match(c.evidence, new RegExp(` — measured on a busy box: (.+; )?${cells[1].design} with ${second.outsideCores.toFixed(2)} cores used outside the run`), c.id);
 });

@@ -122,7 +122,7 @@ describe('wslab lab --repeat 3 (a real quick run)', () => {
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.match(md, /every cell 3 times \(figures: median \(min–max\) of the runs/);
     const rss = cells.find((c) => c.design === 'uws')!.spread!.rssPerConnectionBytes!;
-    if (rss.min !== rss.max) assert.match(md, /^\| uws \| [\d,]+ \| \d+ \| [\d.]+ (?:B|KiB) \([\d.]+ (?:B|KiB)–[\d.]+ (?:B|KiB)\) \|/m);
+    if (rss.min !== rss.max) assert.match(md, /^\| uws \| [\d,]+ \| \d+ \| -?[\d.]+ (?:B|KiB) \(-?[\d.]+ (?:B|KiB)–-?[\d.]+ (?:B|KiB)\) \|/m);
     // a measured verdict says it rests on three runs (or on their disagreement)
     const measuredClaims = res.claims.filter((c) => !c.evidence.startsWith('not measured'));
     assert.ok(measuredClaims.length > 0, JSON.stringify(res.claims));
