@@ -110,12 +110,12 @@ export function parseStubStatus(text: string): { active: number; accepts: number
   return { active: Number(active[1]), accepts: Number(totals[1]) };
 }
 
-/** The HAProxy stats CSV's `ws` frontend row: current sessions (scur) and total sessions (stot). */
+/** The HAProxy stats CSV's `clients` frontend row (the template's): current sessions (scur) and total sessions (stot). */
 export function parseHaproxyCsv(text: string): { scur: number; stot: number } {
   const [head, ...rows] = text.trim().split('\n');
   const cols = head.replace(/^#\s*/, '').split(',');
-  const row = rows.map((r) => r.split(',')).find((r) => r[0] === 'ws' && r[1] === 'FRONTEND');
-  if (!row) throw new Error('the HAProxy stats CSV has no ws FRONTEND row');
+  const row = rows.map((r) => r.split(',')).find((r) => r[0] === 'clients' && r[1] === 'FRONTEND');
+  if (!row) throw new Error('the HAProxy stats CSV has no clients FRONTEND row');
   return { scur: Number(row[cols.indexOf('scur')]), stot: Number(row[cols.indexOf('stot')]) };
 }
 
