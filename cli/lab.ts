@@ -10,6 +10,7 @@ import { describeNoise, QUIET_LIMIT, waitQuiet } from '../metrics/noise.js';
 import { fileURLToPath } from 'node:url';
 import { failedChecks, readTargets } from '../lab/targets.js';
 import { DESIGNS } from '../server/registry.js';
+import { PROXIES, proxyUnavailable, VIA_PROFILES, type ProxyKind, type ViaProfile } from '../server/via/proxy.js';
 import { UsageError } from '../core/errors.js';
 import { outputDir, parseDuration, parseInteger } from '../core/units.js';
 import { LiveWeb } from '../web/live.js';
@@ -52,6 +53,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     targets = [];
     if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])?.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
+    if (a.via !== undefined) throw new UsageError('--via does not apply to --scale max (one cluster as wide as the box, reached directly)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
     const holdMs = parseDuration('hold', a.hold ?? MAX_DEFAULTS.hold);
     if (holdMs < 1000 || holdMs > 3_600_000) throw new UsageError('--hold: from 1s to 1h');
@@ -65,6 +67,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
   if (!given && scale === 'quick' && !designs.some((d) => targets.some((t) => t.name === d))) targets = [];
   const profile = a.profile === undefined ? undefined : String(a.profile);
   if (profile !== undefined && !(PROFILE_TOOLS as readonly string[]).includes(profile)) throw new UsageError(`--profile: "${profile}" is not one of ${PROFILE_TOOLS.join(', ')}`);
+  const via = viaOptions(a);
   const repeat = a.repeat === undefined ? 1 : parseInteger('repeat', a.repeat, 1, MAX_REPEAT);
   if (repeat > 1 && scale === 'max') throw new UsageError('--repeat does not apply to --scale max (one cell that loads the whole box: run the lab again instead)');
   if (repeat > 1 && profile !== undefined) throw new UsageError('--repeat does not apply with --profile (clinic slows what it profiles: profile a single run)');
@@ -77,9 +80,26 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
   }
   return Object.freeze({
-    repeat, designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
+    repeat, via, designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
     profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets), waitQuietMs,
   });
+}
+
+/** `--via nginx,haproxy [--via-profile default,hardened]`: every proxy × profile asked for, checked to run here. */
+function viaOptions(a: Record<string, unknown>): LabOptions['via'] {
+  const proxies = list(a.via);
+  const profiles = list(a['via-profile']);
+  if (!proxies.length) {
+    if (profiles.length) throw new UsageError('--via-profile applies with --via nginx and/or haproxy only');
+    return undefined;
+  }
+  for (const p of proxies) {
+    if (!(PROXIES as readonly string[]).includes(p)) throw new UsageError(`--via: "${p}" is not one of ${PROXIES.join(', ')}`);
+    const why = proxyUnavailable(p as ProxyKind);
+    if (why) throw new UsageError(`--via ${p}: ${why}`);
+  }
+  for (const p of profiles) if (!(VIA_PROFILES as readonly string[]).includes(p)) throw new UsageError(`--via-profile: "${p}" is not one of ${VIA_PROFILES.join(', ')}`);
+  return [...new Set(proxies)].flatMap((proxy) => [...new Set(profiles.length ? profiles : ['default'])].map((profile) => ({ proxy: proxy as ProxyKind, profile: profile as ViaProfile })));
 }
 
 /** `--repeat`: at most this many runs of every cell. */
@@ -118,10 +138,13 @@ export const labCommand = {
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
     .option('wait-quiet', { type: 'string', describe: `before the first cell, wait until 2 s pass with under ${QUIET_LIMIT.outsideCores} cores used outside the run, at most this long (bare: ${WAIT_QUIET_DEFAULT_MS / 1000} s); every cell is marked quiet or busy either way` })
+    .option('via', { type: 'string', array: true, describe: `also run each of our designs behind a proxy: ${PROXIES.join(', ')} (the Debian binaries; such cells are shown beside the others, not judged)` })
+    .option('via-profile', { type: 'string', array: true, describe: `--via: the proxies' settings, comma-separated: ${VIA_PROFILES.join(', ')} (default: default)` })
     .option('repeat', { type: 'string', describe: `run every cell N times (1–${MAX_REPEAT}), design after design in rounds: tables show the median with min–max, a claim is decided only when every run decides it alike` })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })
     .options(WEB_FLAGS)
     .example('$0 lab --scale quick --scenarios idle-hold,blocking-call', 'a one-minute look at two claims')
+    .example('$0 lab --scenarios idle-hold,slow-client-dos --via nginx,haproxy --via-profile default,hardened', 'every design also behind each proxy, as shipped and hardened')
     .example('$0 lab --scale quick --repeat 3', 'every quick cell three times: medians, spreads, and verdicts every run agrees on')
     .example('$0 lab --scenarios idle-hold --scale max', 'a million idle connections held 60 s on this box (refused if they cannot fit)'),
   handler: async (a: Record<string, unknown>) => {

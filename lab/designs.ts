@@ -3,6 +3,7 @@ import { fromArgv, toArgv } from '../core/flags.js';
 import { ownDefaults, type Design, type Model, type Traits } from '../server/design.js';
 import { SERVE_OPTIONS, type CommonServeOptions, type OwnOptions } from '../server/options.js';
 import { DESIGNS } from '../server/registry.js';
+import type { ProxyKind, ViaProfile } from '../server/via/profiles.js';
 import type { Speaks, Target } from './targets.js';
 
 /**
@@ -18,6 +19,8 @@ export interface VariantTraits extends Omit<Traits, 'model' | 'dialect'> {
   readonly defenses: boolean;
   /** What it runs on: `node` for our designs (their native threads included); a target's file says (`python`, …). */
   readonly runtime: string;
+  /** `lab --via`: the proxy in front of it (`nginx default`, `haproxy hardened`), or absent: clients reach it directly. */
+  readonly via?: string;
 }
 
 /** A server design as the lab runs it: a registered design plus the options of one variant, and their argv. */
@@ -49,12 +52,19 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
   const commonFlags = toArgv(SERVE_OPTIONS, common);
   const labelled = Object.fromEntries(Object.entries(own).filter(([k]) => !d.labelFlags || d.labelFlags.includes(k)));
   const traits = d.traits({ ...ownDefaults(d), ...own } as OwnOptions);
+  const via = common.via && common.via !== 'none' ? `${common.via} ${common.viaProfile ?? SERVE_OPTIONS.viaProfile.default}` : undefined;
   return {
     label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
     flags: [...ownFlags, ...commonFlags],
-    traits: { ...traits, representative: d.representative === true, defenses: common.defenses !== false, runtime: 'node' },
+    // behind a proxy it no longer stands for its model: the verdicts judge the designs as they are (lab/claims.ts)
+    traits: { ...traits, representative: d.representative === true && !via, defenses: common.defenses !== false, runtime: 'node', ...(via ? { via } : {}) },
     speaks: ['wslab'],
   };
+}
+
+/** `lab --via`: the same variant with a proxy in front (its label `uws --via nginx`, `… --via-profile hardened`). */
+export function behind(d: LabDesign, proxy: ProxyKind, profile: ViaProfile): LabDesign {
+  return variant(d.design, d.own, { ...d.common, via: proxy, ...(profile === SERVE_OPTIONS.viaProfile.default ? {} : { viaProfile: profile }) });
 }
 
 /** A target of the targets file as the lab runs it: as it is, under its own name. */

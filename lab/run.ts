@@ -6,7 +6,8 @@ import { toArgv } from '../core/flags.js';
 import { hostAddress } from '../core/net.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
-import { is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
+import { behind, is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
+import type { ProxyKind, ViaProfile } from '../server/via/profiles.js';
 import type { Target } from './targets.js';
 import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, type SwarmRun } from './processes.js';
 import { profile, type ProfileTool } from './profile.js';
@@ -38,6 +39,8 @@ export interface LabOptions {
   readonly waitQuietMs?: number;
   /** `--repeat N`: each cell N times, in rounds over a scenario's designs, merged (lab/repeat.ts); 1 when absent. */
   readonly repeat?: number;
+  /** `--via`: each of our designs a scenario runs also runs behind each of these proxies (shown, not judged). */
+  readonly via?: readonly { readonly proxy: ProxyKind; readonly profile: ViaProfile }[];
 }
 
 /** Seconds of load in each `--profile` run; clinic's own start and analysis add about as much again. */
@@ -86,7 +89,9 @@ export function plan(o: LabOptions): PlanStep[] {
   return o.scenarios.flatMap((id) => {
     const scenario = SCENARIOS.get(id)!;
     const mine = o.scale === 'max' ? [] : targets.filter((t) => !t.scenarios || t.scenarios.includes(id)).map(targetDesign);
-    return [...scenario.designs(available, o.scale, o.max), ...mine].map((design) => {
+    const ours = scenario.designs(available, o.scale, o.max);
+    const proxied = ours.filter((d) => !d.traits.via).flatMap((d) => (o.via ?? []).map((v) => behind(d, v.proxy, v.profile)));
+    return [...ours, ...proxied, ...mine].map((design) => {
       const down = design.target && o.unavailable?.get(design.target.name);
       return { scenario, design, notApplicable: down ? `cannot run here: ${down}` : notApplicable(scenario, design) };
     });
