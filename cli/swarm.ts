@@ -310,6 +310,16 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     if (remote) throw new UsageError(`--server-pid reads this machine's /proc, but --url ${remote.url} is not local`);
   }
 
+  let serverMetricsUrl: string | undefined;
+  if (given(a, 'server-metrics')) {
+    let u: URL;
+    try { u = new URL(String(a['server-metrics'])); } catch { throw new UsageError(`--server-metrics: "${String(a['server-metrics'])}" is not a URL (e.g. http://127.0.0.1:9464/metrics, the server's ready line's "metrics")`); }
+    if (u.protocol !== 'http:') throw new UsageError(`--server-metrics: ${u.href} is not http:// (the server's ready line's "metrics")`);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    if (!isLoopback(host) && host !== 'localhost') throw new UsageError(`--server-metrics: ${u.host} is not a loopback address`);
+    serverMetricsUrl = u.href;
+  }
+
   const thresholds = list(a.threshold).map(parseThreshold);
   for (const t of thresholds) {
     const profile = /^profiles\.([^.]+)\./.exec(t.path)?.[1];
@@ -344,6 +354,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     metricsHost,
     handshakeTimeoutMs,
     serverPid,
+    serverMetricsUrl,
     closeTimeoutMs: D.closeTimeoutMs,
     shard: shard && Object.freeze({ ...shard, totalTarget: totalConnections }),
     probe: parseProbe(a.probe, handshake, speech),

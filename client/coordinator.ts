@@ -33,6 +33,8 @@ import { awaitClosing } from './close-phase.js';
 import { swarmPorts, type SwarmPorts } from './ports.js';
 import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
+import { attribute, readCounts, type CountsSnapshot } from './attribution.js';
+import { UsageError } from '../core/errors.js';
 
 /* ---- the IPC messages between coordinator and workers ---- */
 
@@ -264,6 +266,11 @@ export interface SwarmLiveSink {
 
 /** Runs the whole swarm and resolves with its exit code ({@link EXIT}); never throws after the workers started. */
 export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  // --server-metrics: read before anything starts, so a wrong URL is one line, before any work
+  let countsBefore: CountsSnapshot | undefined;
+  if (o.serverMetricsUrl !== undefined) {
+    try { countsBefore = await readCounts(o.serverMetricsUrl); } catch (err) { throw new UsageError(`--server-metrics: ${o.serverMetricsUrl}: ${(err as Error).message}`); }
+  }
   const warnings: string[] = [];
   const view = new LiveView(io.stderr, o.connections);
   const warn = (w: string): void => {
@@ -410,6 +417,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   // from the start order to the close phase: the close itself is the swarm's doing, not the service's
   const probe = prober?.stop() ?? null;
   const serverAtHold = server?.();
+  const countsAtHold = countsBefore && await readCounts(o.serverMetricsUrl!).catch((err: Error) => { warn(`--server-metrics: the reading at the end of the hold failed (${err.message}): no attribution`); return undefined; });
   const box: SwarmBoxNoise = { ...noise.end(), excludes: serverPid === undefined ? 'swarm' : 'swarm and server' };
   // without --server-pid a local server's own CPU is "outside": only a run that left it out can blame the box
   if (!box.quiet && serverPid !== undefined) warn(`${describeNoise(box)} over the run (outside this swarm and the server): rates and latencies shared the CPU with another load`);
@@ -443,6 +451,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     startedAt, endedAt, sampledPeak, interrupted, warnings, server: serverAtHold ?? null, box, probe,
     coordinator: { baselineRssBytes: coordinatorBaseline, rssAtEndBytes: coordinatorRssAtEnd, cpuSeconds: (cpu.user + cpu.system) / 1e6 },
   });
+  if (countsBefore && countsAtHold) summary.attribution = attribute(o.serverMetricsUrl!, countsBefore, countsAtHold, endedUnasked(summary));
   const table = summaryTable(summary);
   io.stderr.write(table);
   let unwritten = false;
@@ -700,5 +709,10 @@ export function summarize(o: SwarmOptions, reported: WorkerFigures[], run: RunFa
     profiles,
     misunderstood: misunderstood !== undefined,
     probe: run.probe,
+    attribution: null,
   });
 }
+
+/** What the swarm saw end without asking: held connections lost, and attackers the server (or its proxy) cut. */
+const endedUnasked = (s: Summary): number => s.lost.total + Object.values(s.profiles)
+  .reduce((a, p) => a + (p.role === 'attack' ? p.outcomes.closed + p.outcomes.ended + p.outcomes.reset + p.outcomes.rejected : 0), 0);

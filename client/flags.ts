@@ -41,6 +41,8 @@ export interface SwarmFlags {
   handshakeTimeoutMs: number;
   /** 0 = none. */
   serverPid: number;
+  /** '' = none. */
+  serverMetrics: string;
 }
 
 const duration = (flag: string, dflt: string, describe: string): OptionDef<number> => option({
@@ -91,5 +93,6 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
   workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / (open-files limit − 5 %)), ${SOCKETS_PER_WORKER} per worker under 20,000`),
   sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
   handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),
+  serverMetrics: text('server-metrics', 'the server\'s /metrics (a wslab server, with or without serve --via): who ended the connections the swarm did not close, the server or its proxy, goes into the summary (`attribution`)'),
   serverPid: whole('server-pid', 0, 0, 4_194_304, 'a local server\'s process: its tree (RSS, CPU, threads, fds) and its connections go into the summary (`server`); any server', 'none'),
 });

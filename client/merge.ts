@@ -227,5 +227,7 @@ export function mergeSummaries(xs: Source[]): Summary {
     merged: { summaries: xs.length, shards: labels },
     profiles,
     probe,
+    // each swarm read the server's counters at its own instants, and saw only its own connections end
+    attribution: null,
   });
 }

@@ -185,6 +185,8 @@ export interface SwarmOptions {
   readonly metricsHost: string;
   /** `--server-pid`: a local server's process whose tree and connections the summary reports (`server`). Default none. */
   readonly serverPid: number | undefined;
+  /** `--server-metrics`: a wslab server's /metrics, read before and after the hold for `attribution`. Default none. */
+  readonly serverMetricsUrl: string | undefined;
   /** Time a connection has for TCP connect + HTTP upgrade, ms. Default 10 s. */
   readonly handshakeTimeoutMs: number;
   /** Time a close handshake may take before the socket is dropped, ms. Default 2 s. */

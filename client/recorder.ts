@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import type { Histogram } from 'hdr-histogram-js';
 import type { AttackCloseCode, AttackOutcome, SwarmCause } from '../metrics/swarm.js';
 import { describeNoise, type BoxNoise } from '../metrics/noise.js';
+import { attributionLine, type Attribution } from './attribution.js';
 
 export interface LatencyMs {
   p50: number | null;
@@ -78,6 +79,12 @@ export interface Summary {
   profiles: Record<string, HealthySummary | AttackSummary>;
   /** `--probe ping|send`: was the service available to a new client during the run? null without the flag. */
   probe: ProbeSummary | null;
+  /**
+   * `--server-metrics URL`: who ended what the swarm did not close itself, the server or the proxy in front of it
+   * (client/attribution.ts), from the server's counters before the first connection and at the end of the hold.
+   * null without the flag, when the second reading failed, and in a merge.
+   */
+  attribution: Attribution | null;
 }
 
 /**
@@ -298,6 +305,7 @@ export function summaryTable(s: Summary): string {
       `${s.client.bytesPerConnection === null ? (s.heldAtEnd > 0 ? 'RSS fell below it: no' : '-') : Math.round(s.client.bytesPerConnection)} bytes per held connection), ` +
       `CPU ${s.client.cpuSeconds.toFixed(2)} s, ${s.client.workers} worker${s.client.workers === 1 ? '' : 's'}`],
     ...(s.box ? [['box', `${describeNoise(s.box)} (outside the ${s.box.excludes})`] as [string, string]] : []),
+    ...(s.attribution ? [['ended by', attributionLine(s.attribution)] as [string, string]] : []),
     ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
   ];
   for (const [name, p] of Object.entries(s.profiles)) {

@@ -132,6 +132,7 @@ export function assembleSummary(p: SummaryParts): Summary {
     merged: p.merged,
     profiles: p.profiles,
     probe: p.probe && probeSummary(p.probe),
+    attribution: p.attribution,
   };
 }
 
