@@ -25,6 +25,7 @@ export const SERIES_CHARTS: Record<SeriesKey, { title: string; axis: string; fac
   boxAvailableBytes: { title: 'Box MemAvailable', axis: 'MemAvailable (GiB)', factor: 1 / GiB },
   tcpInuse: { title: 'TCP sockets in use (box)', axis: 'sockets', factor: 1 },
   tcpMemPages: { title: 'tcp_mem charged (box)', axis: 'pages', factor: 1 },
+  proxyOpen: { title: 'Open connections at the proxy in front', axis: 'proxy connections', factor: 1 },
 };
 
 export const VERDICT_MARK: Record<Verdict, string> = { confirmed: '✔', refuted: '✘', inconclusive: '?' };

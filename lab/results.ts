@@ -51,10 +51,12 @@ export interface Series {
   tcpInuse?: (number | null)[];
   /** Pages charged to tcp_mem (/proc/net/sockstat `mem`). */
   tcpMemPages?: (number | null)[];
+  /** Behind a proxy (`--via`): client connections the proxy holds (wslab_proxy_connections_open); absent otherwise. */
+  proxyOpen?: (number | null)[];
 }
-/** The series every cell has; the box series follow only at `--scale max`. */
+/** The series every cell has; the box series follow only at `--scale max`, the proxy's only behind one. */
 const CELL_SERIES = ['open', 'rssBytes', 'threads', 'fds', 'loopDelayMs', 'cpuCores', 'switchesPerSec', 'rttP50Ms', 'rttP99Ms', 'available'] as const;
-export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages'] as const;
+export const SERIES_KEYS = [...CELL_SERIES, 'boxAvailableBytes', 'tcpInuse', 'tcpMemPages', 'proxyOpen'] as const;
 export const emptySeries = (): Series => ({ t: [], ...Object.fromEntries(CELL_SERIES.map((k) => [k, []])) }) as unknown as Series;
 
 /** The noise guard (metrics/noise.ts) over a cell. */

@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { bucketDelta, bucketQuantile, histogramBuckets, parseExposition, sumOf, type Sample } from '../metrics/exposition.js';
-import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, SWARM_RTT } from '../metrics/index.js';
+import { CONNECTIONS_OPEN, EVENT_LOOP_DELAY, PROXY_CONNECTIONS_OPEN, SWARM_RTT } from '../metrics/index.js';
 import { established, readTree, treeCpuSeconds } from '../metrics/proc-status.js';
 import { readBox, type Box } from './sockstat.js';
 import { emptySeries, SERIES_KEYS, type Series } from './results.js';
@@ -196,6 +196,9 @@ export class Sampler {
       s.tcpInuse!.push(b.tcpInuse);
       s.tcpMemPages!.push(b.tcpMemPages);
     }
+    // behind a proxy (serve --via): what it holds beside what the design holds (a slowloris it buffers never reaches it)
+    const proxied = server?.some((x) => x.name === PROXY_CONNECTIONS_OPEN.name) ?? false;
+    if (proxied || s.proxyOpen) (s.proxyOpen ??= s.t.slice(1).map(() => null)).push(proxied ? sumOf(server!, PROXY_CONNECTIONS_OPEN.name) : null);
     const window = this.rttWindow(swarms);
     s.rttP50Ms.push(window ? round(bucketQuantile(window, 0.5) * 1000) : null);
     s.rttP99Ms.push(window ? round(bucketQuantile(window, 0.99) * 1000) : null);

@@ -32,6 +32,12 @@ describe('wslab lab --via', { skip }, () => {
     assert.deepEqual(cells.map((c) => c.traits.via), [undefined, 'nginx hardened', 'haproxy hardened']);
     assert.deepEqual(cells.map((c) => c.traits.representative), [true, false, false]);
     for (const c of cells) assert.equal(c.figures.held, 1000, c.design);
+    // the proxy's own count is a series of the cells behind it, and of those only
+    assert.equal(cells[0].series.proxyOpen, undefined);
+    for (const c of cells.slice(1)) {
+      assert.equal(c.series.proxyOpen!.length, c.series.t.length, c.design);
+      assert.equal(Math.max(...c.series.proxyOpen!.filter((v): v is number => v !== null)), 1000, c.design);
+    }
     const per = (i: number) => cells[i].figures.rssPerConnectionBytes as number;
     // nginx ≈ 18 KiB and HAProxy ≈ 5 KiB per proxied connection (README "Behind a proxy"), uws under 1.5 KiB
     assert.ok(per(1) > per(0) + 8 * 1024, `nginx in front: ${per(1)} B per connection vs ${per(0)} B direct`);
