@@ -154,6 +154,7 @@ export const htmlHead = (title: string, sources: string, css: string): string =>
 <link rel="icon" href="data:,">
 <style>${css}</style>
 </head>`;
+
 /** Escaped prose, with markdown's `code` spans kept as code. */
 const prose = (s: string): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 
