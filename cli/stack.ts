@@ -16,7 +16,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { UsageError } from '../core/errors.js';
-import { freePort } from '../core/net.js';
+import { freePort, hostForUrl } from '../core/net.js';
 import { parseDuration, parseInteger } from '../core/units.js';
 
 /** grafana/prometheus/ of this checkout: prometheus.yml and rules/. */
@@ -155,7 +155,7 @@ export async function startPrometheus(o: StackOptions): Promise<RunningPrometheu
   const dir = await mkdtemp(join(tmpdir(), 'wslab-stack-'));
   const configFile = join(dir, 'prometheus.yml');
   await writeFile(configFile, config);
-  const listen = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  const listen = `${hostForUrl(o.host)}:${port}`;
   const child = spawn(bin, [
     `--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${listen}`,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });

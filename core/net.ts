@@ -13,6 +13,9 @@ export function freePort(host: string, port = 0): Promise<number> {
   });
 }
 
+/** A host as it goes into a URL or a `host:port`: an IPv6 address in brackets. */
+export const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
+
 /** Binds `server` and resolves with the port actually bound; rejects with the bind error (EADDRINUSE, EACCES...). */
 export function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { closeHttp, listen } from '../core/net.js';
+import { closeHttp, hostForUrl, listen } from '../core/net.js';
 
 /** A rendered scrape: the text and its content type (Prometheus text or OpenMetrics). */
 export interface Exposition {
@@ -32,7 +32,6 @@ export interface MetricsEndpoint {
 }
 
 const isMetricsPath = (url: string | undefined): boolean => url === '/metrics' || !!url?.startsWith('/metrics?');
-const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
 /**
  * Serves `render` on http://host:port/metrics. A bind failure rejects with one line naming host, port and the way

@@ -5,6 +5,7 @@ import type { ServeOptions } from './options.js';
 import { DESIGNS } from './registry.js';
 import type { WebOptions } from '../web/options.js';
 import { Registry } from 'prom-client';
+import { hostForUrl } from '../core/net.js';
 import type { RunningProxy } from './via/proxy.js';
 
 export interface Running {
@@ -70,7 +71,6 @@ export async function startServer(o: ServeOptions): Promise<Running> {
   };
 }
 
-const hostForUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
 /**
  * `wslab serve`: start, print the ready line, and shut down cleanly (1001 to every client, exit 0) on a signal.

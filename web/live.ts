@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UsageError } from '../core/errors.js';
-import { closeHttp, listen } from '../core/net.js';
+import { closeHttp, hostForUrl, listen } from '../core/net.js';
 import type { LiveMessage } from './messages.js';
 import type { WebOptions } from './options.js';
 import { livePage } from './page.js';
@@ -50,7 +50,7 @@ export class LiveWeb {
     } catch (err) {
       throw new UsageError(`--web: cannot serve the live view on ${o.host}:${o.port}: ${(err as Error).message} (use --web 0 for any free port)`);
     }
-    const web = new LiveWeb(server, wss, `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}/`);
+    const web = new LiveWeb(server, wss, `http://${hostForUrl(o.host)}:${port}/`);
     return web;
   }
 

@@ -10,11 +10,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
+import { freePort, hostForUrl } from '../../core/net.js';
 import { counter, gauge } from '../../metrics/prom.js';
 import { PROXY_CONNECTIONS_ACCEPTED, PROXY_CONNECTIONS_OPEN, PROXY_UP } from '../../metrics/proxy.js';
 import { PROFILES, type ProxyKind, type ViaProfile } from './profiles.js';
@@ -26,15 +26,18 @@ const PACKAGE: Record<ProxyKind, string> = { nginx: 'nginx', haproxy: 'haproxy' 
 
 /** Why `kind` cannot run here (the binary is not installed), or undefined when it can. */
 export function proxyUnavailable(kind: ProxyKind): string | undefined {
+  return versionText(kind) === undefined ? `${kind} is not installed here (Debian: apt-get install ${PACKAGE[kind]})` : undefined;
+}
+
+/** What `<kind> -v` prints (both write it to stderr), or undefined when it does not run. */
+function versionText(kind: ProxyKind): string | undefined {
   const r = spawnSync(kind, ['-v'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return `${kind} is not installed here (Debian: apt-get install ${PACKAGE[kind]})`;
-  return undefined;
+  return r.error || r.status !== 0 ? undefined : `${r.stdout ?? ''}${r.stderr ?? ''}`;
 }
 
 /** The proxy's version line (`nginx/1.22.1`, `HAProxy 2.6.12`), for the ready line and the lab's machine table. */
 export function proxyVersion(kind: ProxyKind): string {
-  const r = spawnSync(kind, ['-v'], { encoding: 'utf8' });
-  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  const text = versionText(kind) ?? '';
   return (kind === 'nginx' ? /nginx\/[\d.]+/.exec(text)?.[0] : /HAProxy version [\d.]+/.exec(text)?.[0]?.replace(' version', '')) ?? kind;
 }
 
@@ -69,22 +72,13 @@ export interface RunningProxy {
 }
 
 const TEMPLATE_DIR = fileURLToPath(new URL('../../../server/via/', import.meta.url));
-const hostPort = (h: string, p: number): string => `${h.includes(':') ? `[${h}]` : h}:${p}`;
+const hostPort = (h: string, p: number): string => `${hostForUrl(h)}:${p}`;
 /** Fails on a placeholder the values do not fill: a template and its profile table must agree. */
 function fill(template: string, values: Record<string, string | number>): string {
   return template.replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
     if (!(k in values)) throw new Error(`server/via template: no value for {{${k}}}`);
     return String(values[k]);
   });
-}
-
-/** A free TCP port on `host` (nginx and HAProxy cannot be told to pick one). */
-async function freePort(host: string): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(0, host, resolve); });
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** GET on the loopback status port, a fresh connection each time (a kept-alive one would count as a client). */
@@ -122,6 +116,7 @@ export function parseHaproxyCsv(text: string): { scur: number; stot: number } {
 /** Starts the proxy and waits until its status page answers (at most 10 s); fails with the proxy's own last line. */
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const dir = await mkdtemp(join(tmpdir(), `wslab-${o.kind}-`));
+  // nginx and HAProxy cannot be told to pick a port
   const port = o.port || await freePort(o.host);
   const statsPort = await freePort('127.0.0.1');
   // two descriptors per proxied WebSocket (client and backend), and a margin for the proxy's own files
@@ -184,11 +179,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     kind: o.kind, port, pid: child.pid!, version, counts, stderr: () => stderr, stop,
     register(registry) {
       // prom-client collects the three at once: they share one read (counts() has one request in flight at most)
-      const now = counts;
-      gauge(PROXY_UP, registry, async function () { this.set({ proxy: o.kind }, (await now()) ? 1 : 0); });
-      gauge(PROXY_CONNECTIONS_OPEN, registry, async function () { const c = await now(); if (c) this.set({ proxy: o.kind }, c.open); });
+      gauge(PROXY_UP, registry, async function () { this.set({ proxy: o.kind }, (await counts()) ? 1 : 0); });
+      gauge(PROXY_CONNECTIONS_OPEN, registry, async function () { const c = await counts(); if (c) this.set({ proxy: o.kind }, c.open); });
       counter(PROXY_CONNECTIONS_ACCEPTED, registry, async function () {
-        const c = await now();
+        const c = await counts();
         if (c) { this.reset(); this.inc({ proxy: o.kind }, c.accepted); }
       });
     },
