@@ -65,6 +65,10 @@ export function serveOptions(a: Raw): ServeOptions {
     const why = proxyUnavailable(o.via);
     if (why) throw new UsageError(`--via ${o.via}: ${why}`);
   }
+  if (o.deflate && !design.traits(own).deflate) {
+    const can = [...DESIGNS.values()].filter((d) => d.traits(fromArgs(d.flags, {})).deflate).map((d) => d.name);
+    throw new UsageError(`--deflate: --design ${name} does not negotiate permessage-deflate; use --design ${can.join(', ')}`);
+  }
   design.validate?.(o);
   if (o.port !== 0 && o.port === o.metricsPort && o.host === o.metricsHost) {
     throw new UsageError(`--port and --metrics-port are both ${o.port}: give them different ports (or 0 for any free port)`);

@@ -139,7 +139,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the swarm writes itself (RFC 6455 §4.1), and those that have their own flag. */
 const OWN_HEADERS: Record<string, string> = {
   host: 'it comes from --url', upgrade: 'the swarm sends it', connection: 'the swarm sends it', 'sec-websocket-key': 'the swarm sends it',
-  'sec-websocket-version': 'the swarm sends it', 'sec-websocket-protocol': 'use --subprotocol', 'sec-websocket-extensions': 'the swarm negotiates no extension',
+  'sec-websocket-version': 'the swarm sends it', 'sec-websocket-protocol': 'use --subprotocol', 'sec-websocket-extensions': 'use --deflate (permessage-deflate is the one extension the swarm speaks)',
   origin: 'use --origin', 'user-agent': 'use --user-agent', 'content-length': 'an upgrade request has no body', 'transfer-encoding': 'an upgrade request has no body',
 };
 const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -189,7 +189,7 @@ export function parseHandshake(a: Raw, targets: readonly SwarmTarget[], vars: Va
   if (servername !== undefined && (isIP(servername) !== 0 || !/^[A-Za-z0-9.-]{1,253}$/.test(servername))) {
     throw new UsageError(`--servername: "${servername}" is not a DNS name (TLS server names cannot be IP addresses)`);
   }
-  return Object.freeze({ headers: Object.freeze(headers), subprotocols: Object.freeze(subprotocols), ca, insecure: a.insecure === true, servername });
+  return Object.freeze({ headers: Object.freeze(headers), subprotocols: Object.freeze(subprotocols), ca, insecure: a.insecure === true, servername, deflate: a.deflate === true });
 }
 
 /**
@@ -267,6 +267,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   onlyFor('dribble-bytes', 'slowloris');
   onlyFor('read-rate', 'slow-reader');
   onlyFor('declared-size', 'oversize');
+  onlyFor('fragment-bytes', 'fragment-pin');
+  onlyFor('inflated-size', 'deflate-bomb');
   const intervalMs = F.intervalMs.parse(a.interval ?? D.interval);
   if (intervalMs < 1) throw new UsageError('--interval: must be at least 1ms');
   const holdMs = F.holdMs.parse(a.hold ?? D.hold);
@@ -283,6 +285,8 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     dribbleBytes: F.dribbleBytes.parse(a['dribble-bytes'] ?? D.dribbleBytes),
     readRate: F.readRate.parse(a['read-rate'] ?? D.readRate),
     declaredBytes,
+    fragmentBytes: F.fragmentBytes.parse(a['fragment-bytes'] ?? D.fragmentBytes),
+    inflatedBytes: F.inflatedBytes.parse(a['inflated-size'] ?? D.inflatedBytes),
   });
   // --command is chatty's; slow-reader takes it only when no chatty group shares the run
   const command = parseCommand(String(has('chatty') ? a.command ?? D.command : D.command));

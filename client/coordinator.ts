@@ -75,6 +75,8 @@ export interface WorkerStats {
   /** slowloris attackers dribbling now; conn-flood connections dropped so far. */
   dribbling: number;
   dropped: number;
+  /** Upgrades that negotiated permessage-deflate; null when the worker did not offer it. */
+  deflated: number | null;
   /** By index of SWARM_CAUSES. */
   failed: number[];
   lost: number[];
@@ -568,6 +570,7 @@ function groupSummary(o: SwarmOptions, gi: number, ws: WorkerFigures[]): Healthy
     target: g.connections, startAfterSec: g.startDelayMs / 1000, attempted, opened,
     failed: total((s) => s.failed.reduce((a, b) => a + b, 0)),
     heldAtEnd: ws.reduce((a, w) => a + ((w.final ?? w.held)?.heldAtEnd ?? w.stats?.open ?? 0), 0),
+    deflated: stats.some((s) => s.deflated !== null) ? total((s) => s.deflated ?? 0) : null,
   };
   if (!isAttack(g.profile)) {
     const rtt = latencyHistogram();

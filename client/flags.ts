@@ -2,7 +2,7 @@ import { UsageError } from '../core/errors.js';
 import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
 import { parseDuration, parseInteger, parseSize } from '../core/units.js';
 import { parseExpect, parseMatch } from './match.js';
-import { PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyExpect, type ReplyMatch } from './options.js';
+import { ATTACK_PROFILES, PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyExpect, type ReplyMatch } from './options.js';
 
 /**
  * The load-shaping flags of `wslab swarm`, each defined once: `--help`, the check of its own value, and the argv
@@ -35,6 +35,9 @@ export interface SwarmFlags {
   dribbleBytes: number;
   readRate: number;
   declaredBytes: number;
+  fragmentBytes: number;
+  inflatedBytes: number;
+  deflate: boolean;
   workers: number;
   /** `127.0.0.2-127.0.0.9` or a comma list, read by cli/swarm.ts parseSourceIps. */
   sourceIps: string;
@@ -67,7 +70,7 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
   maxPending: whole('max-pending', D.maxPending, 1, 1_000_000, 'connection attempts (TCP + upgrade) in flight, whole swarm'),
   holdMs: duration('hold', D.hold, 'how long to hold once every attempt settled, e.g. 30s, 2m'),
   profile: oneOf('profile', PROFILES, D.profile, 'healthy: idle (answer pings) | ping (ping every --interval) | chatty (--command every --interval); ' +
-    'attacks (loopback only): slowloris | slow-reader | slow-frame | no-pong | ping-flood | oversize | garbage | conn-flood'),
+    `attacks (loopback only): ${ATTACK_PROFILES.join(' | ')}`),
   mix: text('mix', "healthy and hostile groups in one run, <profile>:<connections>[@<start delay>], e.g. 'slowloris:2000,chatty:200@5s'"),
   intervalMs: duration('interval', D.interval, 'ping/chatty/slow-reader: per-connection send interval'),
   match: option({
@@ -90,6 +93,16 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
   dribbleBytes: whole('dribble-bytes', D.dribbleBytes, 1, 4096, 'slowloris: bytes of the upgrade request per dribble'),
   readRate: option({ flag: 'read-rate', type: 'string', default: D.readRate, describe: 'slow-reader: bytes read per second per connection, e.g. 1KiB; 0 = never read', parse: (raw) => parseSize('read-rate', raw) }),
   declaredBytes: option({ flag: 'declared-size', type: 'string', default: D.declaredBytes, defaultDescription: '"1GiB"', describe: 'oversize: payload length the frame header declares, e.g. 64MiB', parse: (raw) => parseSize('declared-size', raw) }),
+  fragmentBytes: whole('fragment-bytes', D.fragmentBytes, 0, 125, 'fragment-pin: payload bytes of each fragment of the message that never ends'),
+  inflatedBytes: option({
+    flag: 'inflated-size', type: 'string', default: D.inflatedBytes, defaultDescription: '"16MiB"', describe: 'deflate-bomb: what the one compressed message inflates to (zeros; ≈1/1000 of it on the wire), up to 256MiB',
+    parse: (raw) => {
+      const n = parseSize('inflated-size', raw);
+      if (n < 1 || n > 256 * 1024 ** 2) throw new UsageError('--inflated-size: must be from 1 byte to 256MiB');
+      return n;
+    },
+  }),
+  deflate: option({ flag: 'deflate', type: 'boolean', default: false, describe: 'offer permessage-deflate (no context takeover either way) and inflate what the server compresses', parse: (raw) => raw === true }),
   workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / (open-files limit − 5 %)), ${SOCKETS_PER_WORKER} per worker under 20,000`),
   sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
   handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),

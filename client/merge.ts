@@ -87,6 +87,7 @@ function mergeProfiles(xs: Source[], connect: hdr.Histogram, rtt: hdr.Histogram)
   const counts = {
     target: add<HealthySummary>((g) => g.target), startAfterSec: groups[0].startAfterSec, attempted, opened,
     failed: add<HealthySummary>((g) => g.failed), heldAtEnd: add<HealthySummary>((g) => g.heldAtEnd),
+    deflated: groups.some((g) => g.deflated != null) ? add<HealthySummary>((g) => g.deflated ?? 0) : null,
   };
   if (groups[0].role === 'healthy') {
     const merged = healthyGroup({

@@ -12,6 +12,7 @@ export const HEALTHY_PROFILES = Object.freeze(['idle', 'ping', 'chatty'] as cons
 /** Hostile profiles (client/attacks.ts): loopback targets only unless --allow-remote-target. */
 export const ATTACK_PROFILES = Object.freeze([
   'slowloris', 'slow-reader', 'slow-frame', 'no-pong', 'ping-flood', 'oversize', 'garbage', 'conn-flood',
+  'fragment-pin', 'deflate-bomb',
 ] as const);
 export type HealthyProfile = (typeof HEALTHY_PROFILES)[number];
 export type AttackProfile = (typeof ATTACK_PROFILES)[number];
@@ -41,6 +42,10 @@ export interface AttackOptions {
   readonly readRate: number;
   /** oversize: the payload length the frame header declares, bytes. Default 1 GiB. */
   readonly declaredBytes: number;
+  /** fragment-pin: payload bytes of each fragment (0–125). Default 1. */
+  readonly fragmentBytes: number;
+  /** deflate-bomb: bytes the compressed message inflates to. Default 16 MiB. */
+  readonly inflatedBytes: number;
 }
 
 /** One `--url`, resolved to an IP address so that a worker connects without DNS. */
@@ -109,6 +114,11 @@ export interface SwarmHandshake {
   readonly insecure: boolean;
   /** `--servername`: the TLS server name (SNI, certificate check); default the URL's host name. */
   readonly servername: string | undefined;
+  /**
+   * `--deflate`: offer permessage-deflate (client/codec.ts DEFLATE_OFFER, no context takeover) and inflate what the
+   * server compresses. Default false.
+   */
+  readonly deflate: boolean;
 }
 
 /** `--probe`: what one probe asks of a fresh connection (client/probe.ts). */
@@ -226,6 +236,8 @@ export const SWARM_DEFAULTS = Object.freeze({
   dribbleBytes: 4,
   readRate: 0,
   declaredBytes: 1024 ** 3,
+  fragmentBytes: 1,
+  inflatedBytes: 16 * 1024 ** 2,
   metricsHost: '127.0.0.1',
   handshakeTimeout: '10s',
   closeTimeoutMs: 2000,

@@ -20,7 +20,7 @@ import { getSystemErrorName } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { SWARM_CAUSES, type SwarmCause } from '../metrics/swarm.js';
 import {
-  FrameReader, UpgradeRequest, checkUpgrade, encodeClose, encodeFrame, newKey, upgradeFailure,
+  DEFLATE_OFFER, FrameReader, UpgradeRequest, checkUpgrade, deflateAccepted, encodeClose, encodeFrame, newKey, upgradeFailure,
   OP_PONG, UPGRADE_PARTIAL, UPGRADE_REJECTED, type FrameSink,
 } from './codec.js';
 import type { SwarmHandshake, SwarmTarget } from './options.js';
@@ -151,8 +151,10 @@ export interface PoolOptions {
   readonly answerPings?: boolean;
   /** slowloris: after TCP connect, hand the slot to {@link PoolHooks.dribbling} instead of sending the upgrade. Default false. */
   readonly dribble?: boolean;
-  /** Extra upgrade headers and subprotocols, TLS checks for wss:// targets. Default none. */
+  /** Extra upgrade headers and subprotocols, TLS checks for wss:// targets, `--deflate`. Default none. */
   readonly handshake?: SwarmHandshake;
+  /** Offer permessage-deflate whatever `handshake.deflate` says (deflate-bomb must). Default false. */
+  readonly offerDeflate?: boolean;
   /** Extra upgrade header lines (each ending in CRLF): the same for every connection, and per connection (`conn` = global index). */
   readonly headerLines?: { readonly fixed: string; readonly perConnection?: (conn: number) => string };
 }
@@ -174,6 +176,8 @@ export class PoolCounts {
   dribbling = 0;
   /** conn-flood connections dropped by the swarm right after their upgrade. */
   dropped = 0;
+  /** Upgrades whose 101 accepted the permessage-deflate offered (`--deflate`, deflate-bomb). */
+  deflated = 0;
   readonly failed = new Float64Array(SWARM_CAUSES.length);
   readonly lost = new Float64Array(SWARM_CAUSES.length);
   /** Epoch ms of the first and last loss of an open connection (0 = none). */
@@ -213,6 +217,8 @@ export class Pool implements FrameSink {
   private readonly ports: readonly [number, number];
   private readonly seenFailure = new Set<SwarmCause>();
   private readonly protocols: readonly string[];
+  /** Offering permessage-deflate: `deflated[slot]` = 1 where the server accepted it (undefined when not offering). */
+  readonly deflated: Uint8Array | undefined;
   private used = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /*
@@ -240,9 +246,11 @@ export class Pool implements FrameSink {
     this.cursor = Int32Array.from(o.sources, () => lo + Math.floor(Math.random() * (hi - lo + 1)));
     const hs = o.handshake;
     this.protocols = hs?.subprotocols ?? [];
-    const offered = this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '';
+    this.deflated = hs?.deflate || o.offerDeflate ? new Uint8Array(o.capacity) : undefined;
+    const offered = (this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '') +
+      (this.deflated ? `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n` : '');
     this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, (o.headerLines?.fixed ?? '') + offered, o.headerLines?.perConnection));
-    this.reader = new FrameReader(this);
+    this.reader = new FrameReader(this, undefined, this.deflated);
     const pool = this;
     this.onRead = function onRead(this: TcpHandle) { pool.received(this.slot, streamBaseState[kReadBytesOrError]); };
     this.afterConnect = (status, h) => pool.connected(h.slot, h, status);
@@ -513,16 +521,18 @@ export class Pool implements FrameSink {
       data = Buffer.concat([head, buf.subarray(0, nread)]);
       end = data.length;
     }
-    const at = checkUpgrade(data, 0, end, this.keys, slot * 16, this.protocols);
+    const deflate = this.deflated !== undefined;
+    const at = checkUpgrade(data, 0, end, this.keys, slot * 16, this.protocols, deflate);
     if (at === UPGRADE_PARTIAL) {
       this.heads.set(slot, Buffer.from(data.subarray(0, end)));
       return;
     }
     if (at < 0) {
-      const why = upgradeFailure(data, 0, end, this.keys, slot * 16, this.protocols);
+      const why = upgradeFailure(data, 0, end, this.keys, slot * 16, this.protocols, deflate);
       return this.failAttempt(slot, at === UPGRADE_REJECTED ? 'handshake_rejected' : 'protocol_error', `upgrade refused: ${why}`);
     }
     const c = this.counts;
+    if (deflate) c.deflated += this.deflated![slot] = deflateAccepted(data, 0, at) ? 1 : 0;
     this.state[slot] = OPEN;
     c.connecting--;
     c.opened++;

@@ -137,6 +137,8 @@ export interface GroupSummary {
   failed: number;
   /** WebSocket connections open when the hold ended. */
   heldAtEnd: number;
+  /** Of the opened, those whose 101 accepted permessage-deflate; null when it was not offered (`--deflate`, deflate-bomb). */
+  deflated: number | null;
   connectLatencyMs: LatencyMs;
 }
 
@@ -309,7 +311,8 @@ export function summaryTable(s: Summary): string {
     ['duration', `${s.durationSec.toFixed(2)} s${s.interrupted ? ' (interrupted)' : ''}${s.serverDied ? ' (a server died)' : ''}`],
   ];
   for (const [name, p] of Object.entries(s.profiles)) {
-    const head = `${p.target}${p.startAfterSec > 0 ? ` from ${p.startAfterSec}s` : ''}: opened ${p.opened}/${p.attempted}`;
+    const head = `${p.target}${p.startAfterSec > 0 ? ` from ${p.startAfterSec}s` : ''}: opened ${p.opened}/${p.attempted}` +
+      (p.deflated === null ? '' : ` (permessage-deflate accepted by ${p.deflated})`);
     if (p.role === 'healthy') {
       rows.push([name, `${head}, held ${p.heldAtEnd}, lost ${p.lost}, served ${pct(p.servedRate)} of ${p.requestsDue} requests due, ` +
         `rtt p99 ${fmt(p.rttMs.p99, ' ms')}`]);

@@ -22,7 +22,7 @@ export type GroupCounts = Omit<GroupSummary, 'connectLatencyMs'>;
 function groupCommon(c: GroupCounts, connect: hdr.Histogram) {
   return {
     target: c.target, startAfterSec: c.startAfterSec, attempted: c.attempted, opened: c.opened, failed: c.failed,
-    heldAtEnd: c.heldAtEnd, connectLatencyMs: latencyMs(connect),
+    heldAtEnd: c.heldAtEnd, deflated: c.deflated, connectLatencyMs: latencyMs(connect),
   };
 }
 

@@ -108,7 +108,7 @@ class WorkerRun {
       capacity: o.count, firstIndex: o.firstIndex, targets: o.targets, sources: o.sources,
       handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
       attack: hostile, answerPings: o.profile !== 'no-pong', dribble: o.profile === 'slowloris',
-      handshake: o.handshake, headerLines: headerLines(o),
+      handshake: o.handshake, headerLines: headerLines(o), offerDeflate: o.profile === 'deflate-bomb',
     }, {
       opened: (slot, connectMs) => {
         this.connect.recordValue(Math.max(1, Math.round(connectMs * 1000)));
@@ -219,6 +219,7 @@ class WorkerRun {
     return {
       attempted: c.attempted, opened: c.opened, open: c.open, connecting: c.connecting, closing: c.closing,
       peakOpen: c.peakOpen, closeTimeouts: c.closeTimeouts, dribbling: c.dribbling, dropped: c.dropped,
+      deflated: this.pool.deflated ? c.deflated : null,
       failed: Array.from(c.failed), lost: Array.from(c.lost), lostFirstAt: c.lostFirstAt, lostLastAt: c.lostLastAt,
       openByTarget: Array.from(c.openByTarget), lostByTarget: Array.from(c.lostByTarget), abruptByTarget: Array.from(c.abruptByTarget),
       firstAttemptAt: c.firstAttemptAt, lastOpenedAt: c.lastOpenedAt, rampEndedAt: this.ramp.endedAt,

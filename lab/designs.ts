@@ -72,7 +72,7 @@ export function targetDesign(t: Target): LabDesign {
   return {
     label: t.name, design: t.name, own: {}, common: {}, flags: [], speaks: t.speaks, target: t,
     traits: {
-      model: t.model, fixedHandshakeTimeout: null, dialect: null, workers: t.model === 'loop' ? 1 : null, countsNonHttp: false,
+      model: t.model, fixedHandshakeTimeout: null, dialect: null, workers: t.model === 'loop' ? 1 : null, countsNonHttp: false, deflate: false,
       representative: false, defenses: true, runtime: t.runtime,
     },
   };

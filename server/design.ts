@@ -36,6 +36,11 @@ export interface Traits {
    * Whether it answers and counts what is not an HTTP upgrade at all (garbage bytes): uWS drops them unseen by JS.
    */
   readonly countsNonHttp: boolean;
+  /**
+   * Whether `--deflate` makes it negotiate permessage-deflate (RFC 7692) with a client that offers it. The thread
+   * design's frame layer has no inflater: it refuses the flag.
+   */
+  readonly deflate: boolean;
 }
 
 /**

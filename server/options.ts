@@ -48,6 +48,13 @@ export interface CommonServeOptions {
   readonly via: 'none' | ProxyKind;
   /** The proxy's profile: `default` (the distribution's) or `hardened` (docs/defenses.md). Default `default`. */
   readonly viaProfile: ViaProfile;
+  /**
+   * `--deflate`: negotiate permessage-deflate (RFC 7692) with clients that offer it, where the design can
+   * (Traits.deflate). A compressed message is inflated under --max-payload: past it, the connection ends as too big
+   * (1009; uWS ends the TCP connection). The server keeps no compression context between messages
+   * (server_no_context_takeover), so an idle connection holds no zlib stream. Default false.
+   */
+  readonly deflate: boolean;
 }
 
 /** Options of a design's own flags, as its folder declares and checks them. */
@@ -100,6 +107,7 @@ export const SERVE_OPTIONS: OptionDefs<CommonServeOptions> = Object.freeze({
       return v as ViaProfile;
     },
   }),
+  deflate: option({ flag: 'deflate', type: 'boolean', default: false, describe: 'negotiate permessage-deflate with clients that offer it (ws, uws, cluster; threads has no inflater)', parse: (raw) => raw === true }),
   maxConnsPerIp: option({ flag: 'max-conns-per-ip', type: 'string', default: 0, defaultDescription: '0 (no limit: the swarm opens ~19.5k from 127.0.0.1)', describe: 'connections one source address may hold; the next gets HTTP 429 (cluster: per worker)', parse: (raw) => parseInteger('max-conns-per-ip', raw, 0, 1_000_000) }),
 });
 

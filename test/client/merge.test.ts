@@ -37,7 +37,7 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
     profiles: {
       chatty: {
         role: 'healthy', target: opts.target, startAfterSec: 0, attempted: opts.target, opened: opts.connectUs.length,
-        failed: opts.target - opts.connectUs.length, heldAtEnd: opts.connectUs.length - lost, connectLatencyMs: latencyMs(connect),
+        failed: opts.target - opts.connectUs.length, heldAtEnd: opts.connectUs.length - lost, deflated: null, connectLatencyMs: latencyMs(connect),
         lost, connectSuccessRate: opts.connectUs.length / opts.target, requestsDue: opts.target * 5, repliesOk: opts.rttUs.length,
         servedRate: opts.rttUs.length / (opts.target * 5), rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
         replyErrors: 0, unmatched: 0, push: null,

@@ -41,7 +41,7 @@ export const threadsDesign = defineDesign<ThreadsOptions>({
     }),
     queueLimit: option({ flag: 'queue-limit', type: 'number', default: 4096, describe: 'threads --pool: connections that may wait for a worker', parse: (raw) => parseInteger('queue-limit', raw, 1, 1_000_000) }),
   },
-  traits: (own) => ({ model: 'threads', fixedHandshakeTimeout: null, dialect: 'threads', workers: own.pool || null, countsNonHttp: true }),
+  traits: (own) => ({ model: 'threads', fixedHandshakeTimeout: null, dialect: 'threads', workers: own.pool || null, countsNonHttp: true, deflate: false }),
   withWorkers: (n) => ({ pool: n }),
   // the lab compares a thread per connection with 64 fixed workers, as a prefork/sync-worker server runs them
   labVariants: [{}, { pool: 64 }],

@@ -64,7 +64,7 @@ export const uwsDesign = defineDesign({
   summary: 'single event loop, uWebSockets.js (C++ sockets, JS handlers)',
   flags: {},
   // uWS hands JS parsed requests only: bytes that are not HTTP never reach a handler, so they are neither answered nor counted.
-  traits: () => ({ model: 'loop', fixedHandshakeTimeout: UWS_HANDSHAKE_TIMEOUT, dialect: 'uws', workers: 1, countsNonHttp: false }),
+  traits: () => ({ model: 'loop', fixedHandshakeTimeout: UWS_HANDSHAKE_TIMEOUT, dialect: 'uws', workers: 1, countsNonHttp: false, deflate: true }),
   representative: true,
   reusePort: true,
   async start(o: ServeOptions): Promise<DesignHandle> {
@@ -103,7 +103,14 @@ export const uwsDesign = defineDesign({
     };
 
     const app = uws.App().ws<Conn>('/*', {
-      compression: uws.DISABLED,
+      /*
+       * --deflate: one compressor and one decompressor for every socket of the loop (no context kept between
+       * messages), so an idle connection costs nothing more. uWS inflates into a buffer capped at maxPayloadLength
+       * and ends the TCP connection past it ("Received too big message, or other inflation error": too_big below).
+       * Fragments: uWS appends each to one buffer, so a message's memory is bounded by maxPayloadLength however it is
+       * cut (no per-fragment cost, hence no --max-fragments here).
+       */
+      compression: o.deflate ? uws.SHARED_COMPRESSOR | uws.SHARED_DECOMPRESSOR : uws.DISABLED,
       maxPayloadLength: o.maxPayload || UWS_MAX_PAYLOAD,
       maxBackpressure: o.maxBackpressure, // 0 (--no-defenses): uWS buffers without limit
       /*

@@ -7,6 +7,9 @@ import type { CloseReason, Command } from '../../../metrics/index.js';
 import { AddressLimit } from '../../address-limit.js';
 import { IdleSweep } from '../../idle-sweep.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
+import { option } from '../../../core/flags.js';
+import { parseInteger } from '../../../core/units.js';
+import { UsageError } from '../../../core/errors.js';
 import { listen, closeHttp } from '../../../core/net.js';
 import { ServerMetrics } from '../../metrics.js';
 import type { ServeOptions } from '../../options.js';
@@ -34,18 +37,47 @@ const upgradeRequest = ({ method, headers: h }: http.IncomingMessage): UpgradeRe
 });
 type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseReason };
 
-/** ws's receiver error codes that mean the client broke the protocol; anything else is an I/O error. */
-const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
+/**
+ * ws's receiver error codes that mean the client sent too much: a message over --max-payload (also while inflating
+ * one) or more fragments than --max-fragments (ws closes that with 1008). Other WS_ERR_ codes break the protocol;
+ * anything else is an I/O error.
+ */
+const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS']);
+
+/**
+ * --deflate: ws's own defaults but no compression context kept between messages either way, as uWS's shared
+ * compressor and decompressor work: a connection then holds zlib state only while a message is being (de)compressed,
+ * not for its whole life (the per-connection cost that made engine.io turn compression off by default).
+ * Inflation stops at maxPayload: a small frame that inflates past it closes with 1009.
+ */
+const DEFLATE = Object.freeze({ serverNoContextTakeover: true, clientNoContextTakeover: true });
+
+/** ws's own default for the fragments of one message is 16,384: ≈2 MiB of heap a connection may pin (ws #2331). */
+const MAX_FRAGMENTS = 1024;
 
 export const wsDesign = defineDesign({
   name: 'ws',
   model: 'loop',
   summary: 'single event loop, the ws library on node:http',
-  flags: {},
-  traits: () => ({ model: 'loop', fixedHandshakeTimeout: null, dialect: 'ws', workers: 1, countsNonHttp: true }),
+  flags: {
+    maxFragments: option({
+      flag: 'max-fragments', type: 'number', default: MAX_FRAGMENTS,
+      describe: 'ws: fragments one message may have; more closes with 1008 (ws keeps each as its own Buffer; --no-defenses: no limit)',
+      parse: (raw) => parseInteger('max-fragments', raw, 1, 1_000_000),
+    }),
+  },
+  traits: () => ({ model: 'loop', fixedHandshakeTimeout: null, dialect: 'ws', workers: 1, countsNonHttp: true, deflate: true }),
+  validate: (o) => {
+    if (!o.defenses && o.own.maxFragments !== MAX_FRAGMENTS) throw new UsageError('--no-defenses turns every limit off, so it conflicts with --max-fragments: drop one or the other');
+  },
   async start(o: ServeOptions): Promise<DesignHandle> {
-    // maxPayload 0 (--no-defenses) is ws's "no limit".
-    const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false, clientTracking: true });
+    // maxPayload 0 (--no-defenses) is ws's "no limit"; so are maxFragments and maxBufferedChunks 0: naked, a message's
+    // fragments pile up as one Buffer each (≈100 B of heap beyond its payload: ws #2331).
+    const wss = new WebSocketServer({
+      noServer: true, maxPayload: o.maxPayload, clientTracking: true,
+      maxFragments: o.defenses ? o.own.maxFragments as number : 0, ...(o.defenses ? {} : { maxBufferedChunks: 0 }),
+      perMessageDeflate: o.deflate ? DEFLATE : false,
+    });
     const clients = wss.clients as Set<Conn>;
     // Connections whose send had to buffer; the sweep prunes those that drained. Gauge and slow-reader checks walk
     // only these, so a scrape with 19.5k idle connections does not touch each one.
