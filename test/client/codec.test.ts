@@ -5,8 +5,9 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   FrameReader, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, UPGRADE_INVALID, UPGRADE_PARTIAL, UPGRADE_REJECTED,
-  UpgradeRequest, checkUpgrade, encodeClose, encodeFrame, encodeText, newKey, upgradeFailure, type FrameSink,
+  UpgradeRequest, checkUpgrade, deflateAccepted, encodeClose, encodeFrame, encodeText, newKey, upgradeFailure, type FrameSink,
 } from '../../client/codec.js';
+import { constants as zlib, deflateRawSync } from 'node:zlib';
 import { ownDefaults } from '../../server/design.js';
 import { SERVE_DEFAULTS } from '../../server/options.js';
 import { DESIGNS } from '../../server/registry.js';
@@ -240,6 +241,71 @@ describe('codec: frames without a socket', () => {
     assert.match(upgradeFailure(chose('chat.v9'), 0, chose('chat.v9').length, keys, 0, ['chat.v1']), /chose subprotocol "chat\.v9", not one of chat\.v1/);
     assert.equal(checkUpgrade(chose('x'), 0, chose('x').length, keys, 0), UPGRADE_INVALID);
     assert.equal(checkUpgrade(ok, 0, ok.length, keys, 0, ['chat.v1']), UPGRADE_INVALID);
+  });
+
+  it('permessage-deflate: inflates compressed messages (whole or fragmented) only where it was negotiated', () => {
+    // RFC 7692 §7.2.1: the sender compresses with a sync flush and strips its trailing 00 00 ff ff
+    const compress = (text: string): Buffer => { const z = deflateRawSync(Buffer.from(text), { finishFlush: zlib.Z_SYNC_FLUSH }); return z.subarray(0, z.length - 4); };
+    const text = 'hello hello hello wörld '.repeat(40);
+    const z = compress(text);
+    assert.ok(z.length < text.length / 4, `compressed to ${z.length}`);
+    const r = new Recorder();
+    const reader = new FrameReader(r, undefined, Uint8Array.of(1, 0));
+    const bytes = Buffer.concat([
+      serverFrame(OP_TEXT, z, { rsv: 0x40 }),
+      serverFrame(OP_TEXT, z.subarray(0, 7), { rsv: 0x40, fin: false }), serverFrame(OP_PING, Buffer.from('p')), serverFrame(0, z.subarray(7)),
+      serverFrame(OP_TEXT, Buffer.from('plain')),
+    ]);
+    for (let i = 0; i < bytes.length; i += 5) reader.feed(0, bytes, i, Math.min(bytes.length, i + 5));
+    assert.deepEqual(r.events.map((e) => (e.kind === 'message' ? e.data.toString() : e.kind)), [text, 'ping', text, 'plain']);
+    const fails: [Buffer, number, number, RegExp][] = [
+      [serverFrame(OP_TEXT, z, { rsv: 0x40 }), 1, 1002, /reserved bits/], // slot 1 did not negotiate it
+      [serverFrame(OP_PING, Buffer.from('p'), { rsv: 0x40 }), 0, 1002, /RSV1 on a control frame/],
+      [Buffer.concat([serverFrame(OP_TEXT, z.subarray(0, 7), { rsv: 0x40, fin: false }), serverFrame(0, z.subarray(7), { rsv: 0x40 })]), 0, 1002, /RSV1 on a continuation/],
+      [serverFrame(OP_TEXT, z, { rsv: 0x20 }), 0, 1002, /reserved bits/], // RSV2: no extension gives it
+      [serverFrame(OP_TEXT, Buffer.from([0xff, 0xff, 0xff]), { rsv: 0x40 }), 0, 1007, /does not inflate/],
+    ];
+    for (const [frame, slot, code, why] of fails) {
+      const f = new Recorder();
+      new FrameReader(f, undefined, Uint8Array.of(1, 0)).feed(slot, frame, 0, frame.length);
+      assert.deepEqual([f.events.at(-1)?.kind, (f.events.at(-1) as { code: number }).code], ['fail', code], frame.toString('hex'));
+      assert.match((f.events.at(-1) as { detail: string }).detail, why);
+    }
+    // a bomb: 1 MiB of zeros in ≈1 KiB inflates past a 64 KiB limit: 1009, without inflating it all
+    const bomb = compress('\0'.repeat(1024 * 1024));
+    const b = new Recorder();
+    new FrameReader(b, 64 * 1024, Uint8Array.of(1)).feed(0, serverFrame(OP_BINARY, bomb, { rsv: 0x40 }), 0, bomb.length + 4);
+    assert.equal((b.events.at(-1) as { code: number }).code, 1009);
+  });
+
+  it('checks the extension the 101 accepted against the offer (none, or permessage-deflate as offered)', () => {
+    const keys = new Uint8Array(16);
+    newKey(keys, 0);
+    const accept = createHash('sha1').update(`${Buffer.from(keys).toString('base64')}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    const head = (ext: string): Buffer => Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Accept: ${accept}\r\n${ext ? `Sec-WebSocket-Extensions: ${ext}\r\n` : ''}\r\n`, 'latin1');
+    const cases: [string, boolean, RegExp | null][] = [
+      ['', true, null],
+      ['', false, null],
+      ['permessage-deflate; server_no_context_takeover; client_no_context_takeover', true, null],
+      ['permessage-deflate; server_no_context_takeover; server_max_window_bits=10', true, null],
+      ['permessage-deflate; server_no_context_takeover', false, /chose extension .* though none was offered/],
+      ['permessage-deflate', true, /without server_no_context_takeover/],
+      ['permessage-deflate; server_no_context_takeover; client_max_window_bits=9', true, /client_max_window_bits/],
+      ['x-webkit-deflate-frame', true, /chose extension "x-webkit-deflate-frame", not the permessage-deflate offered/],
+      ['permessage-deflate; server_no_context_takeover, permessage-deflate', true, /several extensions/],
+    ];
+    for (const [ext, offered, problem] of cases) {
+      const h = head(ext);
+      const at = checkUpgrade(h, 0, h.length, keys, 0, [], offered);
+      if (problem === null) {
+        assert.equal(at, h.length, ext);
+        assert.equal(deflateAccepted(h, 0, at), ext !== '', ext);
+      } else {
+        assert.equal(at, UPGRADE_INVALID, ext);
+        assert.match(upgradeFailure(h, 0, h.length, keys, 0, [], offered), problem);
+      }
+    }
   });
 
   it('builds the upgrade request with extra header lines, fixed and per connection', () => {

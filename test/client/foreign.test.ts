@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createServer as createHttp } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -70,6 +72,17 @@ describe('swarm against python3-websockets (an echo server)', { skip: skipPython
     assert.equal(c.replyErrors + c.unmatched, 0);
     assert.equal(c.rttMs.count, r.summary!.messages.received);
     assert.ok(c.rttMs.p50! > 0 && c.rttMs.p50! < 50, `rtt p50 ${c.rttMs.p50} ms on loopback`);
+  });
+
+  it('--deflate: it accepts permessage-deflate (window 12 bits) and compresses every echo; each inflates and matches', async () => {
+    const r = await swarm(['--url', url, '--connections', '20', '--profile', 'chatty', '--interval', '100ms', '--hold', '2s', '--deflate',
+      '--send', 'hello {{conn}}/{{seq}} {{rand:12}}', '--match', 'echo']).done;
+    assert.equal(r.code, 0, r.stderr);
+    const c = chatty(r.summary);
+    assert.equal(c.deflated, 20);
+    assert.ok(r.summary!.messages.received >= r.summary!.messages.sent - 20 && r.summary!.messages.sent >= 20 * 15, r.stderr);
+    assert.equal(c.repliesOk, r.summary!.messages.received);
+    assert.equal(c.replyErrors + c.unmatched, 0);
   });
 
   it('our protocol against an echo server: a warning naming the cause, and exit 2 (not "served 0 %" and exit 0)', async () => {
@@ -210,6 +223,51 @@ describe('swarm handshake: headers, --vars tokens, subprotocols', () => {
       assert.match(r.stderr, /chose no subprotocol \(offered chat\.v3\)/);
     } finally {
       plain.wss.close();
+    }
+  });
+});
+
+describe('swarm --deflate against ws servers', () => {
+  it('a server that compresses every message: negotiated by all, every reply inflated and answered', async () => {
+    const z = await wsServer((ws) => ws.on('message', (d, binary) => ws.send(d, { binary })), { perMessageDeflate: { threshold: 0 } });
+    try {
+      const r = await swarm(['--url', z.url, '--connections', '5', '--profile', 'chatty', '--interval', '100ms', '--hold', '1s', '--deflate',
+        '--send', '{"conn":{{conn}},"seq":{{seq}},"pad":"{{rand:200}}"}', '--match', 'echo']).done;
+      assert.equal(r.code, 0, r.stderr);
+      const c = chatty(r.summary);
+      assert.equal(c.deflated, 5);
+      assert.equal(c.replyErrors + c.unmatched, 0);
+      assert.ok(c.repliesOk >= r.summary!.messages.sent - 5 && c.repliesOk > 0, `${c.repliesOk} of ${r.summary!.messages.sent}`);
+    } finally {
+      z.wss.close();
+    }
+  });
+
+  it('a server that declines the offer: held uncompressed (deflated 0); one that answers an extension not offered: protocol_error', async () => {
+    const plain = await wsServer(() => {});
+    // answers every upgrade with permessage-deflate, asked or not (RFC 6455 §9.1: the client must then fail it)
+    const sockets = new Set<import('node:stream').Duplex>();
+    const rogue = createHttp().on('upgrade', (req, socket) => {
+      sockets.add(socket.on('error', () => {})); // the swarm resets what it fails
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
+        'Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => rogue.listen(0, '127.0.0.1', resolve));
+    try {
+      const held = await swarm(['--url', plain.url, '--connections', '3', '--hold', '300ms', '--deflate']).done;
+      assert.equal(held.code, 0, held.stderr);
+      assert.equal(held.summary!.profiles.idle.deflated, 0);
+      assert.equal(held.summary!.heldAtEnd, 3);
+      const r = await swarm(['--url', `ws://127.0.0.1:${(rogue.address() as AddressInfo).port}/`, '--connections', '3', '--hold', '300ms']).done;
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.summary!.failed.protocol_error, 3);
+      assert.equal(r.summary!.profiles.idle.deflated, null);
+      assert.match(r.stderr, /the server chose extension "permessage-deflate; server_no_context_takeover" though none was offered/);
+    } finally {
+      plain.wss.close();
+      for (const x of sockets) x.destroy();
+      rogue.close();
     }
   });
 });
