@@ -24,6 +24,20 @@ type UwsResponse = import('@trufflesuite/uws-js-unofficial').HttpResponse;
 /** uWS's largest maxPayloadLength (an unsigned 32-bit field): what --no-defenses gives it, as uWS has no "no limit". */
 const UWS_MAX_PAYLOAD = 0xffff_ffff;
 
+/*
+ * What of a big request head reaches our handler, and so our 431 and its count, is uWS's parser's choice
+ * (docs/defenses.md, "uws and request heads"; measured on loopback, test/server/uws-heads.test.ts). It parses a head
+ * in place when one read holds all of it, and buffers one that spans reads only up to UWS_HEAD_BUFFER bytes: past
+ * that, or when one read leaves that many bytes of an unfinished head, it closes the socket without an answer (a
+ * reset when bytes are still unread), and no callback tells JS. So a head over 4 KiB, even a lawful one under our
+ * 8 KiB, is dropped whenever TCP hands it over in pieces, which over a real network is a matter of timing.
+ * Upstream uWebSockets later made the buffer's size an environment variable (UWS_HTTP_MAX_HEADERS_SIZE, read once
+ * when the library loads); the 20.30 binary has no such string and measured the same with it set, so there is
+ * nothing to raise here. 20.30 exposes no hook at TCP accept or close (no `App.filter`) to count these drops by.
+ */
+/** uWebSockets.js 20.30's fixed buffer for a request head that arrives in more than one read (bytes). */
+export const UWS_HEAD_BUFFER = 4096;
+
 /** Bytes of the request head as received, near enough: uWS hands JS parsed fields, not the raw head. */
 function headBytes(req: UwsRequest): number {
   let n = req.getMethod().length + req.getUrl().length + (req.getQuery() ?? '').length + 14; // " ", "?", " HTTP/1.1\r\n", "\r\n"
