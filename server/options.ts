@@ -51,8 +51,9 @@ export interface CommonServeOptions {
   /**
    * `--deflate`: negotiate permessage-deflate (RFC 7692) with clients that offer it, where the design can
    * (Traits.deflate). A compressed message is inflated under --max-payload: past it, the connection ends as too big
-   * (1009; uWS ends the TCP connection). The server keeps no compression context between messages
-   * (server_no_context_takeover), so an idle connection holds no zlib stream. Default false.
+   * (1009; uWS ends the TCP connection). No compression context is carried between messages either way
+   * (server_ and client_no_context_takeover); ws keeps a connection's zlib streams once it has used them (README,
+   * "permessage-deflate"), uWS shares one compressor and one decompressor per loop. Default false.
    */
   readonly deflate: boolean;
 }

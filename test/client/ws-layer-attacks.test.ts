@@ -7,6 +7,7 @@ import type { AttackSummary } from '../../client/recorder.js';
 import { spawnServer, type ServerProcess } from '../../lab/processes.js';
 import { sumOf } from '../../metrics/exposition.js';
 import { readTreeStatus } from '../../metrics/proc-status.js';
+import { PROXIES, proxyUnavailable } from '../../server/via/proxy.js';
 import { DESIGN_CASES } from '../helpers/designs.js';
 import { expectUsageErrors, swarmRunner } from '../helpers/swarm-run.js';
 
@@ -85,6 +86,27 @@ for (const c of CASES) {
           assert.equal(sumOf(await server.scrape(), 'wslab_received_bytes_total', { design: c.design }), 0);
         }
         assert.ok(growth < RSS_CEILING, `server RSS grew ${(growth / MiB).toFixed(1)} MiB`);
+      } finally {
+        await server.stop();
+      }
+    });
+  });
+}
+
+for (const kind of PROXIES) {
+  // skipped locally without the binary; under CI=true run anyway, and the server's start fails loudly
+  const skip = proxyUnavailable(kind) === undefined || process.env.CI === 'true' ? false : `needs Debian ${kind} (.ci/run installs it)`;
+  describe(`both attacks through ${kind} (serve --via): the proxy tunnels the frames, the design's defences cut them`, { skip }, () => {
+    it('fragment-pin closed 1008 and deflate-bomb 1009 by ws behind it, each counted by the design', async () => {
+      const server = await spawnServer('ws', ['--deflate', '--via', kind, '--via-profile', 'hardened']);
+      try {
+        const pin = await attack(server, ['--profile', 'fragment-pin', '--connections', String(ATTACKERS), '--hold', '2s']);
+        assert.deepEqual(pin.p.closeCodes, { 1008: ATTACKERS }, JSON.stringify(pin.p));
+        const bomb = await attack(server, ['--profile', 'deflate-bomb', '--connections', String(ATTACKERS), '--hold', '1s']);
+        assert.equal(bomb.p.deflated, ATTACKERS, 'the proxy passes the extension offer and answer through');
+        assert.deepEqual(bomb.p.closeCodes, { 1009: ATTACKERS }, JSON.stringify(bomb.p));
+        assert.equal(await closed(server, 'ws', 'too_big'), 2 * ATTACKERS);
+        assert.ok(pin.growth < RSS_CEILING && bomb.growth < RSS_CEILING, `RSS of design + proxy grew ${(pin.growth / MiB).toFixed(1)} / ${(bomb.growth / MiB).toFixed(1)} MiB`);
       } finally {
         await server.stop();
       }

@@ -45,10 +45,12 @@ type Conn = WebSocket & { [SEEN]: number; [PINGED]: boolean; [REASON]?: CloseRea
 const TOO_BIG = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS']);
 
 /**
- * --deflate: ws's own defaults but no compression context kept between messages either way, as uWS's shared
- * compressor and decompressor work: a connection then holds zlib state only while a message is being (de)compressed,
- * not for its whole life (the per-connection cost that made engine.io turn compression off by default).
- * Inflation stops at maxPayload: a small frame that inflates past it closes with 1009.
+ * --deflate: ws's own defaults (zlib level and memLevel, 1 KiB threshold) but no compression context carried between
+ * messages either way, as uWS's shared compressor and decompressor work. ws still keeps each connection's zlib
+ * streams once made (reset after each message, not freed): measured here, 10,000 connections that had each received
+ * one compressed 2 KiB reply held ≈223 KiB more apiece (2.2 GiB), where uws held 0.4 KiB — the cost that made
+ * engine.io turn compression off by default. Idle connections that never compressed cost nothing more. Inflation
+ * stops at maxPayload: a small frame that inflates past it closes with 1009.
  */
 const DEFLATE = Object.freeze({ serverNoContextTakeover: true, clientNoContextTakeover: true });
 
