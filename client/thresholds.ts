@@ -47,7 +47,7 @@ const METRICS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
 
 /** `profiles.<profile>.<key>`: the per-profile section (docs/swarm-summary.md); latencies with or without `Ms`. */
 const PROFILE_KEYS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
-  ...['target', 'attempted', 'opened', 'failed', 'heldAtEnd', 'lost', 'connectSuccessRate', 'requestsDue', 'repliesOk', 'servedRate',
+  ...['target', 'attempted', 'opened', 'failed', 'heldAtEnd', 'deflated', 'lost', 'connectSuccessRate', 'requestsDue', 'repliesOk', 'servedRate',
     'bytesSent', 'bytesReceived', 'replyErrors', 'unmatched', 'push.messages', 'push.perConnectionPerSec', 'push.stalled',
     ...[...ATTACK_OUTCOMES, 'held'].map((o) => `outcomes.${o}`)].map((k) => [k, { path: k, unit: 'number' as Unit }] as const),
   ...(['rtt', 'connectLatency', 'timeToCut'] as const).flatMap((l) => [...PERCENTILES, 'count'].flatMap((p) => {
