@@ -419,7 +419,13 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   // from the start order to the close phase: the close itself is the swarm's doing, not the service's
   const probe = prober?.stop() ?? null;
   const serverAtHold = server?.();
-  const countsAtHold = countsBefore && await readCounts(o.serverMetricsUrl!).catch((err: Error) => { warn(`--server-metrics: the reading at the end of the hold failed (${err.message}): no attribution`); return undefined; });
+  /*
+   * Read, not awaited before the close order: a server busy in a long call (blocking-call's `block 2000`) answers the
+   * scrape only when the call ends, and meanwhile the workers, not yet told to stop, would keep sending — the very
+   * load the hold was sized to bound. The swarm's own closes that the reading may include are closes the client
+   * started, which attribution does not count as the server's.
+   */
+  const countsAtHoldRead = countsBefore && readCounts(o.serverMetricsUrl!).catch((err: Error) => { warn(`--server-metrics: the reading at the end of the hold failed (${err.message}): no attribution`); return undefined; });
   const box: SwarmBoxNoise = { ...noise.end(), excludes: serverPid === undefined ? 'swarm' : 'swarm and server' };
   // without --server-pid a local server's own CPU is "outside": only a run that left it out can blame the box
   if (!box.quiet && serverPid !== undefined) warn(`${describeNoise(box)} over the run (outside this swarm and the server): rates and latencies shared the CPU with another load`);
@@ -446,6 +452,7 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
   process.off('SIGTERM', onSignal);
   await endpoint?.close();
 
+  const countsAtHold = await countsAtHoldRead;
   const cpu = process.cpuUsage(coordinatorCpu);
   const summary = summarize(o, workers.map((w) => ({
     stats: latest(w), final: w.final, held: w.held, baseline: w.baselineRssBytes, group: w.init.group, died: w.exited && !w.final && !w.held,
