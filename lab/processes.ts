@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { Attribution } from '../client/attribution.js';
 import { parseExposition, type Sample } from '../metrics/exposition.js';
 import net from 'node:net';
 import { processTree } from '../metrics/proc-status.js';
@@ -213,6 +214,8 @@ export interface SwarmSummary {
   client: { rssBytes: number; bytesPerConnection: number | null; cpuSeconds: number; workers: number };
   durationSec: number;
   warnings: string[];
+  /** `--server-metrics`, which the lab gives every swarm against one of our designs: who ended what the swarm did not close. */
+  attribution: Attribution | null;
   /** Per profile of the run (docs/swarm-summary.md, "Per-profile section"). */
   profiles: Record<string, ProfileSummary>;
 }

@@ -19,8 +19,9 @@ const measuredValue = (v: number | null | undefined): v is number => typeof v ==
 
 /**
  * The runs of one cell (same scenario and design, in the order they ran) as one cell: ok when any run was, figures
- * the medians over the ok runs, `spread` each figure's min and max over them, series the first ok run's (every run's
- * are kept in `repeats`), noise the busiest run's (quiet only when every run was), notes of each run marked with it.
+ * the medians over the ok runs, `spread` each figure's min and max over them, series and attribution the first ok
+ * run's (every run's are kept in `repeats`), noise the busiest run's (quiet only when every run was), notes of each
+ * run marked with it.
  */
 export function mergeRuns(runs: readonly Cell[], planned: number): Cell {
   const ok = runs.filter((r) => r.status === 'ok');
@@ -41,7 +42,9 @@ export function mergeRuns(runs: readonly Cell[], planned: number): Cell {
   ];
   const cell: Cell = {
     design: first.design, traits: first.traits, status: ok.length ? 'ok' : first.status, figures, series: first.series, spread,
-    repeats: runs.map((r) => ({ status: r.status, ...(r.cause ? { cause: r.cause } : {}), figures: r.figures, ...(r.noise ? { noise: r.noise } : {}), series: r.series })),
+    repeats: runs.map((r) => ({ status: r.status, ...(r.cause ? { cause: r.cause } : {}), figures: r.figures, ...(r.noise ? { noise: r.noise } : {}), series: r.series,
+      ...(r.attribution ? { attribution: r.attribution } : {}) })),
+    ...(first.attribution ? { attribution: first.attribution } : {}),
   };
   if (!ok.length && first.cause) cell.cause = first.cause;
   if (noises.length) {

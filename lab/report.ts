@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { SERIES_KEYS, type Cell, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
+import { attributionLine } from '../client/attribution.js';
 import { describeNoise } from '../metrics/noise.js';
 
 type SeriesKey = (typeof SERIES_KEYS)[number];
@@ -98,6 +99,20 @@ export function summaryLines(results: LabResults): string[] {
   return results.claims.map((c) => `${VERDICT_MARK[c.verdict]} ${c.id}: ${c.evidence}`);
 }
 
+/**
+ * Who ended what a cell's swarms did not close themselves, in the swarm's own words (its `ended by` line): one line
+ * per swarm that saw anything end unasked, each run's under --repeat. None for a cell without attribution (a target,
+ * a failed cell) or where nothing ended unasked.
+ */
+export function attributionLines(c: Cell): string[] {
+  const runs = c.repeats && c.repeats.length > 1 ? c.repeats : [c];
+  return runs.flatMap((r, k) => (r.status === 'ok' ? r.attribution ?? [] : []).filter((a) => a.endedUnasked > 0)
+    .map((a) => `${runs.length > 1 ? `repeat ${k + 1}: ` : ''}${attributionLine(a)}`));
+}
+
+/** What the list under a scenario's table says of a cell: its notes, then who ended what. */
+const cellLines = (c: Cell): string[] => [...(c.notes ?? []), ...attributionLines(c)];
+
 // ---- Markdown
 
 const mdCell = (s: string): string => s.trim().replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ');
@@ -119,7 +134,7 @@ function mdScenario(s: ScenarioResult): string {
     `**Question.** ${s.question}`,
     `**Method.** ${s.method}`,
     rows.length ? mdTable(head, rows, [false, ...s.columns.map(() => true), false]) : '_No cells ran._',
-    ...(s.cells.some((c) => c.notes?.length) ? [s.cells.flatMap((c) => (c.notes ?? []).map((n) => `- **${c.design}**: ${n}`)).join('\n')] : []),
+    ...(s.cells.some((c) => cellLines(c).length) ? [s.cells.flatMap((c) => cellLines(c).map((n) => `- **${c.design}**: ${n}`)).join('\n')] : []),
   ].join('\n\n');
 }
 
@@ -215,7 +230,7 @@ function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
 <p><strong>Question.</strong> ${prose(s.question)}</p>
 <p><strong>Method.</strong> ${prose(s.method)}</p>
 ${table}
-${s.cells.some((c) => c.notes?.length) ? `<ul class="notes">${s.cells.flatMap((c) => (c.notes ?? []).map((n) => `<li><strong>${esc(c.design)}</strong>: ${prose(n)}</li>`)).join('\n')}</ul>` : ''}
+${s.cells.some((c) => cellLines(c).length) ? `<ul class="notes">${s.cells.flatMap((c) => cellLines(c).map((n) => `<li><strong>${esc(c.design)}</strong>: ${prose(n)}</li>`)).join('\n')}</ul>` : ''}
 <div class="charts">${charts.map((c) => `<figure class="chart"><canvas data-chart="${esc(c.id)}" role="img" aria-label="${esc(`${s.title}: ${c.title}`)}"></canvas></figure>`).join('\n')}</div>
 </section>`;
 }

@@ -2,6 +2,7 @@
  * The lab's results, as written to reports/<timestamp>/results.json (schema `wslab-lab-results/1`, documented in
  * docs/lab-results.md). Every number comes from a sampler scrape of a server's /metrics, /proc, or a swarm summary.
  */
+import type { Attribution } from '../client/attribution.js';
 import type { BoxNoise } from '../metrics/noise.js';
 import type { VariantTraits } from './designs.js';
 
@@ -75,6 +76,11 @@ export interface Cell {
   /** Findings in words that figures cannot carry (idle-hold at `max`: the budget, the limit that stopped it). */
   notes?: string[];
   series: Series;
+  /**
+   * Who ended what its swarms did not close themselves (`swarm --server-metrics`, client/attribution.ts): one entry
+   * per swarm, in the order they started. Only for an ok cell of one of our designs (a target has no wslab counters).
+   */
+  attribution?: Attribution[];
   /** How busy the box was outside the run during the cell; absent in results written before the noise guard. */
   noise?: CellNoise;
   /** `lab --profile <tool>`: the clinic report of this design under this scenario, relative to the report folder. */
@@ -91,7 +97,7 @@ export interface Cell {
 export interface Spread { min: number; max: number; n: number }
 
 /** One run of a repeated cell, as it was measured. */
-export type CellRun = Pick<Cell, 'status' | 'cause' | 'figures' | 'noise' | 'series'>;
+export type CellRun = Pick<Cell, 'status' | 'cause' | 'figures' | 'noise' | 'series' | 'attribution'>;
 
 export interface Column<K extends string = string> {
   key: K;

@@ -272,7 +272,9 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     await mkdir(tmp, { recursive: true });
     server = await starting.finally(ready);
     versions[design.label] = String(server.ready.version ?? 'unknown');
-    sampler = new Sampler(server.pid, server.countsFrom === 'metrics' ? server.metricsUrl : null, 500, max !== undefined,
+    // one of our designs: its /metrics speaks the wslab contract, which the sampler and every swarm's attribution read
+    const wslabMetrics = server.countsFrom === 'metrics' ? server.metricsUrl : null;
+    sampler = new Sampler(server.pid, wslabMetrics, 500, max !== undefined,
       server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined);
     sampler.onSample = onSample;
     // a target of --targets given by url without a pid: its own CPU would count as the box's, so no noise figure
@@ -286,7 +288,7 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
       note: (text) => { (cell.notes ??= []).push(text); },
       async swarm(flags) {
         const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
-        const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, flags)], file);
+        const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, wslabMetrics ? { ...flags, serverMetrics: wslabMetrics } : flags)], file);
         swarms.push(run);
         s.watchSwarm(run.metricsUrl);
         return run;
@@ -312,7 +314,10 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
   } finally {
     if (noise) cell.noise = noise.end(); // before anything is stopped: the run's processes are still in the trees
     for (const w of swarms) if (w.child.exitCode === null) w.child.kill('SIGINT');
-    await Promise.all(swarms.map((w) => w.done.catch(() => undefined)));
+    const ended = await Promise.all(swarms.map((w) => w.done.catch(() => undefined)));
+    // a failed cell says why in its cause; a partial attribution beside it would read as a finding
+    const attribution = ended.flatMap((d) => (d?.summary?.attribution ? [d.summary.attribution] : []));
+    if (cell.status === 'ok' && attribution.length) cell.attribution = attribution;
     await sampler?.stop();
     if (sampler) cell.series = sampler.series;
     await server?.stop();
