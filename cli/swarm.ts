@@ -9,6 +9,7 @@ import {
 } from '../client/options.js';
 import { SWARM_FLAGS as F } from '../client/flags.js';
 import { matchNeedsId } from '../client/match.js';
+import type { ReconnectOptions } from '../client/reconnect.js';
 import { Renderer, compileTemplate, readVars, type Template, type VarTable } from '../client/template.js';
 import { parseShard, shardConnections, shardSlice } from '../client/shard.js';
 import { yargsOptions } from '../core/flags.js';
@@ -130,6 +131,23 @@ export function parseProbe(raw: unknown, hs: SwarmHandshake, sp: SwarmSpeech): P
       tls: Object.freeze({ rejectUnauthorized: !hs.insecure, ca: hs.ca, servername: hs.servername }),
     }),
   });
+}
+
+/** `--reconnect fixed|backoff` with `--reconnect-delay` and `--reconnect-max`: for idle groups, checked together. */
+function parseReconnect(a: Raw, has: (...ps: ProfileName[]) => boolean): ReconnectOptions | undefined {
+  const mode = F.reconnect.parse(a.reconnect ?? D.reconnect);
+  const flags = ['reconnect-delay', 'reconnect-max'].filter((f) => given(a, f));
+  if (mode === 'off') {
+    if (flags.length) throw new UsageError(`--${flags[0]} applies with --reconnect fixed or backoff only`);
+    return undefined;
+  }
+  if (!has('idle')) throw new UsageError('--reconnect applies to idle connections only (the profile whose held connections it brings back)');
+  if (mode === 'fixed' && given(a, 'reconnect-max')) throw new UsageError('--reconnect-max applies to --reconnect backoff only (fixed waits --reconnect-delay every time)');
+  const delayMs = F.reconnectDelayMs.parse(a['reconnect-delay'] ?? D.reconnectDelay);
+  const maxMs = F.reconnectMaxMs.parse(a['reconnect-max'] ?? D.reconnectMax);
+  if (delayMs < 1) throw new UsageError('--reconnect-delay: must be at least 1ms');
+  if (maxMs < delayMs) throw new UsageError(`--reconnect-max: must be at least --reconnect-delay (${delayMs} ms)`);
+  return Object.freeze({ mode, delayMs, maxMs });
 }
 
 const list = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
@@ -268,6 +286,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
   onlyFor('read-rate', 'slow-reader');
   onlyFor('declared-size', 'oversize');
   onlyFor('fragment-bytes', 'fragment-pin');
+  const reconnect = parseReconnect(a, has);
   onlyFor('inflated-size', 'deflate-bomb');
   const intervalMs = F.intervalMs.parse(a.interval ?? D.interval);
   if (intervalMs < 1) throw new UsageError('--interval: must be at least 1ms');
@@ -339,6 +358,7 @@ export async function swarmOptions(a: Raw): Promise<SwarmOptions> {
     connections,
     groups: Object.freeze(groups),
     attack,
+    reconnect,
     // whole-run figures, as for workers: each shard takes its share, so N shards together ramp at --rate
     rate: F.rate.parse(a.rate ?? D.rate) / (shard?.of ?? 1),
     maxPending: Math.ceil(F.maxPending.parse(a['max-pending'] ?? D.maxPending) / (shard?.of ?? 1)),

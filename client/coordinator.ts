@@ -26,12 +26,13 @@ import {
   type ProfileName,
 } from './options.js';
 import { latencyHistogram } from './profiles.js';
+import type { ReconnectOptions } from './reconnect.js';
 import {
   LiveView, latencyMs, summaryTable, writeSummary, type AttackSummary, type HealthySummary, type Live, type ServerFigures, type Summary, type SwarmBoxNoise,
 } from './recorder.js';
 import { awaitClosing } from './close-phase.js';
 import { swarmPorts, type SwarmPorts } from './ports.js';
-import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts } from './summary.js';
+import { assembleSummary, attackGroup, healthyGroup, nonsense, round3, roundedRate, type ProbeParts, type SummaryParts } from './summary.js';
 import { describeVerdict, evaluate } from './thresholds.js';
 import { attribute, readCounts, type CountsSnapshot } from './attribution.js';
 import { UsageError } from '../core/errors.js';
@@ -60,6 +61,8 @@ export interface WorkerInit {
   handshakeTimeoutMs: number;
   closeTimeoutMs: number;
   metrics: boolean;
+  /** `--reconnect`, for healthy groups; undefined = off. */
+  reconnect: ReconnectOptions | undefined;
 }
 export type ToWorker = WorkerInit | { t: 'start' } | { t: 'close'; graceful: boolean } | { t: 'metrics'; id: number };
 
@@ -105,6 +108,8 @@ export interface WorkerStats {
   load: { delayMs: number; cpu: number; maxDelayMs: number; maxCpu: number; saturatedRamp: number; saturatedHold: number };
   /** ping, chatty: requests the open-loop schedule owed so far (docs/swarm-summary.md); 0 for other profiles. */
   requestsDue: number;
+  /** `--reconnect`: attempts, reopened, failures by index of SWARM_CAUSES, slots down now, first drop and last all-up (epoch ms, 0 = none). */
+  reconnect: { attempts: number; reconnected: number; failed: number[]; down: number; firstDownAt: number; allUpAt: number } | null;
   /** Attack profiles: outcomes by index of ATTACK_OUTCOMES, close codes by index of ATTACK_CLOSE_CODES. */
   attack: { outcomes: number[]; closeCodes: number[]; bytesSent: number; bytesReceived: number } | null;
 }
@@ -119,6 +124,8 @@ export interface WorkerFinal {
   rssAtEndBytes: number;
   openByTargetAtEnd: number[];
   connectHdr: string;
+  /** `--reconnect`: connect() → 101 of the reopened connections, µs; null without it. */
+  reconnectHdr: string | null;
   rttHdr: string;
   /** Attack workers: time from connect() to the cut, µs. */
   cutHdr: string | null;
@@ -244,6 +251,7 @@ export function slices(o: SwarmOptions): Omit<WorkerInit, 't' | 'metrics'>[] {
       sources: o.sourceIps.length >= k ? o.sourceIps.filter((_, x) => x % k === i) : o.sourceIps,
       targets: o.targets, profile: g.profile, intervalMs: o.intervalMs, command: o.command, speech: o.speech, handshake: o.handshake, readerCommand: o.readerCommand,
       attack: o.attack, handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
+      reconnect: isAttack(g.profile) ? undefined : o.reconnect,
     };
     first += count;
     return s;
@@ -308,7 +316,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
       case 'stats': {
         w.stats = m.s;
         sampledPeak = Math.max(sampledPeak, sum((s) => s.open));
-        if (rampedAt > 0 && endReason === undefined && workers.every((x) => x.stats && x.stats.rampEndedAt > 0) && sum((s) => s.open + s.dribbling) === 0) {
+        // with --reconnect, dropped connections are still coming back (s.reconnect.down): the hold goes on
+        if (rampedAt > 0 && endReason === undefined && workers.every((x) => x.stats && x.stats.rampEndedAt > 0) &&
+          sum((s) => s.open + s.dribbling + (s.reconnect?.down ?? 0)) === 0) {
           endRun('nothing left open');
         }
         break;
@@ -487,7 +497,9 @@ export async function runSwarm(o: SwarmOptions, io: SwarmIo = { stdout: process.
     crashed ? 'a worker failed' : '',
     unwritten ? 'the summary could not be written' : '',
     (attacked ? reached === 0 : summary.opened === 0) ? 'no connection opened' : '',
-    !attacked && summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
+    // --reconnect: drops are the experiment; the run fails only when some did not come back
+    summary.reconnect ? (summary.reconnect.stillDown > 0 ? `${summary.reconnect.stillDown} dropped connection${summary.reconnect.stillDown === 1 ? ' was' : 's were'} not back by the end of the hold` : '')
+      : !attacked && summary.lost.total > 0 ? `${summary.lost.total} held connection${summary.lost.total === 1 ? ' was' : 's were'} lost${summary.serverDied ? ' (a server died)' : ''}` : '',
     summary.misunderstood ? 'the replies made no sense (see the warning)' : '',
   ].filter(Boolean);
   if (failures.length > 0) {
@@ -720,7 +732,27 @@ export function summarize(o: SwarmOptions, reported: WorkerFigures[], run: RunFa
     misunderstood: misunderstood !== undefined,
     probe: run.probe,
     attribution: null,
+    reconnect: reconnectParts(o, ws, stats),
   });
+}
+
+/** `--reconnect`: the workers' retries added up; recovered when no worker has a dropped connection still down. */
+function reconnectParts(o: SwarmOptions, ws: WorkerFigures[], stats: WorkerStats[]): SummaryParts['reconnect'] {
+  if (!o.reconnect) return null;
+  const rs = stats.map((s) => s.reconnect).filter((r) => r !== null);
+  const failed = rs.reduce((a, r) => add(a, r.failed), SWARM_CAUSES.map(() => 0));
+  const connect = latencyHistogram();
+  for (const w of ws) if (w.final?.reconnectHdr) connect.add(hdr.decodeFromCompressedBase64(w.final.reconnectHdr));
+  const stillDown = rs.reduce((a, r) => a + r.down, 0);
+  const dropped = rs.filter((r) => r.firstDownAt > 0);
+  const recovered = dropped.length > 0 && stillDown === 0 && dropped.every((r) => r.allUpAt > 0);
+  return {
+    ...o.reconnect,
+    attempts: rs.reduce((a, r) => a + r.attempts, 0), reconnected: rs.reduce((a, r) => a + r.reconnected, 0),
+    failed: { ...causes(failed), total: failed.reduce((a, b) => a + b, 0) }, stillDown,
+    recoveredAfterSec: recovered ? round3((Math.max(...dropped.map((r) => r.allUpAt)) - Math.min(...dropped.map((r) => r.firstDownAt))) / 1000) : null,
+    connect,
+  };
 }
 
 /** What the swarm saw end without asking: held connections lost, and attackers the server (or its proxy) cut. */

@@ -2,6 +2,7 @@ import { UsageError } from '../core/errors.js';
 import { option, type OptionDef, type OptionDefs } from '../core/flags.js';
 import { parseDuration, parseInteger, parseSize } from '../core/units.js';
 import { parseExpect, parseMatch } from './match.js';
+import { RECONNECT_MODES, type ReconnectMode } from './reconnect.js';
 import { ATTACK_PROFILES, PROFILES, SOCKETS_PER_WORKER, SWARM_DEFAULTS as D, type ProfileName, type ReplyExpect, type ReplyMatch } from './options.js';
 
 /**
@@ -38,6 +39,9 @@ export interface SwarmFlags {
   fragmentBytes: number;
   inflatedBytes: number;
   deflate: boolean;
+  reconnect: ReconnectMode;
+  reconnectDelayMs: number;
+  reconnectMaxMs: number;
   workers: number;
   /** `127.0.0.2-127.0.0.9` or a comma list, read by cli/swarm.ts parseSourceIps. */
   sourceIps: string;
@@ -103,6 +107,10 @@ export const SWARM_FLAGS: OptionDefs<SwarmFlags> = Object.freeze({
     },
   }),
   deflate: option({ flag: 'deflate', type: 'boolean', default: false, describe: 'offer permessage-deflate (no context takeover either way) and inflate what the server compresses', parse: (raw) => raw === true }),
+  reconnect: oneOf('reconnect', RECONNECT_MODES, D.reconnect as ReconnectMode, 'idle: a connection the server drops comes back: fixed = every --reconnect-delay, no jitter (the herd retries in lockstep); ' +
+    'backoff = exponential backoff with full jitter, uniform(0, min(--reconnect-max, --reconnect-delay × 2^retry))'),
+  reconnectDelayMs: duration('reconnect-delay', D.reconnectDelay, '--reconnect fixed: the wait before every retry; backoff: the first retry\'s ceiling'),
+  reconnectMaxMs: duration('reconnect-max', D.reconnectMax, '--reconnect backoff: the ceiling of one wait'),
   workers: whole('workers', 1, 1, 256, 'worker processes', `ceil(connections / (open-files limit − 5 %)), ${SOCKETS_PER_WORKER} per worker under 20,000`),
   sourceIps: text('source-ips', 'local addresses to bind before connecting, rotated: 127.0.0.2-127.0.0.60 or a comma list (default: kernel choice)'),
   handshakeTimeoutMs: duration('handshake-timeout', D.handshakeTimeout, 'time a connection has for TCP connect + upgrade'),

@@ -230,5 +230,6 @@ export function mergeSummaries(xs: Source[]): Summary {
     probe,
     // each swarm read the server's counters at its own instants, and saw only its own connections end
     attribution: null,
+    reconnect: null,
   });
 }

@@ -3,6 +3,7 @@
  * as a frozen {@link SwarmOptions}. Inner modules (coordinator, workers) never read argv or env.
  */
 import type { ConnectionOptions } from 'node:tls';
+import type { ReconnectOptions } from './reconnect.js';
 import type { Shard } from './shard.js';
 import type { Template, VarTable } from './template.js';
 import type { Threshold } from './thresholds.js';
@@ -208,6 +209,8 @@ export interface SwarmOptions {
   readonly shard: (Shard & { readonly totalTarget: number }) | undefined;
   /** `--probe ping|send`: a fresh connection every 0.5 s asks one round trip (client/probe.ts). Default undefined (none). */
   readonly probe: ProbeOptions | undefined;
+  /** `--reconnect fixed|backoff`: idle connections the server drops come back (client/reconnect.ts). Default undefined (off). */
+  readonly reconnect: ReconnectOptions | undefined;
 }
 
 /** The most sockets one worker process is given under the machine this was built for (20,000 open files, ../shared/MACHINE.md). */
@@ -244,4 +247,7 @@ export const SWARM_DEFAULTS = Object.freeze({
   probeIntervalMs: 500,
   probeTimeoutMs: 2000,
   probePayload: 'probe',
+  reconnect: 'off',
+  reconnectDelay: '1s',
+  reconnectMax: '30s',
 });

@@ -90,6 +90,10 @@ export const DONE = 5;
  */
 export const DRIBBLING = 6;
 
+/* `--reconnect` (downState): a lost slot is RELEASING until its socket is released, then DOWN until it opens again. */
+const RELEASING = 2;
+const DOWN = 1;
+
 /**
  * How an attacker's connection ended without the swarm asking (the `outcome` label, metrics/swarm.ts): `closed`
  * the server sent a close frame, `ended` it ended TCP (FIN) without one, `reset` an RST or a write error,
@@ -128,6 +132,13 @@ export interface PoolHooks {
   ended?(slot: number, how: AttackEnd, code: number, ageMs: number): void;
   /** Bytes read on a slot (before parsing): slow readers pace themselves on it. */
   read?(slot: number, bytes: number): void;
+  /**
+   * {@link PoolOptions.reconnect} only: an opened connection was lost, or an attempt to reopen it failed; the slot is
+   * free, and {@link Pool.reopen} may start it again.
+   */
+  down?(slot: number): void;
+  /** A slot reopened ({@link Pool.reopen}) completed its upgrade again, `connectMs` after that attempt began. */
+  reopened?(slot: number, connectMs: number): void;
 }
 
 export interface PoolOptions {
@@ -155,6 +166,11 @@ export interface PoolOptions {
   readonly handshake?: SwarmHandshake;
   /** Offer permessage-deflate whatever `handshake.deflate` says (deflate-bomb must). Default false. */
   readonly offerDeflate?: boolean;
+  /**
+   * `--reconnect`: a lost connection goes to {@link PoolHooks.down} (after it is counted as lost) so the worker can
+   * reopen the slot. Default false.
+   */
+  readonly reconnect?: boolean;
   /** Extra upgrade header lines (each ending in CRLF): the same for every connection, and per connection (`conn` = global index). */
   readonly headerLines?: { readonly fixed: string; readonly perConnection?: (conn: number) => string };
 }
@@ -178,6 +194,15 @@ export class PoolCounts {
   dropped = 0;
   /** Upgrades whose 101 accepted the permessage-deflate offered (`--deflate`, deflate-bomb). */
   deflated = 0;
+  /** `--reconnect`: slots that opened, were lost and are not open again (waiting or reconnecting now). */
+  down = 0;
+  /** `--reconnect`: attempts to reopen a lost slot, those that opened, and those that failed by cause. */
+  reconnectAttempts = 0;
+  reconnected = 0;
+  readonly reconnectFailed = new Float64Array(SWARM_CAUSES.length);
+  /** `--reconnect`: epoch ms of the first loss, and of the last moment `down` went back to 0 (0 = never). */
+  firstDownAt = 0;
+  allUpAt = 0;
   readonly failed = new Float64Array(SWARM_CAUSES.length);
   readonly lost = new Float64Array(SWARM_CAUSES.length);
   /** Epoch ms of the first and last loss of an open connection (0 = none). */
@@ -217,6 +242,8 @@ export class Pool implements FrameSink {
   private readonly ports: readonly [number, number];
   private readonly seenFailure = new Set<SwarmCause>();
   private readonly protocols: readonly string[];
+  /** `--reconnect`: 1 while the slot is down (lost, waiting or reconnecting), 2 from its loss until it is released. */
+  private readonly downState: Uint8Array | undefined;
   /** Offering permessage-deflate: `deflated[slot]` = 1 where the server accepted it (undefined when not offering). */
   readonly deflated: Uint8Array | undefined;
   private used = 0;
@@ -247,6 +274,7 @@ export class Pool implements FrameSink {
     const hs = o.handshake;
     this.protocols = hs?.subprotocols ?? [];
     this.deflated = hs?.deflate || o.offerDeflate ? new Uint8Array(o.capacity) : undefined;
+    this.downState = o.reconnect ? new Uint8Array(o.capacity) : undefined;
     const offered = (this.protocols.length > 0 ? `Sec-WebSocket-Protocol: ${this.protocols.join(', ')}\r\n` : '') +
       (this.deflated ? `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n` : '');
     this.requests = o.targets.map((t) => new UpgradeRequest(t.host, t.path, (o.headerLines?.fixed ?? '') + offered, o.headerLines?.perConnection));
@@ -279,6 +307,23 @@ export class Pool implements FrameSink {
     const c = this.counts;
     if (c.attempted++ === 0) c.firstAttemptAt = epochMs();
     c.connecting++;
+    this.armSweep();
+    this.connect(slot);
+  }
+
+  /**
+   * `--reconnect`: starts a new attempt for a slot that opened once and is down (lost, or its last reopen failed).
+   * Counted apart from the ramp's attempts: `reconnectAttempts`, then `reconnected` or `reconnectFailed`.
+   */
+  reopen(slot: number): void {
+    if (this.state[slot] !== DONE || this.downState?.[slot] !== DOWN) return;
+    const now = performance.now();
+    this.state[slot] = CONNECTING;
+    this.startedAt[slot] = now;
+    this.deadline[slot] = now + this.o.handshakeTimeoutMs;
+    if (this.tries.length > 0) this.tries[slot] = 0;
+    this.counts.reconnectAttempts++;
+    this.counts.connecting++;
     this.armSweep();
     this.connect(slot);
   }
@@ -422,9 +467,15 @@ export class Pool implements FrameSink {
     const st = this.state[slot];
     if (st !== CONNECTING && st !== UPGRADING) return;
     const c = this.counts;
-    c.failed[cause(why)]++;
     c.connecting--;
     this.first(why, detail);
+    if (this.downState?.[slot] === DOWN) {
+      // a reopen that failed: not one of the ramp's attempts; the slot stays down and is retried
+      c.reconnectFailed[cause(why)]++;
+      this.downState[slot] = RELEASING;
+      return this.release(slot, true);
+    }
+    c.failed[cause(why)]++;
     if (this.o.attack) this.hooks.ended?.(slot, why === 'handshake_rejected' ? 'rejected' : 'failed', 0, performance.now() - this.startedAt[slot]);
     this.release(slot, true);
     this.hooks.settled();
@@ -532,15 +583,27 @@ export class Pool implements FrameSink {
       return this.failAttempt(slot, at === UPGRADE_REJECTED ? 'handshake_rejected' : 'protocol_error', `upgrade refused: ${why}`);
     }
     const c = this.counts;
-    if (deflate) c.deflated += this.deflated![slot] = deflateAccepted(data, 0, at) ? 1 : 0;
+    // a reopened slot (--reconnect) is counted in `reconnected`, not again in `opened` or `deflated`
+    const again = this.downState !== undefined && this.downState[slot] === DOWN;
+    if (deflate) {
+      this.deflated![slot] = deflateAccepted(data, 0, at) ? 1 : 0;
+      if (!again) c.deflated += this.deflated![slot];
+    }
     this.state[slot] = OPEN;
     c.connecting--;
-    c.opened++;
     if (++c.open > c.peakOpen) c.peakOpen = c.open;
     c.openByTarget[this.targetOf(slot)]++;
-    c.lastOpenedAt = epochMs();
-    this.hooks.opened(slot, performance.now() - this.startedAt[slot]);
-    this.hooks.settled();
+    if (again) {
+      this.downState![slot] = 0;
+      c.reconnected++;
+      if (--c.down === 0) c.allUpAt = epochMs();
+      this.hooks.reopened?.(slot, performance.now() - this.startedAt[slot]);
+    } else {
+      c.opened++;
+      c.lastOpenedAt = epochMs(); // the ramp's last open: reopens do not lengthen the ramp
+      this.hooks.opened(slot, performance.now() - this.startedAt[slot]);
+      this.hooks.settled();
+    }
     if (at < end && this.state[slot] === OPEN) this.reader.feed(slot, data, at, end);
   }
 
@@ -582,6 +645,10 @@ export class Pool implements FrameSink {
     c.lostLastAt = now;
     this.leaveOpen(slot);
     this.first(why, detail);
+    if (this.downState) {
+      this.downState[slot] = RELEASING; // goes down (to be reopened) once its socket is released
+      if (c.down++ === 0 && c.firstDownAt === 0) c.firstDownAt = now;
+    }
   }
 
   private leaveOpen(slot: number): void {
@@ -615,6 +682,10 @@ export class Pool implements FrameSink {
     this.heads.delete(slot);
     this.reader.forget(slot);
     if (h !== undefined && (!reset || h.reset() !== 0)) h.close();
+    if (this.downState?.[slot] === RELEASING) {
+      this.downState[slot] = DOWN;
+      this.hooks.down?.(slot);
+    }
   }
 
   private first(why: SwarmCause, detail: string): void {

@@ -5,7 +5,7 @@
  * derived here, once, so that a run and a merge of runs can never disagree on a definition.
  */
 import * as hdr from 'hdr-histogram-js';
-import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type ProbeSummary, type Summary } from './recorder.js';
+import { latencyMs, type AttackSummary, type GroupSummary, type HealthySummary, type ProbeSummary, type ReconnectSummary, type Summary } from './recorder.js';
 
 export const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -85,7 +85,9 @@ export interface ProbeParts extends Omit<ProbeSummary, 'available' | 'rttMs'> {
  * A summary's parts: the figures as added up, the latency histograms (µs), and the seconds from the first attempt to
  * the last open (`rampSec`, for the connect rate). `durationSec` and `client.cpuSeconds` are rounded here to ms.
  */
-export interface SummaryParts extends Omit<Summary, 'connectRatePerSec' | 'connectLatencyMs' | 'rttMs' | 'client' | 'histograms' | 'probe'> {
+export interface SummaryParts extends Omit<Summary, 'connectRatePerSec' | 'connectLatencyMs' | 'rttMs' | 'client' | 'histograms' | 'probe' | 'reconnect'> {
+  /** `--reconnect`: the summary but its latency percentiles, and the reopened connections' connect histogram. */
+  reconnect: (Omit<ReconnectSummary, 'connectLatencyMs'> & { connect: hdr.Histogram }) | null;
   rampSec: number;
   connect: hdr.Histogram;
   rtt: hdr.Histogram;
@@ -133,6 +135,7 @@ export function assembleSummary(p: SummaryParts): Summary {
     profiles: p.profiles,
     probe: p.probe && probeSummary(p.probe),
     attribution: p.attribution,
+    reconnect: p.reconnect && (({ connect, ...r }) => ({ ...r, connectLatencyMs: { ...latencyMs(connect), count: connect.totalCount } }))(p.reconnect),
   };
 }
 

@@ -43,6 +43,9 @@ const METRICS: ReadonlyMap<string, { path: string; unit: Unit }> = new Map([
   ['client.rssBytes', { path: 'client.rssBytes', unit: 'bytes' }],
   ['client.bytesPerConnection', { path: 'client.bytesPerConnection', unit: 'bytes' }],
   ['client.cpuSeconds', { path: 'client.cpuSeconds', unit: 'number' }],
+  // --reconnect (null without it: such a threshold fails as not measured)
+  ...['attempts', 'reconnected', 'stillDown', 'recoveredAfterSec', 'failed.total'].map((k) => [`reconnect.${k}`, { path: `reconnect.${k}`, unit: 'number' as Unit }] as const),
+  ...PERCENTILES.map((p) => [`reconnect.connect.${p}`, { path: `reconnect.connectLatencyMs.${p}`, unit: 'ms' as Unit }] as const),
 ]);
 
 /** `profiles.<profile>.<key>`: the per-profile section (docs/swarm-summary.md); latencies with or without `Ms`. */

@@ -14,6 +14,7 @@ import { createAttack, type Attack } from './attacks.js';
 import { isAttack, type AttackProfile } from './options.js';
 import { Pool } from './pool.js';
 import { createProfile, latencyHistogram, type Profile } from './profiles.js';
+import { Reconnector } from './reconnect.js';
 import { Ramp, closeAll } from './scheduler.js';
 import { Renderer } from './template.js';
 
@@ -88,6 +89,9 @@ class WorkerRun {
   private closeAt = 0;
   readonly metrics: SwarmMetrics | undefined;
   private readonly connect = latencyHistogram();
+  /** `--reconnect`: brings dropped slots back, and the connect latency of those reopened. */
+  private readonly reconnector: Reconnector | undefined;
+  private readonly reconnectLatency: hdr.Histogram | undefined;
   private readonly loop = new LoopDelay();
   private statsTimer: NodeJS.Timeout | undefined;
   private sampleTimer: NodeJS.Timeout | undefined;
@@ -103,12 +107,14 @@ class WorkerRun {
     let profile: Profile | undefined;
     let attack: Attack | undefined;
     const hostile = isAttack(o.profile);
+    const reconnector = this.reconnector = o.reconnect && !hostile ? new Reconnector(o.reconnect, o.count, (slot) => this.pool.reopen(slot)) : undefined;
+    const reconnectLatency = this.reconnectLatency = reconnector && latencyHistogram();
     const origin = this.origin = o.profile === 'ping' || o.profile === 'chatty' ? new Float64Array(o.count) : undefined;
     this.pool = new Pool({
       capacity: o.count, firstIndex: o.firstIndex, targets: o.targets, sources: o.sources,
       handshakeTimeoutMs: o.handshakeTimeoutMs, closeTimeoutMs: o.closeTimeoutMs,
       attack: hostile, answerPings: o.profile !== 'no-pong', dribble: o.profile === 'slowloris',
-      handshake: o.handshake, headerLines: headerLines(o), offerDeflate: o.profile === 'deflate-bomb',
+      handshake: o.handshake, headerLines: headerLines(o), offerDeflate: o.profile === 'deflate-bomb', reconnect: reconnector !== undefined,
     }, {
       opened: (slot, connectMs) => {
         this.connect.recordValue(Math.max(1, Math.round(connectMs * 1000)));
@@ -123,6 +129,12 @@ class WorkerRun {
       message: (slot, op, data, s, e) => profile!.message(slot, op, data, s, e),
       pong: (slot, data, s, e) => profile!.pong(slot, data, s, e),
       firstFailure: (cause, detail) => send({ t: 'failure', cause, detail }),
+      down: reconnector && ((slot) => reconnector.down(slot)),
+      reopened: reconnector && ((slot, connectMs) => {
+        reconnectLatency!.recordValue(Math.max(1, Math.round(connectMs * 1000)));
+        reconnector.up(slot);
+        profile!.opened(slot); // idle: its --subscribe message again, as a client re-subscribes
+      }),
     });
     attack = this.attack = hostile ? createAttack({
       profile: o.profile as AttackProfile, attack: o.attack, intervalMs: o.intervalMs, command: o.readerCommand, targets: o.targets,
@@ -173,6 +185,7 @@ class WorkerRun {
     // sent before closing: a close of ~19k sockets on a busy box can outlast the coordinator's close budget
     send({ t: 'held', ...atEnd });
     this.ramp.stop();
+    this.reconnector?.stop();
     this.profile.flush?.();
     this.profile.stop();
     const push = this.profile.traffic.push;
@@ -186,6 +199,7 @@ class WorkerRun {
     send({
       t: 'final', s: this.stats(), ...atEnd,
       connectHdr: hdr.encodeIntoCompressedBase64(this.connect),
+      reconnectHdr: this.reconnectLatency ? hdr.encodeIntoCompressedBase64(this.reconnectLatency) : null,
       rttHdr: hdr.encodeIntoCompressedBase64(this.profile.traffic.rtt),
       cutHdr: this.attack ? hdr.encodeIntoCompressedBase64(this.attack.tally.timeToCut) : null,
       pushGapHdr: push ? hdr.encodeIntoCompressedBase64(push.gaps) : null,
@@ -228,6 +242,10 @@ class WorkerRun {
       rttCount: t.rtt.totalCount, rttP99Us: t.rtt.totalCount > 0 ? t.rtt.getValueAtPercentile(99) : 0,
       rssBytes: rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, load: { ...this.load },
       requestsDue: this.requestsDue(),
+      reconnect: this.reconnector ? {
+        attempts: c.reconnectAttempts, reconnected: c.reconnected, failed: Array.from(c.reconnectFailed), down: c.down,
+        firstDownAt: c.firstDownAt, allUpAt: c.allUpAt,
+      } : null,
       attack: this.attack ? {
         outcomes: Array.from(this.attack.tally.outcomes), closeCodes: Array.from(this.attack.tally.closeCodes),
         bytesSent: this.attack.tally.bytesSent, bytesReceived: this.attack.tally.bytesReceived,

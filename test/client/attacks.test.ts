@@ -119,7 +119,7 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
       const summary = s as unknown as Summary;
       // the top-level keys in their documented order (docs/swarm-summary.md): `server` is --server-pid's, `profiles` the groups'
       assert.deepEqual(Object.keys(summary), ['target', 'opened', 'failed', 'lost', 'peakOpen', 'heldAtEnd', 'connectRatePerSec', 'connectLatencyMs',
-        'rttMs', 'messages', 'client', 'server', 'box', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'misunderstood', 'shard', 'clock', 'histograms', 'merged', 'profiles', 'probe', 'attribution']);
+        'rttMs', 'messages', 'client', 'server', 'box', 'durationSec', 'warnings', 'interrupted', 'serverDied', 'misunderstood', 'shard', 'clock', 'histograms', 'merged', 'profiles', 'probe', 'attribution', 'reconnect']);
       assert.equal(summary.target, 35);
       assert.deepEqual(Object.keys(summary.profiles), ['slowloris', 'no-pong', 'chatty']);
       const chatty = summary.profiles.chatty as HealthySummary;

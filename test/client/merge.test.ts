@@ -27,7 +27,7 @@ function shardSummary(index: number, of: number, totalTarget: number, opts: { ta
     peakOpen: opts.connectUs.length, heldAtEnd: opts.connectUs.length - lost,
     connectRatePerSec: 1000, connectLatencyMs: latencyMs(connect), rttMs: { ...latencyMs(rtt), count: rtt.totalCount },
     messages: { sent: opts.rttUs.length, received: opts.rttUs.length, errors: 0, pushed: 0, pingsSent: 0, pongsReceived: 0 },
-    attribution: null,
+    attribution: null, reconnect: null,
     client: { rssBytes: 100e6 + opts.target * 1000, baselineRssBytes: 100e6, bytesPerConnection: 1000, cpuSeconds: 1.5, workers: 1, maxEventLoopDelayMs: 10 + index, maxCpuPercent: 20 + index },
     server: null, box: null, durationSec: 10, warnings: index === 1 ? ['something'] : [], interrupted: false, serverDied: false, misunderstood: false,
     shard: { index, of, totalTarget },
