@@ -4,7 +4,7 @@ import { ClinicUnavailableError, clinicBin, PROFILE_TOOLS, type ProfileTool } fr
 import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab/budget.js';
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
-import { CLAIM_IDS, SCENARIOS } from '../lab/scenarios/index.js';
+import { CLAIM_IDS, DEFAULT_SCENARIOS, SCENARIOS } from '../lab/scenarios/index.js';
 import { claimsLine } from '../lab/claims.js';
 import { describeNoise, QUIET_LIMIT, waitQuiet } from '../metrics/noise.js';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +80,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
   }
   return Object.freeze({
-    repeat, via, designs, scenarios: scenarios.length ? scenarios : [...SCENARIOS.keys()], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
+    repeat, via, designs, scenarios: scenarios.length ? scenarios : [...DEFAULT_SCENARIOS], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
     profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets), waitQuietMs,
   });
 }
@@ -132,7 +132,7 @@ export const labCommand = {
   builder: (y: Argv) => y
     .option('designs', { type: 'string', array: true, describe: `designs to include, comma-separated (default: all: ${[...DESIGNS.keys()].join(', ')})` })
     .option('targets', { type: 'string', describe: 'a YAML or JSON file of servers of your own to run beside the designs (docs/targets.md); name them in --designs' })
-    .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: all: ${[...SCENARIOS.keys()].join(', ')})` })
+    .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: ${DEFAULT_SCENARIOS.join(', ')}; by name only: ${[...SCENARIOS.values()].filter((s) => s.optIn).map((s) => s.id).join(', ')})` })
     .option('scale', { type: 'string', default: 'default', describe: 'quick (≈ 70 s), default (≤ 5 min), full (as far as the machine allows), max (idle-hold only: --connections on one box, budgeted first)' })
     .option('connections', { type: 'string', describe: `--scale max: idle connections to hold (default ${MAX_DEFAULTS.connections})` })
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })

@@ -746,12 +746,14 @@ function reconnectParts(o: SwarmOptions, ws: WorkerFigures[], stats: WorkerStats
   const stillDown = rs.reduce((a, r) => a + r.down, 0);
   const dropped = rs.filter((r) => r.firstDownAt > 0);
   const recovered = dropped.length > 0 && stillDown === 0 && dropped.every((r) => r.allUpAt > 0);
+  const firstDropAtMs = dropped.length > 0 ? Math.round(Math.min(...dropped.map((r) => r.firstDownAt))) : null;
+  const allBackAtMs = recovered ? Math.round(Math.max(...dropped.map((r) => r.allUpAt))) : null;
   return {
     ...o.reconnect,
     attempts: rs.reduce((a, r) => a + r.attempts, 0), reconnected: rs.reduce((a, r) => a + r.reconnected, 0),
     failed: { ...causes(failed), total: failed.reduce((a, b) => a + b, 0) }, stillDown,
-    recoveredAfterSec: recovered ? round3((Math.max(...dropped.map((r) => r.allUpAt)) - Math.min(...dropped.map((r) => r.firstDownAt))) / 1000) : null,
-    connect,
+    recoveredAfterSec: firstDropAtMs !== null && allBackAtMs !== null ? round3((allBackAtMs - firstDropAtMs) / 1000) : null,
+    firstDropAtMs, allBackAtMs, connect,
   };
 }
 

@@ -105,6 +105,9 @@ export interface ReconnectSummary {
   stillDown: number;
   /** From the first drop to the moment every dropped connection was open again; null if none dropped or some are still down. */
   recoveredAfterSec: number | null;
+  /** The same two instants, epoch ms (null as above), to set beside a server's restart. */
+  firstDropAtMs: number | null;
+  allBackAtMs: number | null;
   /** connect() → verified 101 of the reopened connections: SYN retransmits show as ≈1 s and 3 s. */
   connectLatencyMs: LatencyMs & { count: number };
 }

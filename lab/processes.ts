@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setPriority } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Attribution } from '../client/attribution.js';
+import type { ReconnectSummary } from '../client/recorder.js';
 import { parseExposition, type Sample } from '../metrics/exposition.js';
 import net from 'node:net';
 import { processTree } from '../metrics/proc-status.js';
@@ -18,13 +20,18 @@ export const WSLAB = fileURLToPath(new URL('../cli/wslab.js', import.meta.url));
  * A server a lab cell runs against: one of our designs (a {@link ServerProcess}) or a target of the targets file,
  * which may have been running already (no child, perhaps no pid) and may have no metrics endpoint.
  */
-export interface LabServer extends Omit<ServerProcess, 'child' | 'pid' | 'metricsUrl'> {
+export interface LabServer extends Omit<ServerProcess, 'child' | 'pid' | 'metricsUrl' | 'restart'> {
   /** The process the lab started; undefined for a target that was already running. */
   readonly child: ChildProcess | undefined;
   /** Its Prometheus endpoint: every design's /metrics; a target's own, or null when it has none. */
   readonly metricsUrl: string | null;
   /** The process whose tree is sampled; undefined for a running target given without a pid. */
   readonly pid: number | undefined;
+  /**
+   * Stops it (SIGTERM: our designs close every client with 1001), waits `downMs`, and starts the same server again
+   * on the same ports, resolving with the new one once it is ready. Undefined where the lab did not start it.
+   */
+  readonly restart: ((downMs: number) => Promise<LabServer>) | undefined;
 }
 
 export interface ServerProcess {
@@ -43,6 +50,8 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
   /** Sets the nice value of every thread of the process tree (Linux nice is per thread); throws where not allowed. */
   renice(niceness: number): void;
+  /** {@link LabServer.restart}: the same design and flags on the same ports. */
+  restart(downMs: number): Promise<ServerProcess>;
 }
 
 /**
@@ -77,10 +86,12 @@ export async function stopChildren(graceMs = 3000): Promise<void> {
 
 /**
  * Spawns `wslab serve --design <design> --port 0 --metrics-port 0 ...flags` and waits `readyMs` for its ready line;
- * `niceness` > 0 starts it through nice(1), so that every thread it ever makes inherits the lower priority.
+ * `niceness` > 0 starts it through nice(1), so that every thread it ever makes inherits the lower priority. `ports`
+ * instead of 0: how restart() starts it again where its clients and the sampler expect it.
  */
-export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000, niceness = 0): Promise<ServerProcess> {
-  const argv = [process.execPath, WSLAB, 'serve', '--design', design, '--port', '0', '--metrics-port', '0', ...flags];
+export async function spawnServer(design: string, flags: string[] = [], readyMs = 15_000, niceness = 0,
+  ports: { readonly port: number; readonly metricsPort: number } = { port: 0, metricsPort: 0 }): Promise<ServerProcess> {
+  const argv = [process.execPath, WSLAB, 'serve', '--design', design, '--port', String(ports.port), '--metrics-port', String(ports.metricsPort), ...flags];
   const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
   const child = spawn(cmd, args, wslabChild());
   track(child, (signal) => child.kill(signal));
@@ -97,12 +108,19 @@ export async function spawnServer(design: string, flags: string[] = [], readyMs 
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server ${design} exited ${code}: ${err}`)); });
   });
   const metricsUrl = String(ready.metrics);
+  const port = Number(new URL(String(ready.url)).port);
+  const stop = (): Promise<number | null> => stopChild(child, () => child.kill('SIGTERM'), () => child.kill('SIGKILL'));
   return {
-    child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid), port: Number(new URL(String(ready.url)).port), countsFrom: 'metrics',
+    child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid), port, countsFrom: 'metrics',
     stderr: () => err,
     scrape: async () => parseExposition(await (await fetch(metricsUrl)).text()),
     renice: (niceness) => renice(Number(ready.pid), niceness),
-    stop: () => stopChild(child, () => child.kill('SIGTERM'), () => child.kill('SIGKILL')),
+    stop,
+    restart: async (downMs) => {
+      await stop();
+      await sleep(downMs);
+      return spawnServer(design, flags, readyMs, 0, { port, metricsPort: Number(new URL(metricsUrl).port) });
+    },
   };
 }
 
@@ -131,15 +149,15 @@ async function stopChild(child: ChildProcess, term: () => void, kill: () => void
  * group is stopped with it; a running target is never stopped. It serves no wslab metrics: scrape() reads its own
  * endpoint when it declares one (for its own series), and its connections are counted from /proc/net/tcp.
  */
-export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
-  const ports = { port: t.start ? await freePort('127.0.0.1') : 0, metricsPort: t.start ? await freePort('127.0.0.1') : 0 };
+export async function startTarget(t: Target, niceness = 0, again?: { readonly port: number; readonly metricsPort: number }): Promise<LabServer> {
+  const ports = again ?? { port: t.start ? await freePort('127.0.0.1') : 0, metricsPort: t.start ? await freePort('127.0.0.1') : 0 };
   const url = fill(t.url, ports);
   const metricsUrl = t.metrics ? fill(t.metrics, ports) : null;
   const port = Number(new URL(url).port) || 80;
   const scrape = async (): Promise<Sample[]> => (metricsUrl ? parseExposition(await (await fetch(metricsUrl)).text()) : []);
   const base = { url, metricsUrl, port, countsFrom: 'proc' as const, scrape, ready: { version: `target: ${t.start ? t.start.join(' ') : t.url}` } };
   if (!t.start) {
-    return { ...base, child: undefined, pid: t.pid, stderr: () => '', renice: () => undefined, stop: async () => null };
+    return { ...base, child: undefined, pid: t.pid, stderr: () => '', renice: () => undefined, stop: async () => null, restart: undefined };
   }
   const argv = t.start.map((a) => fill(a, ports));
   const [cmd, ...args] = niceness > 0 ? ['nice', '-n', String(niceness), ...argv] : argv;
@@ -175,10 +193,16 @@ export async function startTarget(t: Target, niceness = 0): Promise<LabServer> {
     throw e;
   }
   child.removeAllListeners('exit');
+  const stop = (): Promise<number | null> => stopChild(child, group('SIGTERM'), group('SIGKILL'));
   return {
     ...base, child, pid: child.pid!, stderr: () => err,
     renice: (n) => renice(child.pid!, n),
-    stop: () => stopChild(child, group('SIGTERM'), group('SIGKILL')),
+    stop,
+    restart: async (downMs) => {
+      await stop();
+      await sleep(downMs);
+      return startTarget(t, 0, ports);
+    },
   };
 }
 
@@ -218,6 +242,9 @@ export interface SwarmSummary {
   attribution: Attribution | null;
   /** Per profile of the run (docs/swarm-summary.md, "Per-profile section"). */
   profiles: Record<string, ProfileSummary>;
+  lost: { total: number };
+  /** `--reconnect`: how the dropped connections came back (lab/scenarios/reconnect-storm.ts). */
+  reconnect: ReconnectSummary | null;
 }
 /** A `--mix` group's section: the healthy keys or the attack keys are set, by `role`. */
 export interface ProfileSummary {

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -278,14 +279,40 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
       server.countsFrom === 'proc' ? { ip: hostAddress(new URL(server.url)), port: server.port } : undefined);
     sampler.onSample = onSample;
     // a target of --targets given by url without a pid: its own CPU would count as the box's, so no noise figure
-    const pid = server.pid;
-    if (pid !== undefined) noise = new NoiseWatch(() => [process.pid, pid]);
+    if (server.pid !== undefined) noise = new NoiseWatch(() => [process.pid, server?.pid ?? process.pid]);
     sampler.start();
     const s = sampler;
     const srv = server;
+    // the server exiting during the run fails the cell, unless the scenario restarts it (ctx.restart)
+    let restarting = false;
+    let crash!: (err: Error) => void;
+    const crashed = new Promise<never>((_, reject) => { crash = reject; });
+    const watchExit = (p: LabServer): void => void p.child?.once('exit', (code, signal) => {
+      if (!restarting) crash(new Error(`server exited during the run (${signal ?? `exit ${code}`}): ${lastLine(p.stderr())}`));
+    });
+    watchExit(srv);
     const ctx: CellContext = {
-      design, scale, server: srv, sampler: s, max,
+      design, scale, sampler: s, max,
+      get server() { return server ?? srv; }, // the restarted one, after ctx.restart
       note: (text) => { (cell.notes ??= []).push(text); },
+      async restart(downMs) {
+        const old = server!;
+        if (!old.restart) throw new Error(`${design.label}: the lab did not start this server, so it cannot restart it`);
+        restarting = true;
+        let stoppedAtMs = 0;
+        const stopping = old.child ? once(old.child, 'exit').then(() => { stoppedAtMs = Date.now(); }) : Promise.resolve();
+        try {
+          server = await old.restart(downMs);
+        } catch (err) {
+          server = undefined;
+          throw new Error(`restart: ${(err as Error).message}`);
+        }
+        await stopping;
+        s.follow(server.pid);
+        restarting = false;
+        watchExit(server);
+        return { stoppedAtMs, upAtMs: Date.now() };
+      },
       async swarm(flags) {
         const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
         const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, wslabMetrics ? { ...flags, serverMetrics: wslabMetrics } : flags)], file);
@@ -301,8 +328,6 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
     };
     const limit = cellLimitMs(scenario, scale, max);
     let timer: NodeJS.Timeout | undefined;
-    const crashed = new Promise<never>((_, reject) => srv.child?.once('exit', (code, signal) =>
-      reject(new Error(`server exited during the run (${signal ?? `exit ${code}`}): ${lastLine(srv.stderr())}`))));
     cell.figures = await Promise.race([
       scenario.run(ctx),
       crashed,

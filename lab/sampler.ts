@@ -57,10 +57,17 @@ export class Sampler {
    * count the open connections from /proc/net/tcp at this address and port instead of the server's gauge (a target keeps none).
    * `box`: also sample the machine (MemAvailable, TCP sockets, tcp_mem), for holds that load the whole box.
    */
-  constructor(private readonly pid: number | undefined, private readonly metricsUrl: string | null, private readonly intervalMs = 500,
+  constructor(private pid: number | undefined, private readonly metricsUrl: string | null, private readonly intervalMs = 500,
     private readonly box = false, private readonly count?: { readonly ip: string; readonly port: number }) {
     this.prevCpu = treeCpuSeconds(pid);
     if (box) Object.assign(this.series, { boxAvailableBytes: [], tcpInuse: [], tcpMemPages: [] });
+  }
+
+  /** The server was restarted (CellContext.restart): its new process tree from the next sample on. */
+  follow(pid: number | undefined): void {
+    this.pid = pid;
+    this.prevCpu = treeCpuSeconds(pid);
+    this.prevSwitches = null;
   }
 
   /** A swarm whose RTT histogram joins the series from now on. */

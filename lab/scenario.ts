@@ -26,6 +26,12 @@ export interface CellContext {
   swarm(flags: Partial<SwarmFlags>): Promise<SwarmRun>;
   /** Adds a finding in words to the cell (shown under the scenario's table). */
   note(text: string): void;
+  /**
+   * Restarts the server as a deploy does: SIGTERM (our designs close every client with 1001), `downMs` down, then
+   * the same server on the same ports; the sampler follows the new process. Resolves with the epoch ms at which the
+   * old one had exited and the new one was ready. Throws for a server the lab did not start.
+   */
+  restart(downMs: number): Promise<{ stoppedAtMs: number; upAtMs: number }>;
   /** Waits for a swarm and returns its summary; a swarm that wrote none fails the cell with its stderr. */
   finish(run: SwarmRun): Promise<SwarmSummary>;
 }
@@ -54,6 +60,11 @@ export interface Scenario<F extends Figures = Figures> {
   columnsAt?(scale: Scale): readonly Column[];
   /** Server options the scenario needs (e.g. no idle timeout while holding): the same for every variant, or by variant. */
   readonly serverOptions?: Partial<CommonServeOptions> | ((d: LabDesign) => Partial<CommonServeOptions>);
+  /**
+   * Run only when named in `--scenarios`, not by default (`npm start`): it restarts servers or takes minutes.
+   * Default false.
+   */
+  readonly optIn?: boolean;
   /** The variants this scenario compares, chosen from the lab's designs (it may add its own, e.g. worker counts). */
   designs(available: readonly LabDesign[], scale: Scale, max?: MaxRun): LabDesign[];
   /** What it ran at this scale, in one paragraph for the report. */
