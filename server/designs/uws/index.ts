@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { CloseReason, Command } from '../../../metrics/index.js';
 import { AddressLimit } from '../../address-limit.js';
 import { IdleSweep } from '../../idle-sweep.js';
+import { freePort } from '../../../core/net.js';
 import { defineDesign, localMetrics, type DesignHandle } from '../../design.js';
 import { ServerMetrics } from '../../metrics.js';
 import type { ServeOptions } from '../../options.js';
@@ -202,9 +203,16 @@ export const uwsDesign = defineDesign({
     }, sweepMs);
     sweep.unref();
 
+    /*
+     * --port 0: we take a free port and ask uSockets for it by number. Given port 0, uSockets (20.30) evidently sets no SO_REUSEADDR on
+     * the listener, and the TIME_WAIT its closed connections leave then blocks a new server on the port the ready line
+     * reported (measured: a uws restarted on it after holding 1,000 connections failed with "in use"; one first
+     * started on an explicit port restarted fine) — the restart every deploy does, and the lab's reconnect-storm.
+     */
+    const listenPort = o.port === 0 ? await freePort(o.host) : o.port;
     const token = await new Promise<unknown>((resolve, reject) => {
-      app.listen(o.host, o.port, (t) => (t ? resolve(t) : reject(Object.assign(
-        new Error(`uws: cannot listen on ${o.host}:${o.port} (in use, or not a local address)`), { code: 'EADDRINUSE' }))));
+      app.listen(o.host, listenPort, (t) => (t ? resolve(t) : reject(Object.assign(
+        new Error(`uws: cannot listen on ${o.host}:${listenPort} (in use, or not a local address)`), { code: 'EADDRINUSE' }))));
     });
     const port = uws.us_socket_local_port(token as never);
 
