@@ -54,6 +54,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (designs.length > 0 && !(designs.length === 1 && DESIGNS.get(designs[0])?.model === 'processes')) throw new UsageError('--scale max runs the cluster design of uws workers only: drop --designs');
     if (a.profile !== undefined) throw new UsageError('--profile does not apply to --scale max (clinic would profile one of dozens of processes)');
     if (a.via !== undefined) throw new UsageError('--via does not apply to --scale max (one cluster as wide as the box, reached directly)');
+    if (a.deflate !== undefined) throw new UsageError('--deflate does not apply to --scale max (one cluster of uws workers, as it is)');
     const connections = parseInteger('connections', a.connections ?? MAX_DEFAULTS.connections, 1000, 10_000_000);
     const holdMs = parseDuration('hold', a.hold ?? MAX_DEFAULTS.hold);
     if (holdMs < 1000 || holdMs > 3_600_000) throw new UsageError('--hold: from 1s to 1h');
@@ -80,7 +81,7 @@ export function labOptions(a: Record<string, unknown>, machine: () => HoldMachin
     if (waitQuietMs < 2000 || waitQuietMs > 3_600_000) throw new UsageError(`--wait-quiet: ${a['wait-quiet']} is outside 2s … 1h (bare --wait-quiet waits up to ${WAIT_QUIET_DEFAULT_MS / 1000} s)`);
   }
   return Object.freeze({
-    repeat, via, designs, scenarios: scenarios.length ? scenarios : [...DEFAULT_SCENARIOS], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
+    repeat, via, deflate: a.deflate === true, designs, scenarios: scenarios.length ? scenarios : [...DEFAULT_SCENARIOS], scale: scale as LabOptions['scale'], out: outputDir('out', a.out ?? 'reports'),
     profile: profile as ProfileTool | undefined, max, targets, unavailable: failedChecks(targets), waitQuietMs,
   });
 }
@@ -139,6 +140,7 @@ export const labCommand = {
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })
     .option('wait-quiet', { type: 'string', describe: `before the first cell, wait until 2 s pass with under ${QUIET_LIMIT.outsideCores} cores used outside the run, at most this long (bare: ${WAIT_QUIET_DEFAULT_MS / 1000} s); every cell is marked quiet or busy either way` })
     .option('via', { type: 'string', array: true, describe: `also run each of our designs behind a proxy: ${PROXIES.join(', ')} (the Debian binaries; such cells are shown beside the others, not judged)` })
+    .option('deflate', { type: 'boolean', describe: 'also run each of our designs that negotiates permessage-deflate with --deflate, its clients offering it (cells shown beside the others, not judged)' })
     .option('via-profile', { type: 'string', array: true, describe: `--via: the proxies' settings, comma-separated: ${VIA_PROFILES.join(', ')} (default: default)` })
     .option('repeat', { type: 'string', describe: `run every cell N times (1–${MAX_REPEAT}), design after design in rounds: tables show the median with min–max, a claim is decided only when every run decides it alike` })
     .option('profile', { type: 'string', describe: `after each cell, profile it with clinic (${PROFILE_TOOLS.join(' | ')}; optional dependency) and link the report` })

@@ -1,4 +1,4 @@
-import type { VariantTraits } from './designs.js';
+import { judged, type VariantTraits } from './designs.js';
 import { combineRuns, runCells } from './repeat.js';
 import type { Cell, Claim, Machine, ScenarioResult, Verdict } from './results.js';
 
@@ -70,8 +70,8 @@ export const pct = (v: number | null | undefined): string => (typeof v === 'numb
 export function judge(judges: readonly Judge[], results: readonly ScenarioResult[], machine: Machine): Claim[] {
   const order = Object.keys(CLAIM_TEXT);
   return judges.flatMap((j) => {
-    // a design behind a proxy (lab --via) is shown beside the others, not judged: the claims are about the designs
-    const cells = results.find((r) => r.id === j.id)?.cells.filter((c: Cell) => c.status === 'ok' && !c.traits.via) ?? [];
+    // a design behind a proxy (lab --via) or compressing (lab --deflate) is shown beside the others, not judged
+    const cells = results.find((r) => r.id === j.id)?.cells.filter((c: Cell) => c.status === 'ok' && judged(c)) ?? [];
     // a verdict resting on a cell measured while something else loaded the box says so (metrics/noise.ts)
     const busy = cells.filter((c) => c.noise && !c.noise.quiet);
     const onBusy = busy.length ? ` — measured on a busy box: ${busy.map((c) => `${c.design} with ${c.noise!.outsideCores.toFixed(2)} cores used outside the run${c.noise!.stealCores >= 0.1 ? `, ${c.noise!.stealCores.toFixed(2)} stolen` : ''}`).join('; ')}` : '';

@@ -21,6 +21,8 @@ export interface VariantTraits extends Omit<Traits, 'model' | 'dialect'> {
   readonly runtime: string;
   /** `lab --via`: the proxy in front of it (`nginx default`, `haproxy hardened`), or absent: clients reach it directly. */
   readonly via?: string;
+  /** `lab --deflate`: it runs with `--deflate` and its clients offer permessage-deflate; absent otherwise. */
+  readonly compressing?: true;
 }
 
 /** A server design as the lab runs it: a registered design plus the options of one variant, and their argv. */
@@ -53,14 +55,29 @@ export function variant(design: Design | string, own: Partial<OwnOptions> = {}, 
   const labelled = Object.fromEntries(Object.entries(own).filter(([k]) => !d.labelFlags || d.labelFlags.includes(k)));
   const traits = d.traits({ ...ownDefaults(d), ...own } as OwnOptions);
   const via = common.via && common.via !== 'none' ? `${common.via} ${common.viaProfile ?? SERVE_OPTIONS.viaProfile.default}` : undefined;
+  const compressing = common.deflate === true;
   return {
     label: [d.name, ...toArgv(d.flags, labelled), ...commonFlags].join(' '), design: d.name, own, common,
     flags: [...ownFlags, ...commonFlags],
-    // behind a proxy it no longer stands for its model: the verdicts judge the designs as they are (lab/claims.ts)
-    traits: { ...traits, representative: d.representative === true && !via, defenses: common.defenses !== false, runtime: 'node', ...(via ? { via } : {}) },
+    // behind a proxy or compressing it no longer stands for its model: the verdicts judge the designs as they are (lab/claims.ts)
+    traits: {
+      ...traits, representative: d.representative === true && !via && !compressing, defenses: common.defenses !== false, runtime: 'node',
+      ...(via ? { via } : {}), ...(compressing ? { compressing } : {}),
+    },
     speaks: ['wslab'],
   };
 }
+
+/** `lab --deflate`: the same variant negotiating permessage-deflate (its label `uws --deflate`). */
+export function compressed(d: LabDesign): LabDesign {
+  return variant(d.design, d.own, { ...d.common, deflate: true });
+}
+
+/**
+ * Whether the claims judge this cell: a design as it is, not behind a proxy (`lab --via`) nor compressing (`lab
+ * --deflate`) — those are shown beside the others, for what they cost.
+ */
+export const judged = (d: { traits: VariantTraits }): boolean => !d.traits.via && !d.traits.compressing;
 
 /** `lab --via`: the same variant with a proxy in front (its label `uws --via nginx`, `… --via-profile hardened`). */
 export function behind(d: LabDesign, proxy: ProxyKind, profile: ViaProfile): LabDesign {

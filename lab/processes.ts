@@ -254,6 +254,8 @@ export interface ProfileSummary {
   opened: number;
   failed: number;
   heldAtEnd: number;
+  /** Upgrades that accepted permessage-deflate; null when it was not offered. */
+  deflated: number | null;
   connectSuccessRate?: number | null;
   requestsDue?: number;
   repliesOk?: number;

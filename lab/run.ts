@@ -7,7 +7,7 @@ import { toArgv } from '../core/flags.js';
 import { hostAddress } from '../core/net.js';
 import { openFilesLimit } from '../metrics/proc-status.js';
 import { judge } from './claims.js';
-import { behind, is, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
+import { behind, compressed, is, judged, LAB_DESIGNS, targetDesign, type LabDesign } from './designs.js';
 import type { ProxyKind, ViaProfile } from '../server/via/profiles.js';
 import type { Target } from './targets.js';
 import { spawnServer, startSwarm, startTarget, stopChildren, type LabServer, type SwarmRun } from './processes.js';
@@ -40,6 +40,8 @@ export interface LabOptions {
   readonly waitQuietMs?: number;
   /** `--repeat N`: each cell N times, in rounds over a scenario's designs, merged (lab/repeat.ts); 1 when absent. */
   readonly repeat?: number;
+  /** `--deflate`: each of our designs a scenario runs that can negotiate permessage-deflate also runs with it (shown, not judged). */
+  readonly deflate?: boolean;
   /** `--via`: each of our designs a scenario runs also runs behind each of these proxies (shown, not judged). */
   readonly via?: readonly { readonly proxy: ProxyKind; readonly profile: ViaProfile }[];
 }
@@ -91,8 +93,9 @@ export function plan(o: LabOptions): PlanStep[] {
     const scenario = SCENARIOS.get(id)!;
     const mine = o.scale === 'max' ? [] : targets.filter((t) => !t.scenarios || t.scenarios.includes(id)).map(targetDesign);
     const ours = scenario.designs(available, o.scale, o.max);
-    const proxied = ours.filter((d) => !d.traits.via).flatMap((d) => (o.via ?? []).map((v) => behind(d, v.proxy, v.profile)));
-    return [...ours, ...proxied, ...mine].map((design) => {
+    const proxied = ours.filter(judged).flatMap((d) => (o.via ?? []).map((v) => behind(d, v.proxy, v.profile)));
+    const deflated = o.deflate ? ours.filter((d) => judged(d) && d.traits.deflate).map(compressed) : [];
+    return [...ours, ...proxied, ...deflated, ...mine].map((design) => {
       const down = design.target && o.unavailable?.get(design.target.name);
       return { scenario, design, notApplicable: down ? `cannot run here: ${down}` : notApplicable(scenario, design) };
     });
@@ -315,7 +318,9 @@ async function runCell(scenario: Scenario, design: LabDesign, scale: Scale, tmp:
       },
       async swarm(flags) {
         const file = join(tmp, `swarm-${started++}.json`); // taken before the await: swarms may start concurrently
-        const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, wslabMetrics ? { ...flags, serverMetrics: wslabMetrics } : flags)], file);
+        // a --deflate variant (lab --deflate) is driven by clients that offer permessage-deflate
+        const all = { ...flags, ...(design.common.deflate ? { deflate: true } : {}), ...(wslabMetrics ? { serverMetrics: wslabMetrics } : {}) };
+        const run = await startSwarm(['--url', srv.url, ...toArgv(SWARM_FLAGS, all)], file);
         swarms.push(run);
         s.watchSwarm(run.metricsUrl);
         return run;

@@ -94,6 +94,8 @@ export const idleHold = defineScenario<IdleFigures>({
     const summary = await ctx.finish(await ctx.swarm({ connections: at(ctx.scale, N), rate: at(ctx.scale, RATE),
       holdMs: at(ctx.scale, HOLD_S) * 1000, profile: 'idle', sourceIps: SOURCE_IPS }));
     clearInterval(kernelWatch);
+    const negotiated = summary.profiles.idle?.deflated;
+    if (negotiated != null) ctx.note(`${ctx.design.label}: permessage-deflate accepted on ${negotiated.toLocaleString('en-US')} of ${summary.opened.toLocaleString('en-US')} connections`);
     // the hold: the samples that scraped the most open connections (the whole run when the scrape gave none)
     const peakOpen = ctx.sampler.max('open', from);
     const heldAt = peakOpen ? ctx.sampler.samples('open', from).filter(([, v]) => v === peakOpen).map(([t]) => t) : [];
