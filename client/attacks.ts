@@ -134,6 +134,24 @@ export abstract class Attack implements Profile {
     this.tally.bytesSent += bytes.length;
     return true;
   }
+
+  private floodCursor = 0;
+  /**
+   * One flood tick: `batch` (`frames` frames) to each open slot with less than FLOOD_QUEUE bytes waiting in libuv, at
+   * most FLOOD_PER_TICK frames per worker, round-robin from where the last tick stopped so that the cap does not
+   * starve the last slots. Returns the frames written.
+   */
+  protected flood(batch: Buffer, frames: number, raw: boolean): number {
+    const used = this.pool.slotsUsed;
+    let written = 0;
+    for (let k = 0; k < used && written < FLOOD_PER_TICK; k++) {
+      const slot = (this.floodCursor + k) % used;
+      if (!this.pool.isOpen(slot) || this.pool.queued(slot) >= FLOOD_QUEUE) continue;
+      if (this.write(slot, batch, raw)) written += frames;
+    }
+    this.floodCursor = used > 0 ? (this.floodCursor + 1) % used : 0;
+    return written;
+  }
 }
 
 function tickAttack(a: Attack): void {
@@ -283,7 +301,6 @@ class NoPong extends Attack {
 
 class PingFlood extends Attack {
   private readonly batch: Buffer;
-  private cursor = 0;
 
   constructor(pool: AttackPool, s: AttackSettings) {
     super(pool, s);
@@ -292,20 +309,7 @@ class PingFlood extends Attack {
 
   override opened(): void { this.every(FLOOD_TICK_MS); }
 
-  /** Round-robin from where the last tick stopped, so a worker-wide cap does not starve the last slots. */
-  tick(): void {
-    const used = this.pool.slotsUsed;
-    let budget = FLOOD_PER_TICK;
-    for (let k = 0; k < used && budget > 0; k++) {
-      const slot = (this.cursor + k) % used;
-      if (!this.pool.isOpen(slot) || this.pool.queued(slot) >= FLOOD_QUEUE) continue;
-      if (this.write(slot, this.batch, false)) {
-        this.traffic.pingsSent += FLOOD_BATCH;
-        budget -= FLOOD_BATCH;
-      }
-    }
-    this.cursor = used > 0 ? (this.cursor + 1) % used : 0;
-  }
+  tick(): void { this.traffic.pingsSent += this.flood(this.batch, FLOOD_BATCH, false); }
 }
 
 /** A frame header declaring more than any --max-payload, and the first few payload bytes. */
@@ -352,7 +356,6 @@ class ConnFlood extends Attack {
 class FragmentPin extends Attack {
   private readonly first: Buffer;
   private readonly batch: Buffer;
-  private cursor = 0;
 
   constructor(pool: AttackPool, s: AttackSettings) {
     super(pool, s);
@@ -372,19 +375,7 @@ class FragmentPin extends Attack {
     this.every(FLOOD_TICK_MS);
   }
 
-  tick(): void {
-    const used = this.pool.slotsUsed;
-    let budget = FLOOD_PER_TICK;
-    for (let k = 0; k < used && budget > 0; k++) {
-      const slot = (this.cursor + k) % used;
-      if (!this.pool.isOpen(slot) || this.pool.queued(slot) >= FLOOD_QUEUE) continue;
-      if (this.write(slot, this.batch)) {
-        this.traffic.sent += FRAGMENT_BATCH;
-        budget -= FRAGMENT_BATCH;
-      }
-    }
-    this.cursor = used > 0 ? (this.cursor + 1) % used : 0;
-  }
+  tick(): void { this.traffic.sent += this.flood(this.batch, FRAGMENT_BATCH, true); }
 }
 
 /** One compressed message of --inflated-size zeros, the same bytes for every slot. */
