@@ -674,7 +674,10 @@ export function summarize(o: SwarmOptions, reported: WorkerFigures[], run: RunFa
   const misunderstood = chatty?.role === 'healthy' ? nonsense(chatty, o.speech.match, o.speech.send !== undefined) : undefined;
   if (misunderstood) warnings.push(misunderstood);
   if (chatty?.role === 'healthy' && chatty.requestsDue >= 10 && chatty.repliesOk + chatty.replyErrors + chatty.unmatched === 0) {
-    warnings.push(`none of ${chatty.requestsDue} requests due got any reply: does the server answer ${o.speech.send ? 'this --send message' : "our protocol's --command"}?`);
+    // no reply because nothing opened is a refused or cut upgrade, not a server that does not understand the requests
+    warnings.push(chatty.opened === 0
+      ? `none of the ${chatty.attempted} chatty connections opened, so none of ${chatty.requestsDue} requests due was sent (failed says why)`
+      : `none of ${chatty.requestsDue} requests due got any reply: does the server answer ${o.speech.send ? 'this --send message' : "our protocol's --command"}?`);
   }
   const lostTotal = lost.reduce((a, b) => a + b, 0);
   if (lostTotal > 0) {

@@ -165,6 +165,9 @@ describe('--mix: the per-profile summary and the attack metrics', () => {
       assert.equal(chatty.servedRate, 0);
       assert.equal(summary.failed.handshake_timeout, 4);
       assert.equal((summary.profiles.slowloris as AttackSummary).outcomes.held, 4);
+      // the warning names what happened (nothing opened), not a server that does not understand the requests
+      assert.ok(summary.warnings.some((w) => /^none of the 4 chatty connections opened, so none of \d+ requests due was sent/.test(w)), JSON.stringify(summary.warnings));
+      assert.ok(!summary.warnings.some((w) => /does the server answer/.test(w)), JSON.stringify(summary.warnings));
     } finally {
       await server.stop();
     }
