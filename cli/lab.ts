@@ -4,7 +4,7 @@ import { ClinicUnavailableError, clinicBin, PROFILE_TOOLS, type ProfileTool } fr
 import { BudgetError, planHold, readHoldMachine, type HoldMachine } from '../lab/budget.js';
 import { runLab, type LabOptions, type Progress } from '../lab/run.js';
 import { summaryLines } from '../lab/report.js';
-import { CLAIM_IDS, DEFAULT_SCENARIOS, SCENARIOS } from '../lab/scenarios/index.js';
+import { DEFAULT_SCENARIOS, SCENARIOS } from '../lab/scenarios/index.js';
 import { claimsLine } from '../lab/claims.js';
 import { describeNoise, QUIET_LIMIT, waitQuiet } from '../metrics/noise.js';
 import { fileURLToPath } from 'node:url';
@@ -179,7 +179,7 @@ export const labCommand = {
     process.stdout.write(`${summaryLines(results).join('\n')}\n`);
     const failed = results.scenarios.flatMap((s) => s.cells.filter((c) => c.status === 'failed').map((c) => `${s.id} × ${c.design}: ${c.cause}`));
     for (const f of failed) process.stdout.write(`! ${f}\n`);
-    const last = `report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, CLAIM_IDS.length)} in ${results.durationSec} s)`;
+    const last = `report: ${dir}/index.html (also report.md, results.json; ${claimsLine(results.claims, results.claims.length)} in ${results.durationSec} s)`;
     process.stdout.write(`${last}\n`);
     if (web) {
       const html = path.resolve(dir, 'index.html');

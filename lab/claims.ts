@@ -14,6 +14,7 @@ export const CLAIM_TEXT = {
   'cpu-bound-processes': 'CPU-bound work wants processes, about cores (+1) of them.',
   'tasks-vs-threads-scale': 'Tasks scale to far more concurrent connections than threads on the same machine.',
   'gil-threads': 'Python threads do not run CPU-bound work in parallel (the GIL); processes do.',
+  'proxy-shield': 'A reverse proxy in front (nginx, HAProxy) shields a WebSocket server from slow clients.',
 } as const;
 export type ClaimId = keyof typeof CLAIM_TEXT;
 
@@ -28,6 +29,8 @@ export interface JudgedCell<F> {
 export interface Judge {
   readonly id: string;
   readonly claims: readonly ClaimId[];
+  /** Its judge compares a design with itself behind proxies (lab --via cells), which other judges never see. Default false. */
+  readonly judgesProxied?: boolean;
   judge(cells: readonly JudgedCell<Record<string, number | null>>[], machine: Machine): Claim[];
 }
 
@@ -71,7 +74,7 @@ export function judge(judges: readonly Judge[], results: readonly ScenarioResult
   const order = Object.keys(CLAIM_TEXT);
   return judges.flatMap((j) => {
     // a design behind a proxy (lab --via) or compressing (lab --deflate) is shown beside the others, not judged
-    const cells = results.find((r) => r.id === j.id)?.cells.filter((c: Cell) => c.status === 'ok' && judged(c)) ?? [];
+    const cells = results.find((r) => r.id === j.id)?.cells.filter((c: Cell) => c.status === 'ok' && (judged(c) || (j.judgesProxied && !c.traits.compressing))) ?? [];
     // a verdict resting on a cell measured while something else loaded the box says so (metrics/noise.ts)
     const busy = cells.filter((c) => c.noise && !c.noise.quiet);
     const onBusy = busy.length ? ` — measured on a busy box: ${busy.map((c) => `${c.design} with ${c.noise!.outsideCores.toFixed(2)} cores used outside the run${c.noise!.stealCores >= 0.1 ? `, ${c.noise!.stealCores.toFixed(2)} stolen` : ''}`).join('; ')}` : '';

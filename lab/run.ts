@@ -93,7 +93,9 @@ export function plan(o: LabOptions): PlanStep[] {
     const scenario = SCENARIOS.get(id)!;
     const mine = o.scale === 'max' ? [] : targets.filter((t) => !t.scenarios || t.scenarios.includes(id)).map(targetDesign);
     const ours = scenario.designs(available, o.scale, o.max);
-    const proxied = ours.filter(judged).flatMap((d) => (o.via ?? []).map((v) => behind(d, v.proxy, v.profile)));
+    // a scenario may put proxies in front itself (proxy-defenses): --via adds only the fronts it lacks
+    const proxied = ours.filter(judged).flatMap((d) => (o.via ?? []).map((v) => behind(d, v.proxy, v.profile)))
+      .filter((p) => !ours.some((d) => d.label === p.label));
     const deflated = o.deflate ? ours.filter((d) => judged(d) && d.traits.deflate).map(compressed) : [];
     return [...ours, ...proxied, ...deflated, ...mine].map((design) => {
       const down = design.target && o.unavailable?.get(design.target.name);
@@ -245,7 +247,8 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
   const results: LabResults = {
     schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),
     durationSec: +((finished.getTime() - started.getTime()) / 1000).toFixed(1), scale: o.scale, machine, scenarios,
-    claims: judge([...SCENARIOS.values()], scenarios, machine),
+    // every claim of the scenarios a lab runs by default, measured or not; an opt-in scenario's only when it ran
+    claims: judge([...SCENARIOS.values()].filter((s) => !s.optIn || o.scenarios.includes(s.id)), scenarios, machine),
     ...(repeat > 1 ? { repeat } : {}),
     interrupted: interrupted ?? null,
   };

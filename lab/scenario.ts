@@ -65,6 +65,11 @@ export interface Scenario<F extends Figures = Figures> {
    * Default false.
    */
   readonly optIn?: boolean;
+  /**
+   * Its judge also sees the cells behind a proxy (its own, or `lab --via`'s), which other judges never do: it compares
+   * a design with itself behind one. Default false.
+   */
+  readonly judgesProxied?: boolean;
   /** The variants this scenario compares, chosen from the lab's designs (it may add its own, e.g. worker counts). */
   designs(available: readonly LabDesign[], scale: Scale, max?: MaxRun): LabDesign[];
   /** What it ran at this scale, in one paragraph for the report. */
