@@ -42,6 +42,7 @@ describe('wslab lab --scenarios proxy-defenses', { skip }, () => {
     const claim = res.claims.find((c) => c.id === 'proxy-shield')!;
     assert.equal(claim.verdict, 'refuted');
     assert.match(claim.evidence, /^nginx default in front of uws: worse on slowloris \(100 held to the end; alone cut at [\d.]+ s\); nginx hardened in front of uws: stops on slowloris; /);
-    assert.match(claim.evidence, /haproxy hardened in front of uws: stops on slowloris$/);
+    // (a verdict resting on a cell the noise guard marked busy says so after the fronts)
+    assert.match(claim.evidence, /haproxy hardened in front of uws: stops on slowloris( — measured on a busy box: .*)?$/);
   });
 });
