@@ -177,9 +177,10 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
   const peak = ctx.sampler.max('rssBytes', from, to);
-  // over the phase's second half, and at least its last 1.5 s (three samples) when it was stopped early
+  // over the phase's second half, and at least its last 1.5 s when it was stopped early; at least its last three
+  // samples (a server busy growing answers the sampler's scrape late, and ticks are skipped: 1–2 s apart in CI runs)
   const end = stoppedAt ?? to;
-  const slope = rssSlope(ctx, Math.max(from, Math.min(from + (end - from) / 2, end - 1.5)), end);
+  const slope = rssSlope(ctx, from, Math.max(from, Math.min(from + (end - from) / 2, end - 1.5)), end);
   if (stoppedAt !== null) {
     ctx.note(`unbounded: +${slope ?? 'n/a'} MiB/s when stopped — the server's RSS reached the lab's ${READER_RSS_CEILING / 1024 ** 3} GiB ceiling ` +
       `${(stoppedAt - from).toFixed(1)} s into the slow readers, and the readers were stopped there (peak ${(peak! / 1024 ** 3).toFixed(2)} GiB)`);
@@ -194,9 +195,13 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   };
 }
 
-/** Least-squares slope of the server's RSS over [from, to], MiB/s: ≈0 when a cap holds, the growth rate when not. */
-function rssSlope(ctx: CellContext, from: number, to: number): number | null {
-  const pts = ctx.sampler.samples('rssBytes', from, to);
+/**
+ * Least-squares slope of the server's RSS over [from, to], MiB/s: ≈0 when a cap holds, the growth rate when not. With
+ * fewer than three samples there, the last three of the phase (from `phase` on) up to `to`.
+ */
+function rssSlope(ctx: CellContext, phase: number, from: number, to: number): number | null {
+  let pts = ctx.sampler.samples('rssBytes', from, to);
+  if (pts.length < 3) pts = ctx.sampler.samples('rssBytes', phase, to).slice(-3);
   if (pts.length < 3) return null;
   const mt = pts.reduce((a, p) => a + p[0], 0) / pts.length;
   const mr = pts.reduce((a, p) => a + p[1], 0) / pts.length;
