@@ -46,7 +46,9 @@ describe('wslab lab: who ended what the swarm did not close', { skip }, () => {
     for (const c of [direct, proxied]) assert.equal(c.figures.attackersHeldAtEnd, 0, c.design);
     assert.deepEqual({ proxy: p.proxy, endedUnasked: p.endedUnasked, byServer: p.byServer, byProxy: p.byProxy },
       { proxy: 'nginx', endedUnasked: ATTACKERS, byServer: 0, byProxy: ATTACKERS });
-    assert.ok(p.proxyAccepted! >= ATTACKERS + p.serverUpgraded, `nginx accepted ${p.proxyAccepted}, passed on ${p.serverUpgraded}`);
+    // every upgrade the server made came through nginx; the lab's probe (one connection at a time, every 0.5 s) may have
+    // been accepted by nginx just before the swarm's first reading and upgraded after it: one, at most (seen in CI)
+    assert.ok(p.proxyAccepted! >= ATTACKERS + p.serverUpgraded - 1, `nginx accepted ${p.proxyAccepted}, passed on ${p.serverUpgraded}`);
     assert.deepEqual({ proxy: d.proxy, endedUnasked: d.endedUnasked, byServer: d.byServer, byProxy: d.byProxy, unattributed: d.unattributed },
       { proxy: null, endedUnasked: ATTACKERS, byServer: ATTACKERS, byProxy: null, unattributed: 0 });
     assert.ok(d.serverEnded.handshake_timeout >= ATTACKERS, JSON.stringify(d.serverEnded));
