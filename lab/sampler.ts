@@ -194,7 +194,8 @@ export class Sampler {
     s.loopDelayMs.push(server ? loopDelay(server) : null);
     s.cpuCores.push(status?.processes && dt > 0.05 ? +((cpu - this.prevCpu) / dt).toFixed(3) : null);
     s.fds.push(status?.processes && !this.box ? status.fds : null);
-    const switches = status?.processes ? status.voluntarySwitches + status.involuntarySwitches : null;
+    // a process with more threads than SWITCH_THREADS: its threads' switches are not summed, so not measured
+    const switches = status?.processes && !status.switchesPartial ? status.voluntarySwitches + status.involuntarySwitches : null;
     s.switchesPerSec.push(switches !== null && this.prevSwitches !== null && dt > 0.05 ? Math.max(0, Math.round((switches - this.prevSwitches) / dt)) : null);
     this.prevSwitches = switches;
     if (this.box) {

@@ -18,7 +18,10 @@ const field = (text: string, key: string): number => {
   return at < 0 ? 0 : Number.parseInt(text.slice(at + key.length + 2, text.indexOf('\n', at + 1)).trim(), 10) || 0;
 };
 
-/** Reads /proc/<pid>/status (Linux). Throws ENOENT when the process is gone. */
+/**
+ * Reads /proc/<pid>/status (Linux). Throws ENOENT when the process is gone. Its context switches are its main
+ * thread's only (the kernel prints the leader task's counts there): see {@link threadSwitches} for all its threads.
+ */
 export function readProcStatus(pid: number | 'self' = 'self'): ProcStatus {
   const text = readFileSync(`/proc/${pid}/status`, 'latin1');
   return {
@@ -35,6 +38,27 @@ export function readProcStatus(pid: number | 'self' = 'self'): ProcStatus {
 export function openFilesLimit(): number {
   const line = readFileSync('/proc/self/limits', 'latin1').split('\n').find((l) => l.startsWith('Max open files'));
   return line ? Number.parseInt(line.slice(26), 10) || 0 : 0;
+}
+
+/** The most threads of one process whose switches a tree reading sums one by one (a /proc read each). */
+export const SWITCH_THREADS = 2048;
+
+/**
+ * Context switches of every live thread of `pid`, summed from /proc/<pid>/task/<tid>/status. Threads that already
+ * ended are not in it (only the process itself sees those, through getrusage); a thread that ends while being read
+ * is skipped.
+ */
+export function threadSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const sum = { voluntary: 0, involuntary: 0 };
+  let tids: string[] = [];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return sum; }
+  for (const tid of tids) {
+    let text: string;
+    try { text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1'); } catch { continue; }
+    sum.voluntary += field(text, 'voluntary_ctxt_switches');
+    sum.involuntary += field(text, 'nonvoluntary_ctxt_switches');
+  }
+  return sum;
 }
 
 /** `pid` and all its descendants (read from each task's /proc children list), for whole-tree RSS and threads. */
@@ -105,8 +129,8 @@ export function treeCpuSeconds(pid: number | undefined): number {
  * (sockets, files, pipes; listing a big tree's descriptors is the costly part). Processes that exit while being read
  * are skipped; what was not asked for reads 0.
  */
-export function readTree(pid: number, { cpu = false, fds = false } = {}): ProcStatus & { processes: number; cpuSeconds: number; fds: number } {
-  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, pageTablesBytes: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0, cpuSeconds: 0, fds: 0 };
+export function readTree(pid: number, { cpu = false, fds = false } = {}): ProcStatus & { processes: number; cpuSeconds: number; fds: number; switchesPartial: boolean } {
+  const sum = { rssBytes: 0, rssAnonBytes: 0, threads: 0, pageTablesBytes: 0, voluntarySwitches: 0, involuntarySwitches: 0, processes: 0, cpuSeconds: 0, fds: 0, switchesPartial: false };
   let ticks = 0;
   for (const p of processTree(pid)) {
     let s: ProcStatus;
@@ -115,8 +139,11 @@ export function readTree(pid: number, { cpu = false, fds = false } = {}): ProcSt
     sum.rssAnonBytes += s.rssAnonBytes;
     sum.threads += s.threads;
     sum.pageTablesBytes += s.pageTablesBytes;
-    sum.voluntarySwitches += s.voluntarySwitches;
-    sum.involuntarySwitches += s.involuntarySwitches;
+    // every thread's switches (the status counts the main thread's); past SWITCH_THREADS threads the main thread's only
+    const sw = s.threads > 1 && s.threads <= SWITCH_THREADS ? threadSwitches(p) : { voluntary: s.voluntarySwitches, involuntary: s.involuntarySwitches };
+    if (s.threads > SWITCH_THREADS) sum.switchesPartial = true;
+    sum.voluntarySwitches += sw.voluntary;
+    sum.involuntarySwitches += sw.involuntary;
     sum.processes++;
     if (cpu) try { ticks += cpuTicks(p); } catch { /* exited meanwhile */ }
     if (fds) try { sum.fds += readdirSync(`/proc/${p}/fd`).length; } catch { /* exited meanwhile, or not ours to read */ }

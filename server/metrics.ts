@@ -130,13 +130,17 @@ export class ServerMetrics {
     });
     gauge(PROCESS_THREADS, r, function () { this.set(labels, readProcStatus().threads); });
     const seen = { voluntary: 0, involuntary: 0 };
-    // A counter that mirrors a kernel counter: add what the kernel counted since the previous scrape.
+    /*
+     * A counter that mirrors a kernel counter: add what the kernel counted since the previous scrape. From getrusage
+     * (RUSAGE_SELF): every thread of the process, those that ended too (a thread per task's); /proc/self/status
+     * counts the main thread only, which in the threads design is the one thread that serves no connection.
+     */
     counter(CONTEXT_SWITCHES, r, function () {
-      const s = readProcStatus();
-      this.inc({ design, kind: 'voluntary' }, s.voluntarySwitches - seen.voluntary);
-      this.inc({ design, kind: 'involuntary' }, s.involuntarySwitches - seen.involuntary);
-      seen.voluntary = s.voluntarySwitches;
-      seen.involuntary = s.involuntarySwitches;
+      const u = process.resourceUsage();
+      this.inc({ design, kind: 'voluntary' }, u.voluntaryContextSwitches - seen.voluntary);
+      this.inc({ design, kind: 'involuntary' }, u.involuntaryContextSwitches - seen.involuntary);
+      seen.voluntary = u.voluntaryContextSwitches;
+      seen.involuntary = u.involuntaryContextSwitches;
     });
   }
 
