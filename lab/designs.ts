@@ -116,13 +116,21 @@ export function withWorkers(model: Model, n: number, common: Partial<CommonServe
   return d && variant(d, d.withWorkers!(n), common);
 }
 
+/** The variant of the first design of `model` that can run each command on a new thread (threads --thread-per-task). */
+export function withThreadPerTask(model: Model): LabDesign | undefined {
+  const d = [...DESIGNS.values()].find((x) => x.model === model && x.threadPerTask);
+  return d && variant(d, d.threadPerTask);
+}
+
 /** Predicates scenarios and verdicts choose variants by. */
 export const is = {
   loop: (d: { traits: VariantTraits }) => d.traits.model === 'loop',
   /** The loop that stands for all loops (uws); see {@link oneLoop}. */
   standingLoop: (d: { traits: VariantTraits }) => d.traits.model === 'loop' && d.traits.representative,
-  /** A thread per connection. */
-  threadPerConnection: (d: { traits: VariantTraits }) => d.traits.model === 'threads' && d.traits.workers === null,
+  /** A thread per connection (running its commands itself). */
+  threadPerConnection: (d: { traits: VariantTraits }) => d.traits.model === 'threads' && d.traits.workers === null && !d.traits.threadPerTask,
+  /** A new thread for every command (threads --thread-per-task). */
+  threadPerTask: (d: { traits: VariantTraits }) => d.traits.threadPerTask === true,
   /** A fixed pool of worker threads. */
   pool: (d: { traits: VariantTraits }) => d.traits.model === 'threads' && d.traits.workers !== null,
   processes: (d: { traits: VariantTraits }) => d.traits.model === 'processes',

@@ -48,8 +48,12 @@ export interface ServerProcess {
   scrape(): Promise<Sample[]>;
   /** SIGTERM, then the exit code (SIGKILL after 10 s so a test never hangs). */
   stop(): Promise<number | null>;
-  /** Sets the nice value of every thread of the process tree (Linux nice is per thread); throws where not allowed. */
-  renice(niceness: number): void;
+  /**
+   * Sets the nice value of every thread of the process tree (Linux nice is per thread; threads created later inherit
+   * their creator's); throws where not allowed. `sparingMain`: each process's main thread keeps its own (the thread
+   * that answers /metrics in the threads design).
+   */
+  renice(niceness: number, sparingMain?: boolean): void;
   /** {@link LabServer.restart}: the same design and flags on the same ports. */
   restart(downMs: number): Promise<ServerProcess>;
 }
@@ -114,7 +118,7 @@ export async function spawnServer(design: string, flags: string[] = [], readyMs 
     child, ready, url: String(ready.url), metricsUrl, pid: Number(ready.pid), port, countsFrom: 'metrics',
     stderr: () => err,
     scrape: async () => parseExposition(await (await fetch(metricsUrl)).text()),
-    renice: (niceness) => renice(Number(ready.pid), niceness),
+    renice: (niceness, sparingMain) => renice(Number(ready.pid), niceness, sparingMain),
     stop,
     restart: async (downMs) => {
       await stop();
@@ -124,11 +128,20 @@ export async function spawnServer(design: string, flags: string[] = [], readyMs 
   };
 }
 
-function renice(pid: number, niceness: number): void {
+function renice(pid: number, niceness: number, sparingMain = false): void {
   for (const p of processTree(pid)) {
     let tasks: string[] = [];
     try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; } // exited meanwhile
-    for (const t of tasks) setPriority(Number(t), niceness);
+    for (const t of tasks) {
+      if (sparingMain && Number(t) === p) continue;
+      try {
+        setPriority(Number(t), niceness);
+      } catch (err) {
+        // a thread that ended meanwhile (a thread per task's): os.setPriority's SystemError carries the errno in `info`
+        const e = err as NodeJS.ErrnoException & { info?: { code?: string } };
+        if (e.code !== 'ESRCH' && e.info?.code !== 'ESRCH') throw err;
+      }
+    }
   }
 }
 
@@ -196,7 +209,7 @@ export async function startTarget(t: Target, niceness = 0, again?: { readonly po
   const stop = (): Promise<number | null> => stopChild(child, group('SIGTERM'), group('SIGKILL'));
   return {
     ...base, child, pid: child.pid!, stderr: () => err,
-    renice: (n) => renice(child.pid!, n),
+    renice: (n, sparingMain) => renice(child.pid!, n, sparingMain),
     stop,
     restart: async (downMs) => {
       await stop();

@@ -41,6 +41,8 @@ export interface Traits {
    * design's frame layer has no inflater: it refuses the flag.
    */
   readonly deflate: boolean;
+  /** Set where every command runs on a thread of its own, created for it (threads --thread-per-task). */
+  readonly threadPerTask?: true;
 }
 
 /**
@@ -71,6 +73,8 @@ export interface Design<O extends OwnOptions = OwnOptions> {
   readonly reusePort?: boolean;
   /** The variant with `n` fixed workers (a pool, a process count), where the design has that knob. */
   withWorkers?(n: number): Partial<O>;
+  /** Own options that run every command on a new thread created for it (a thread per task), where the design can. */
+  readonly threadPerTask?: Partial<O>;
   /** The variants the lab compares by default (own options); one with the defaults when absent. */
   readonly labVariants?: readonly Partial<O>[];
   /** The variants the protocol suite runs (own options); one with the defaults when absent. */

@@ -56,6 +56,9 @@ wslab::Options parse_options(const Napi::CallbackInfo& info) {
   const Napi::Value defenses = o.Get("defenses");
   if (!defenses.IsBoolean()) type_error(env, "options.defenses must be a boolean");
   opt.defenses = defenses.As<Napi::Boolean>().Value();
+  const Napi::Value taskThreads = o.Get("taskThreads");
+  if (!taskThreads.IsUndefined() && !taskThreads.IsBoolean()) type_error(env, "options.taskThreads must be a boolean");
+  opt.task_threads = taskThreads.IsBoolean() && taskThreads.As<Napi::Boolean>().Value();
   const Napi::Value bounds = o.Get("histogramBounds");
   if (!bounds.IsArray()) type_error(env, "options.histogramBounds must be an array of numbers");
   const Napi::Array arr = bounds.As<Napi::Array>();

@@ -20,6 +20,7 @@
 #include "frame_codec.h"
 #include "handshake.h"
 #include "protocol.h"
+#include "spawn.h"
 
 namespace wslab {
 
@@ -256,7 +257,7 @@ class Connection final : public protocol::Blocker {
     if (msg_opcode_ == frame::kBinary) {
       s = write(frame::kBinary, {}, body, 0, send_timeout_ms_, true);
     } else {
-      const protocol::Reply reply = protocol::run(body, *this);
+      const protocol::Reply reply = run_command(body);
       if (reply.interrupted) return shutting_down();
       cmd = reply.command;
       size = reply.size();
@@ -270,6 +271,30 @@ class Connection final : public protocol::Blocker {
     c_.bytes_sent.fetch_add(size, std::memory_order_relaxed);
     c_.command(cmd).observe(seconds_since(t0));
     return std::nullopt;
+  }
+
+  // The command on this thread, or with --thread-per-task on a new one that this thread spawns and joins (the seed's
+  // "every step a new thread": creation, two switches and the exit are the price). A thread that cannot be created
+  // (EAGAIN: out of threads or stack memory) leaves the command to this thread: the connection is still served.
+  protocol::Reply run_command(std::string_view body) {
+    if (!opt_.task_threads) return protocol::run(body, *this);
+    struct Task {
+      std::string_view body;
+      Connection* self;
+      std::optional<protocol::Reply> reply;
+    } task{body, this, std::nullopt};
+    pthread_t t;
+    const int rc = spawn(&t, opt_.thread_stack, [](void* arg) -> void* {
+      auto* k = static_cast<Task*>(arg);
+      try {
+        k->reply.emplace(protocol::run(k->body, *k->self));
+      } catch (...) {  // bad_alloc: the reply stays empty and the command runs again on the connection's thread
+      }
+      return nullptr;
+    }, &task);
+    if (rc != 0) return protocol::run(body, *this);
+    pthread_join(t, nullptr);
+    return task.reply ? std::move(*task.reply) : protocol::run(body, *this);
   }
 
   End shutting_down() const { return End{CloseReason::going_away, frame::kGoingAway, "server shutting down"}; }

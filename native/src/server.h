@@ -32,6 +32,7 @@ struct Options {
   uint32_t pool = 0;                // 0: a thread per connection; N: N workers and a bounded queue
   uint32_t queue_limit = 4096;
   size_t thread_stack = 256 * 1024;
+  bool task_threads = false;        // each command runs on a new thread (spawned, joined), as "a thread per task" does
   uint64_t max_payload = 1024 * 1024;
   uint32_t idle_timeout_ms = 120000;
   uint64_t max_backpressure = 1024 * 1024;

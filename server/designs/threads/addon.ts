@@ -27,6 +27,11 @@ export interface ThreadsStartOptions {
   queueLimit: number;
   /** Stack size of every connection and worker thread, bytes (at least 16384; rounded up to pages). */
   threadStack: number;
+  /**
+   * Each command runs on a new thread that the connection's thread creates and joins (with `threadStack`): a thread
+   * per task, the seed's "every step a new thread". Default false: the connection's own thread runs it.
+   */
+  taskThreads?: boolean;
   /** Largest message, bytes, checked on each frame's declared length before reading it: bigger closes with 1009. */
   maxPayload: number;
   /** No byte from the client for half of this: ping; for all of it: close 1001 `idle timeout`. 0 = never. */
@@ -163,7 +168,7 @@ function load(): NativeAddon {
 
 /** Binds and starts accepting; throws an Error with `code` (EADDRINUSE, ...) on failure, TypeError on bad options. */
 export function startThreadsServer(o: ThreadsStartOptions): ThreadsServer {
-  const native = load().startThreadsServer({ maxConnsPerIp: 0, defenses: true, ...o });
+  const native = load().startThreadsServer({ maxConnsPerIp: 0, defenses: true, taskThreads: false, ...o });
   let closing: Promise<void> | undefined;
   return {
     port: native.port,

@@ -16,7 +16,9 @@ export interface ThreadsOptions {
   readonly threadStack: number;
   /** With a pool: connections that may wait in the accept queue before new ones are refused. Default 4096. */
   readonly queueLimit: number;
-  [key: string]: number;
+  /** Each command on a new thread, created and joined by the connection's (or worker's) thread. Default false. */
+  readonly threadPerTask: boolean;
+  [key: string]: number | boolean;
 }
 
 /**
@@ -39,18 +41,23 @@ export const threadsDesign = defineDesign<ThreadsOptions>({
         return b;
       },
     }),
+    threadPerTask: option({ flag: 'thread-per-task', type: 'boolean', default: false, describe: 'threads: run each command on a new thread, created and joined per command (a thread per task)', parse: (raw) => raw === true }),
     queueLimit: option({ flag: 'queue-limit', type: 'number', default: 4096, describe: 'threads --pool: connections that may wait for a worker', parse: (raw) => parseInteger('queue-limit', raw, 1, 1_000_000) }),
   },
-  traits: (own) => ({ model: 'threads', fixedHandshakeTimeout: null, dialect: 'threads', workers: own.pool || null, countsNonHttp: true, deflate: false }),
+  traits: (own) => ({
+    model: 'threads', fixedHandshakeTimeout: null, dialect: 'threads', workers: own.pool || null, countsNonHttp: true, deflate: false,
+    ...(own.threadPerTask ? { threadPerTask: true as const } : {}),
+  }),
   withWorkers: (n) => ({ pool: n }),
+  threadPerTask: { threadPerTask: true },
   // the lab compares a thread per connection with 64 fixed workers, as a prefork/sync-worker server runs them
   labVariants: [{}, { pool: 64 }],
-  testVariants: [{}, { pool: 4 }],
-  labelFlags: ['pool'],
+  testVariants: [{}, { pool: 4 }, { threadPerTask: true }],
+  labelFlags: ['pool', 'threadPerTask'],
   async start(o): Promise<DesignHandle> {
-    const { pool, queueLimit, threadStack } = o.own;
+    const { pool, queueLimit, threadStack, threadPerTask } = o.own;
     const native = startThreadsServer({
-      host: o.host, port: o.port, pool, queueLimit, threadStack,
+      host: o.host, port: o.port, pool, queueLimit, threadStack, taskThreads: threadPerTask,
       // maxPayload 0 (--no-defenses): no limit, i.e. the largest length a frame can declare that JS can pass.
       maxPayload: o.maxPayload || Number.MAX_SAFE_INTEGER, idleTimeoutMs: o.idleTimeoutMs, maxBackpressure: o.maxBackpressure,
       handshakeTimeoutMs: o.handshakeTimeoutMs, maxConnsPerIp: o.maxConnsPerIp, defenses: o.defenses,
@@ -68,7 +75,7 @@ export const threadsDesign = defineDesign<ThreadsOptions>({
     gauge(POOL_QUEUED, metrics.registry, function () { this.set({ design: o.design }, stats().queued); });
     return {
       port: native.port,
-      version: `${addonVersion()}${pool ? `, pool ${pool}` : ', thread per connection'}`,
+      version: `${addonVersion()}${pool ? `, pool ${pool}` : ', thread per connection'}${threadPerTask ? ', a thread per command' : ''}`,
       ...localMetrics(metrics.registry),
       metrics: () => { snap = undefined; return metrics.registry.metrics(); },
       async close() {
