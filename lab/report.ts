@@ -4,6 +4,7 @@ import path from 'node:path';
 import { SERIES_KEYS, type Cell, type Column, type LabResults, type ScenarioResult, type Verdict } from './results.js';
 import { attributionLine } from '../client/attribution.js';
 import { describeNoise } from '../metrics/noise.js';
+import type { Curve } from './curves.js';
 
 type SeriesKey = (typeof SERIES_KEYS)[number];
 
@@ -135,6 +136,21 @@ function mdScenario(s: ScenarioResult): string {
     `**Method.** ${s.method}`,
     rows.length ? mdTable(head, rows, [false, ...s.columns.map(() => true), false]) : '_No cells ran._',
     ...(s.cells.some((c) => cellLines(c).length) ? [s.cells.flatMap((c) => cellLines(c).map((n) => `- **${c.design}**: ${n}`)).join('\n')] : []),
+    ...(s.curves ?? []).map(mdCurve),
+  ].join('\n\n');
+}
+
+/** A point as a table shows it: the value, and under --repeat the runs' min–max when they differ. */
+const pointText = (p: { y: number; min?: number; max?: number } | undefined, unit: string): string =>
+  (p ? `${formatFigure(p.y, unit)}${p.min !== undefined && p.max !== undefined ? ` (${formatFigure(p.min, unit)}–${formatFigure(p.max, unit)})` : ''}` : '—');
+
+/** A curve in markdown: its knees, then its points, a row per x and a column per line. */
+function mdCurve(c: Curve): string {
+  const xs = [...new Set(c.lines.flatMap((l) => l.points.map((p) => p.x)))].sort((a, b) => a - b);
+  const rows = xs.map((x) => [`${formatFigure(x, c.x.unit)}`, ...c.lines.map((l) => pointText(l.points.find((p) => p.x === x), c.y.unit))]);
+  return [
+    `**Curve: ${c.title}.** ${c.knees.map((k) => `${k}.`).join(' ')}`,
+    mdTable([`${c.x.label} (${c.x.unit})`, ...c.lines.map((l) => `${l.design}: ${header({ key: '', label: c.y.label, unit: c.y.unit })}`)], rows, [true, ...c.lines.map(() => true)]),
   ].join('\n\n');
 }
 
@@ -174,11 +190,31 @@ export const htmlHead = (title: string, sources: string, css: string): string =>
 const prose = (s: string): string => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 
 interface ChartSpec {
-  /** `<scenario id>/<series key>`, also the canvas's `data-chart`. */
+  /** `<scenario id>/<series key>` or `<scenario id>/curve/<curve id>`, also the canvas's `data-chart`. */
   id: string;
   title: string;
   yTitle: string;
-  datasets: { label: string; color: string; failed: boolean; data: { x: number; y: number | null }[] }[];
+  /** The x axis: seconds since the cell started for a series; the swept parameter for a curve. */
+  xTitle: string;
+  xLog?: boolean;
+  yLog?: boolean;
+  /** `band`: the runs' min or max of a curve under --repeat (dotted, the space between them filled). */
+  datasets: { label: string; color: string; failed: boolean; band?: 'min' | 'max'; data: { x: number; y: number | null }[] }[];
+}
+
+/** A curve's chart: a line per design, and under --repeat its min and max as a band around it. */
+function curveChart(s: ScenarioResult, c: Curve, colorOf: (design: string) => string): ChartSpec {
+  return {
+    id: `${s.id}/curve/${c.id}`, title: c.title, yTitle: `${c.y.label} (${c.y.unit})`, xTitle: `${c.x.label} (${c.x.unit})`,
+    ...(c.x.log ? { xLog: true } : {}), ...(c.y.log ? { yLog: true } : {}),
+    datasets: c.lines.flatMap((l) => {
+      const color = colorOf(l.design);
+      const line = { label: l.design, color, failed: false, data: l.points.map((p) => ({ x: p.x, y: p.y })) };
+      if (!l.points.some((p) => p.min !== undefined)) return [line];
+      const band = (b: 'min' | 'max') => ({ label: `${l.design} ${b}`, color, failed: false, band: b, data: l.points.map((p) => ({ x: p.x, y: p[b] ?? p.y })) });
+      return [line, band('min'), band('max')];
+    }),
+  };
 }
 
 /** One chart per series key with any value in any cell; a cell that measured nothing for it gets no line. */
@@ -190,6 +226,7 @@ function chartSpecs(s: ScenarioResult, colorOf: (design: string) => string): Cha
       id: `${s.id}/${key}`,
       title,
       yTitle: axis,
+      xTitle: 'seconds since the cell started',
       // under --repeat every run is a line of its design's colour: the spread is seen as the lines' spread
       datasets: s.cells.flatMap((c) => (c.repeats && c.repeats.length > 1 ? c.repeats.map((r, k) => ({ ...r, label: `${c.design} · ${k + 1}/${c.repeats!.length}` }))
         : [{ ...c, label: c.design }]).filter((r) => r.series[key]?.some((v) => v !== null)).map((r) => ({
@@ -231,6 +268,7 @@ function htmlScenario(s: ScenarioResult, charts: ChartSpec[]): string {
 <p><strong>Method.</strong> ${prose(s.method)}</p>
 ${table}
 ${s.cells.some((c) => cellLines(c).length) ? `<ul class="notes">${s.cells.flatMap((c) => cellLines(c).map((n) => `<li><strong>${esc(c.design)}</strong>: ${prose(n)}</li>`)).join('\n')}</ul>` : ''}
+${(s.curves ?? []).map((c) => `<p class="knees"><strong>Curve: ${esc(c.title)}.</strong> ${c.knees.map((k) => `${prose(k)}.`).join(' ')}</p>`).join('\n')}
 <div class="charts">${charts.map((c) => `<figure class="chart"><canvas data-chart="${esc(c.id)}" role="img" aria-label="${esc(`${s.title}: ${c.title}`)}"></canvas></figure>`).join('\n')}</div>
 </section>`;
 }
@@ -249,17 +287,20 @@ const CLIENT = `(() => {
     try {
       new Chart(canvas, {
         type: 'line',
-        data: { datasets: spec.datasets.map((d) => ({
+        data: { datasets: spec.datasets.map((d) => (d.band ? {
+          label: d.label, data: d.data, borderColor: d.color, backgroundColor: d.color + '22', borderWidth: 1, borderDash: [2, 3],
+          pointRadius: 0, fill: d.band === 'max' ? '-1' : false, wslabBand: d.band,
+        } : {
           label: d.label, data: d.data, borderColor: d.color, backgroundColor: d.color, borderWidth: 2,
           borderDash: d.failed ? [6, 4] : [], pointRadius: d.data.length > 60 ? 0 : 2, spanGaps: false,
         })) },
         options: {
           animation: false, responsive: true, maintainAspectRatio: false,
           interaction: { mode: 'nearest', axis: 'x', intersect: false },
-          plugins: { title: { display: true, text: spec.title }, legend: { position: 'bottom' } },
+          plugins: { title: { display: true, text: spec.title }, legend: { position: 'bottom', labels: { filter: (item, data) => !data.datasets[item.datasetIndex].wslabBand } } },
           scales: {
-            x: { type: 'linear', title: { display: true, text: 'seconds since the cell started' } },
-            y: { beginAtZero: true, title: { display: true, text: spec.yTitle } },
+            x: { type: spec.xLog ? 'logarithmic' : 'linear', title: { display: true, text: spec.xTitle } },
+            y: { type: spec.yLog ? 'logarithmic' : 'linear', beginAtZero: !spec.yLog, title: { display: true, text: spec.yTitle } },
           },
         },
       });
@@ -291,7 +332,7 @@ figure.chart { position: relative; height: 280px; margin: 0; border: 1px solid #
 function html(r: LabResults, chartJs: string): string {
   const designs = [...new Set(r.scenarios.flatMap((s) => s.cells.map((c) => c.design)))];
   const colorOf = (d: string): string => PALETTE[designs.indexOf(d) % PALETTE.length];
-  const charts = r.scenarios.map((s) => chartSpecs(s, colorOf));
+  const charts = r.scenarios.map((s) => [...(s.curves ?? []).map((c) => curveChart(s, c, colorOf)), ...chartSpecs(s, colorOf)]);
   // `<` escaped: neither the data nor Chart.js may end their <script> early.
   const data = JSON.stringify({ charts: charts.flat() }).replace(/</g, '\\u003c');
   const verdicts = r.claims.map((c) => `<li class="${esc(c.verdict)}"><span class="verdict ${esc(c.verdict)}">` +

@@ -4,6 +4,7 @@
  */
 import type { Attribution } from '../client/attribution.js';
 import type { BoxNoise } from '../metrics/noise.js';
+import type { Curve } from './curves.js';
 import type { VariantTraits } from './designs.js';
 
 export const RESULTS_SCHEMA = 'wslab-lab-results/1';
@@ -113,6 +114,8 @@ export interface ScenarioResult {
   method: string;
   columns: Column[];
   cells: Cell[];
+  /** Its sweeps, each a figure over a parameter with its knees named (lab/curves.ts); absent for a scenario without. */
+  curves?: Curve[];
 }
 
 export interface Machine {

@@ -243,6 +243,10 @@ export async function runLab(o: LabOptions, progress: Progress, watch?: LabObser
     await rm(tmp, { recursive: true, force: true });
   }
   const scenarios = [...byScenario.values()];
+  for (const r of scenarios) {
+    const curves = SCENARIOS.get(r.id)?.curves?.(r.cells.filter((c) => c.status === 'ok'), o.scale, machine);
+    if (curves?.length) r.curves = curves;
+  }
   const finished = new Date();
   const results: LabResults = {
     schema: RESULTS_SCHEMA, startedAt: started.toISOString(), finishedAt: finished.toISOString(),

@@ -6,7 +6,8 @@ import type { HoldPlan } from './budget.js';
 import type { LabDesign } from './designs.js';
 import type { LabServer, SwarmRun, SwarmSummary } from './processes.js';
 import type { Speaks } from './targets.js';
-import type { Claim, Column, Machine } from './results.js';
+import type { Curve } from './curves.js';
+import type { Cell, Claim, Column, Machine } from './results.js';
 import type { Sampler } from './sampler.js';
 
 /** `max` is idle-hold's alone: as many connections as the box holds (lab/budget.ts plans and budgets it). */
@@ -82,6 +83,11 @@ export interface Scenario<F extends Figures = Figures> {
    * is then inconclusive, saying what is missing). Only measured figures count.
    */
   judge(cells: readonly JudgedCell<F>[], machine: Machine): Claim[];
+  /**
+   * Its sweeps as curves with their knees named (lab/curves.ts), from the cells that ran ok (behind a proxy or
+   * compressing too: a curve shows, it does not judge). Absent: the scenario measures points, not curves.
+   */
+  curves?(cells: readonly Cell[], scale: Scale, machine: Machine): Curve[];
   /** The scenario's load at its quick scale, sized to be profiled for `sec` seconds rather than measured. */
   profileLoad(sec: number): readonly SwarmStep[];
 }

@@ -4,7 +4,7 @@ import type { Claim, Verdict } from '../results.js';
 import { at, chattyLoad, defineScenario, SOURCE_IPS, sleep } from '../scenario.js';
 
 const CLIENTS = { quick: 100, default: 500, full: 1000 } as const;
-const HOLD_S = { quick: 4, default: 8, full: 10 } as const;
+const HOLD_S = { quick: 4, default: 6, full: 10 } as const;
 export const BLOCK_MS = 2000;
 
 /** The time.sleep() mistake: one client's blocking call, everyone else's latency. */

@@ -1,17 +1,21 @@
 import { figure, missing, num, ratio, times, verdict, type JudgedCell } from '../claims.js';
+import { acrossLine, kneeOf, type Curve } from '../curves.js';
 import { CORES, is, withWorkers, type LabDesign } from '../designs.js';
-import type { Claim, Machine, Verdict } from '../results.js';
+import type { Cell, Claim, Machine, Verdict } from '../results.js';
 import { treeCpuSeconds } from '../../metrics/proc-status.js';
-import { at, chattyLoad, defineScenario, SOURCE_IPS } from '../scenario.js';
+import { at, chattyLoad, defineScenario, SOURCE_IPS, type Scale } from '../scenario.js';
 
 const CLIENTS = { quick: 16, default: 32, full: 64 } as const;
-const HOLD_S = { quick: 2, default: 4, full: 10 } as const;
+const HOLD_S = { quick: 2, default: 3, full: 10 } as const;
 /**
  * Each client's send interval: 32 clients every 40 ms offer 800 req/s, about twice the ≈400 req/s two cores serve,
  * so every design is saturated; more only fills socket buffers with a backlog the server burns after the hold.
  */
 const INTERVAL_MS = 40;
 const UNITS = 2000;
+
+/** The worker-process counts of the curve at a scale. */
+const workerCounts = (s: Scale): number[] => (s === 'quick' ? [CORES] : Array.from({ length: CORES + 2 }, (_, i) => i + 1));
 
 /** CPU-bound work: one loop vs one loop per process (1, cores, cores + 1) vs native threads. */
 type CpuFigures = { requestsPerSec: number | null; serverCpuCores: number | null; rttP50Ms: number | null };
@@ -27,11 +31,11 @@ export const cpuBound = defineScenario<CpuFigures>({
     { key: 'serverCpuCores', label: 'server CPU', unit: 'cores' },
     { key: 'rttP50Ms', label: 'RTT p50', unit: 'ms' },
   ],
-  // quick: one loop against cores worker processes, the claim itself; threads join from default on.
+  // quick: one loop against cores worker processes, the claim itself; from default on the curve over 1 … cores + 2
+  // worker processes, and threads.
   designs: (all, scale) => [
     ...all.filter((d) => is.standingLoop(d) || (scale !== 'quick' && is.threadPerConnection(d))),
-    ...(all.some(is.processes)
-      ? (scale === 'quick' ? [CORES] : [1, CORES, CORES + 1]).map((n) => withWorkers('processes', n)).filter((d): d is LabDesign => !!d) : []),
+    ...(all.some(is.processes) ? workerCounts(scale).map((n) => withWorkers('processes', n)).filter((d): d is LabDesign => !!d) : []),
   ],
   method: (s) => `${at(s, CLIENTS)} clients each send \`cpu ${UNITS}\` every ${INTERVAL_MS} ms (about twice what the machine can do) for ` +
     `${at(s, HOLD_S)} s; throughput = replies the swarm received ÷ its run time; server CPU from /proc. ` +
@@ -53,6 +57,7 @@ export const cpuBound = defineScenario<CpuFigures>({
     };
   },
   judge,
+  curves,
   profileLoad: (sec) => [{ atSec: 0, flags: chattyLoad(16, 'cpu 2000', 20, sec) }],
 });
 
@@ -101,4 +106,24 @@ function judgeProcesses(cells: readonly JudgedCell<CpuFigures>[], machine: Machi
   const v: Verdict = r >= 1.4 ? 'confirmed' : r <= 1.1 ? 'refuted' : 'inconclusive';
   return verdict('cpu-bound-processes', v, `one loop ${one} req/s vs ${machine.cpus} worker processes ${atCores} req/s (${times(r)})${knee}; ` +
     `${threadsRps === null ? '' : `threads ${threadsRps} req/s; `}the swarm shares the ${machine.cpus} cores`);
+}
+
+/** Where adding a worker process stops paying: the first worker that adds under 10 % to the throughput. */
+const GAIN = 1.1;
+
+/** Throughput over worker processes (the loop alone at 1), the knee named against the cores. */
+function curves(cells: readonly Cell[], _s: Scale, machine: Machine): Curve[] {
+  const procs = cells.filter((c) => is.processes(c) && c.traits.runtime === 'node');
+  const line = acrossLine('worker processes (cluster)', procs, (c) => c.traits.workers, 'requestsPerSec');
+  if (line.points.length < 2) return [];
+  const loops = cells.filter((c) => is.standingLoop(c));
+  const gains = line.points.slice(1).map((p, i) => `${line.points[i].x}→${p.x} ${times(ratio(p.y, line.points[i].y))}`).join(', ');
+  const k = kneeOf(line.points, (p, before) => before !== undefined && p.y < GAIN * before.y);
+  const knee = k ? `knee at ${k.before!.x} worker${k.before!.x === 1 ? '' : 's'} (this machine has ${machine.cpus} cores): going to ${k.at.x} adds under ${Math.round((GAIN - 1) * 100)} %`
+    : `no knee up to ${line.points.at(-1)!.x} workers (this machine has ${machine.cpus} cores): each added ≥ ${Math.round((GAIN - 1) * 100)} %`;
+  return [{
+    id: 'throughput', title: 'Throughput over worker processes', x: { label: 'worker processes', unit: 'processes' }, y: { label: `cpu ${UNITS} done`, unit: 'req/s' },
+    lines: [line, ...loops.map((c) => acrossLine(`${c.design} (one loop)`, [c], () => 1, 'requestsPerSec'))],
+    knees: [`${knee}; gain per added worker ${gains}; the swarm shares the cores`],
+  }];
 }

@@ -28,6 +28,17 @@ const py = (model: 'loop' | 'threads' | 'processes', name: string, figures: Figs
   traits: targetDesign({ name, model, runtime: 'python', cwd: '.', url: 'ws://127.0.0.1:1/', ready: { port: true }, readyTimeoutMs: 1000, speaks: ['wslab'] }).traits,
 }) satisfies JudgedCell<Figs>;
 
+/**
+ * cpu-fanout's cells, uws, threads and (when given) threads --thread-per-task: the sleeping setting's switches per
+ * request and CPU per 1000 requests, and the runnable sweep's switches and CPU ms per request at each K.
+ */
+type Fan = { sleeping: [number, number]; runnable?: Record<number, [number, number]> };
+const fanout = (loop: Fan, threads: Fan, perTask?: Fan): JudgedCell<Figs>[] => ([['uws', loop], ['threads', threads], ...(perTask ? [['threads --thread-per-task', perTask]] : [])] as [string, Fan][])
+  .map(([label, f]) => cell(label, {
+    switchesPerRequest: f.sleeping[0], cpuMsPerKiloRequest: f.sleeping[1],
+    ...Object.fromEntries(Object.entries(f.runnable ?? {}).flatMap(([k, [sw, cpu]]) => [[`switchesPerRequest@${k}`, sw], [`cpuMsPerRequest@${k}`, cpu]])),
+  }));
+
 interface Case { readonly name: string; readonly cells: JudgedCell<Figs>[]; readonly want: Verdict; readonly machine?: Machine }
 const table: Record<string, Record<string, Case[]>> = {
   'idle-hold': {
@@ -73,10 +84,27 @@ const table: Record<string, Record<string, Case[]>> = {
     ],
   },
   'cpu-fanout': {
+    // the seed's two settings, each against the loop: runnable contention at its largest K, and a thread per task;
+    // threads pay in one where their switches per request are ≥ ×3 the loop's and their CPU per request ≥ ×1.2
     'context-switch': [
-      { name: '×3 the switches', want: 'confirmed', cells: [cell('uws', { switchesPerRequest: 0.3 }), cell('threads', { switchesPerRequest: 0.9 })] },
-      { name: 'fewer switches than the loop', want: 'refuted', cells: [cell('uws', { switchesPerRequest: 0.47 }), cell('threads', { switchesPerRequest: 0.37 })] },
-      { name: '×2', want: 'inconclusive', cells: [cell('uws', { switchesPerRequest: 0.3 }), cell('threads', { switchesPerRequest: 0.6 })] },
+      { name: 'threads pay in both: exactly ×3 the switches and ×1.2 the CPU at K = 1000, a thread per task far more', want: 'confirmed', cells: fanout(
+        { sleeping: [0.3, 40], runnable: { 2: [0.1, 1], 1000: [0.25, 1.25] } },
+        { sleeping: [1.3, 60], runnable: { 2: [0.9, 1], 1000: [0.75, 1.5] } },
+        { sleeping: [2.4, 120] }) },
+      { name: 'in neither: the runnable threads cost no CPU, the task threads switch under ×3', want: 'refuted', cells: fanout(
+        { sleeping: [0.3, 40], runnable: { 1000: [0.1, 1] } },
+        { sleeping: [1.3, 60], runnable: { 1000: [0.5, 1.19] } },
+        { sleeping: [0.89, 120] }) },
+      { name: 'in one only: a thread per task pays, the runnable threads do not', want: 'inconclusive', cells: fanout(
+        { sleeping: [0.3, 40], runnable: { 1000: [0.1, 1] } },
+        { sleeping: [1.3, 60], runnable: { 1000: [0.29, 2] } },
+        { sleeping: [2.4, 120] }) },
+      { name: 'the contention judged at the largest K, not at a smaller one that pays', want: 'inconclusive', cells: fanout(
+        { sleeping: [0.3, 40], runnable: { 2: [0.1, 1], 100: [0.1, 1], 1000: [0.1, 1] } },
+        { sleeping: [1.3, 60], runnable: { 2: [0.9, 2], 100: [0.9, 2], 1000: [0.2, 1] } },
+        { sleeping: [2.4, 120] }) },
+      { name: 'no thread-per-task cell', want: 'inconclusive', cells: fanout({ sleeping: [0.3, 40], runnable: { 1000: [0.1, 1] } }, { sleeping: [1.3, 60], runnable: { 1000: [1, 2] } }) },
+      { name: 'the sleeping threads alone (no sweep) decide nothing', want: 'inconclusive', cells: fanout({ sleeping: [0.3, 40] }, { sleeping: [3, 60] }, { sleeping: [2.4, 120] }) },
     ],
   },
   'cpu-bound': {

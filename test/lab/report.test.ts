@@ -91,6 +91,29 @@ const blockingCall: ScenarioResult = {
   ],
 };
 
+/** A swept scenario: its curve with the --repeat spread of one line, and the knees in words. */
+const slowBackend: ScenarioResult = {
+  id: 'slow-backend',
+  title: 'Backend slows from 50 ms to 500 ms',
+  question: 'Do fixed workers queue when the backend slows? Where is the knee?',
+  method: '50 clients each send `wait W` every 200 ms, W = 50, 250, 500 ms, 2 s each, 3 repeats.',
+  columns: [{ key: 'kneeMs', label: 'knee', unit: 'ms' }],
+  cells: [
+    { design: 'uws', traits: traitsOf('uws'), status: 'ok', figures: { kneeMs: null, 'rttP99Ms@50': 53, 'rttP99Ms@250': 255, 'rttP99Ms@500': 507 },
+      series: series({ open: ramp(50) }) },
+    { design: 'threads', traits: traitsOf('threads'), status: 'ok', figures: { kneeMs: 250, 'rttP99Ms@50': 52, 'rttP99Ms@250': 1204, 'rttP99Ms@500': 5100 },
+      spread: { kneeMs: { min: 250, max: 250, n: 3 }, 'rttP99Ms@250': { min: 900, max: 1500, n: 3 } }, series: series({ open: ramp(50) }) },
+  ],
+  curves: [{
+    id: 'rtt-p99', title: 'RTT p99 over backend latency', x: { label: 'backend latency (wait)', unit: 'ms' }, y: { label: 'RTT p99', unit: 'ms', log: true },
+    lines: [
+      { design: 'uws', points: [{ x: 50, y: 53 }, { x: 250, y: 255 }, { x: 500, y: 507 }] },
+      { design: 'threads', points: [{ x: 50, y: 52, min: 51, max: 60 }, { x: 250, y: 1204, min: 900, max: 1500 }, { x: 500, y: 5100, min: 4800, max: 5600 }] },
+    ],
+    knees: ['uws: no knee up to 500 ms', 'threads: knee at 250 ms (RTT p99 1204 ms; at 50 ms: 52 ms; predicted 200 ms = 50 workers serving ÷ 250 req/s)'],
+  }],
+};
+
 const VERDICTS = ['confirmed', 'refuted', 'inconclusive'] as const;
 const claims: Claim[] = CLAIM_IDS.map((id, i) => ({
   id,
@@ -108,13 +131,13 @@ const FIXTURE: LabResults = {
   interrupted: null,
   machine: { cpus: 2, cpuModel: 'AMD EPYC 7B13', memoryBytes: 24 * 1024 * MiB, fdLimit: 1_048_576, node: 'v20.19.0',
     kernel: '6.1.0-27-amd64', designs: { ws: '8.18.3', uws: '20.30.0', threads: 'addon 0.1.0', cluster: 'node:cluster' } },
-  scenarios: [idleHold, blockingCall],
+  scenarios: [idleHold, blockingCall, slowBackend],
   claims,
 };
 
-/** Charts the fixture must produce: one per scenario and series key with a value in some cell. */
-const EXPECTED_CHARTS = FIXTURE.scenarios.flatMap((s) =>
-  SERIES_KEYS.filter((k) => s.cells.some((c: Cell) => c.series[k]?.some((v) => v !== null))).map((k) => `${s.id}/${k}`));
+/** Charts the fixture must produce: a scenario's curves first, then one per series key with a value in some cell. */
+const EXPECTED_CHARTS = FIXTURE.scenarios.flatMap((s) => [...(s.curves ?? []).map((c) => `${s.id}/curve/${c.id}`),
+  ...SERIES_KEYS.filter((k) => s.cells.some((c: Cell) => c.series[k]?.some((v) => v !== null))).map((k) => `${s.id}/${k}`)]);
 
 describe('lab report', () => {
   let dir: string;
@@ -127,7 +150,7 @@ describe('lab report', () => {
   after(async () => { if (dir && !process.env.WSLAB_KEEP_REPORT) await rm(dir, { recursive: true, force: true }); });
 
   it('the fixture covers what the report must handle', () => {
-    assert.equal(EXPECTED_CHARTS.length, 12, 'idle-hold has no RTT series; blocking-call has all seven');
+    assert.equal(EXPECTED_CHARTS.length, 14, 'idle-hold has no RTT series; blocking-call has all seven; slow-backend a curve and the open series');
   });
 
   it('writes results.json, report.md and index.html into the directory it creates', async () => {
@@ -149,7 +172,8 @@ describe('lab report', () => {
       assert.ok(md.includes(`## ${s.title} (\`${s.id}\`)`));
       assert.ok(md.includes(s.question) && md.includes(s.method));
       const section = md.slice(md.indexOf(`## ${s.title}`)).split('\n## ')[0];
-      const rows = section.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| design |'));
+      const table = section.split('\n\n').find((b) => b.startsWith('| design |'))!;
+      const rows = table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| design |'));
       assert.deepEqual(rows.map((r) => r.split(' | ')[0].slice(2)), s.cells.map((c) => c.design));
     }
     assert.match(md, /^\| design \| held \(connections\) \| failed \(connections\) \| RSS per connection \| threads per connection \| server RSS at peak \| open rate \(conn\/s\) \| status \|$/m);
@@ -158,6 +182,14 @@ describe('lab report', () => {
     assert.match(md, /^\| cluster --workers 2 \| — \| — \| — \| — \| — \| \*\*skipped\*\*: addon not built/m);
     assert.match(md, /^\| uws \| 0\.412 \| 1,995 \| 2,004 \| 2,001 \| 2,001 \| ok \|$/m);
     assert.ok(md.includes('missing \\| run npm run build:native |'), 'a pipe in a table cell is escaped');
+  });
+
+  it('report.md gives each curve its knees and a table of its points, the spread beside a median', async () => {
+    const md = await readFile(out.markdown, 'utf8');
+    assert.ok(md.includes('**Curve: RTT p99 over backend latency.** uws: no knee up to 500 ms. threads: knee at 250 ms (RTT p99 1204 ms; at 50 ms: 52 ms; ' +
+      'predicted 200 ms = 50 workers serving ÷ 250 req/s).'));
+    assert.match(md, /^\| backend latency \(wait\) \(ms\) \| uws: RTT p99 \(ms\) \| threads: RTT p99 \(ms\) \|$/m);
+    assert.match(md, /^\| 250 \| 255 \| 1,204 \(900–1,500\) \|$/m);
   });
 
   it('formats figures with their units', () => {
@@ -230,6 +262,12 @@ describe('lab report', () => {
       const idleOpen = charts.find((c) => c.id === 'idle-hold/open')!;
       assert.deepEqual(idleOpen.datasets.map((d) => d.label), ['uws', 'threads (failed)', 'cluster --workers 2']);
       assert.deepEqual(charts.find((c) => c.id === 'idle-hold/loopDelayMs')!.datasets.map((d) => d.label), ['uws', 'cluster --workers 2']);
+      // a curve: the swept parameter on x, its y on a log axis, and a --repeat spread drawn as a band around its line
+      const curve = charts.find((c) => c.id === 'slow-backend/curve/rtt-p99')!;
+      assert.deepEqual(curve.datasets.map((d) => d.label), ['uws', 'threads', 'threads min', 'threads max']);
+      const axes = await page.evaluate<string[]>(`(() => { const c = Chart.getChart(document.querySelector('canvas[data-chart="slow-backend/curve/rtt-p99"]'));
+        return [c.scales.x.type, c.scales.y.type, c.options.scales.x.title.text, c.legend.legendItems.map((i) => i.text).join(',')]; })()`);
+      assert.deepEqual(axes, ['linear', 'logarithmic', 'backend latency (wait) (ms)', 'uws,threads']);
 
       const png = await page.screenshot();
       const file = path.join(dir, 'report', 'screenshot.png');

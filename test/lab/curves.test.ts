@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { acrossLine, kneeOf, pointKey, sweepLine } from '../../lab/curves.js';
+import { variantOf } from '../../lab/designs.js';
+import { emptySeries, type Cell, type Machine } from '../../lab/results.js';
+import { SCENARIOS } from '../../lab/scenarios/index.js';
+
+/**
+ * Curves and their knees: a sweep's points are figures of their own (`<figure>@<x>`), the scenario turns its cells
+ * into lines and names where each bends, with the numbers around the bend.
+ */
+const MACHINE: Machine = { cpus: 2, cpuModel: 'test', memoryBytes: 24 * 2 ** 30, fdLimit: 20_000, node: 'v20', kernel: 'test', designs: {} };
+const cell = (label: string, figures: Record<string, number | null>, spread?: Cell['spread']): Cell => {
+  const [design, ...flags] = label.split(' ');
+  return { design: label, traits: variantOf(design, flags).traits, status: 'ok', figures, series: emptySeries(), ...(spread ? { spread } : {}) };
+};
+/** A sweep of `key` as figures: x → y. */
+const sweep = (key: string, points: Record<number, number | null>): Record<string, number | null> =>
+  Object.fromEntries(Object.entries(points).map(([x, y]) => [pointKey(key, Number(x)), y]));
+
+describe('curves', () => {
+  it('a sweep is its cell\'s point figures in x order, unmeasured points left out, the --repeat spread kept', () => {
+    const c = cell('uws', sweep('rttP99Ms', { 50: 51, 150: null, 250: 260 }), { 'rttP99Ms@50': { min: 50, max: 55, n: 3 }, 'rttP99Ms@250': { min: 260, max: 260, n: 3 } });
+    assert.deepEqual(sweepLine(c, 'rttP99Ms', [50, 150, 250]).points, [{ x: 50, y: 51, min: 50, max: 55 }, { x: 250, y: 260 }]);
+  });
+
+  it('a line across variants takes x from each cell and sorts by it', () => {
+    const cells = [cell('cluster --workers 3', { r: 3 }), cell('cluster --workers 1', { r: 1 }), cell('cluster --workers 2', { r: null })];
+    assert.deepEqual(acrossLine('procs', cells, (c) => c.traits.workers, 'r').points, [{ x: 1, y: 1 }, { x: 3, y: 3 }]);
+  });
+
+  it('the knee is the first point that bends, with the one before it; none when nothing does', () => {
+    const pts = [{ x: 1, y: 1 }, { x: 2, y: 2 }, { x: 3, y: 9 }];
+    assert.deepEqual(kneeOf(pts, (p) => p.y >= 2 * p.x), { at: { x: 3, y: 9 }, before: { x: 2, y: 2 } });
+    assert.deepEqual(kneeOf(pts, (p) => p.y >= 1), { at: { x: 1, y: 1 } });
+    assert.equal(kneeOf(pts, () => false), null);
+  });
+
+  it('slow-backend: each design\'s knee (RTT p99 ≥ ×2 the wait) against queueing theory\'s, a loop without one', () => {
+    const s = SCENARIOS.get('slow-backend')!;
+    const [curve] = s.curves!([
+      cell('uws', sweep('rttP99Ms', { 50: 53, 150: 153, 250: 254, 350: 356, 500: 506 })),
+      cell('threads', sweep('rttP99Ms', { 50: 52, 150: 160, 250: 1204, 350: 2900, 500: 5100 })),
+      cell('threads --pool 64', sweep('rttP99Ms', { 50: 52, 150: 299, 250: 1100 })),
+    ], 'default', MACHINE);
+    assert.equal(curve.id, 'rtt-p99');
+    assert.deepEqual(curve.lines.map((l) => [l.design, l.points.length]), [['uws', 5], ['threads', 5], ['threads --pool 64', 3]]);
+    assert.match(curve.knees[0], /^uws: no knee up to 500 ms \(RTT p99 at most ×1\.1 the wait; a loop waits on timers: no knee expected\)$/);
+    // default: 50 clients, a request each every 200 ms = 250 req/s; a thread per connection serves one connection each
+    assert.equal(curve.knees[1], 'threads: knee at 250 ms (RTT p99 1204 ms; at 150 ms: 160 ms; predicted 200 ms = 50 workers serving ÷ 250 req/s)');
+    // 299 < 2 × 150: not yet bent; a pool of 64 serves the 50 connections, one worker each
+    assert.match(curve.knees[2], /^threads --pool 64: knee at 250 ms .*predicted 200 ms = 50 workers serving/);
+  });
+
+  it('cpu-bound: the knee is the last worker count that still added 10 %, named against the cores', () => {
+    const s = SCENARIOS.get('cpu-bound')!;
+    const cells = [cell('uws', { requestsPerSec: 200 }), cell('cluster --workers 1', { requestsPerSec: 190 }), cell('cluster --workers 2', { requestsPerSec: 350 }),
+      cell('cluster --workers 3', { requestsPerSec: 370 }), cell('cluster --workers 4', { requestsPerSec: 340 })];
+    const [curve] = s.curves!(cells, 'full', MACHINE);
+    assert.deepEqual(curve.lines[0].points.map((p) => p.x), [1, 2, 3, 4]);
+    assert.deepEqual(curve.lines[1], { design: 'uws (one loop)', points: [{ x: 1, y: 200 }] });
+    assert.equal(curve.knees[0], 'knee at 2 workers (this machine has 2 cores): going to 3 adds under 10 %; gain per added worker 1→2 ×1.8, 2→3 ×1.1, 3→4 ×0.9; the swarm shares the cores');
+    const none = s.curves!([cell('cluster --workers 1', { requestsPerSec: 100 }), cell('cluster --workers 2', { requestsPerSec: 190 })], 'default', MACHINE);
+    assert.match(none[0].knees[0], /^no knee up to 2 workers \(this machine has 2 cores\): each added ≥ 10 %/);
+    assert.deepEqual(s.curves!([cell('cluster --workers 2', { requestsPerSec: 190 })], 'default', MACHINE), [], 'one point is no curve');
+  });
+
+  it('cpu-fanout: from which K each threads design pays (switches ×3 and CPU ×1.2 the loop\'s) on the runnable sweep', () => {
+    const s = SCENARIOS.get('cpu-fanout')!;
+    const at = (points: Record<number, [number, number, number]>) => ({
+      ...sweep('switchesPerRequest', Object.fromEntries(Object.entries(points).map(([k, v]) => [k, v[0]]))),
+      ...sweep('involuntaryPerRequest', Object.fromEntries(Object.entries(points).map(([k, v]) => [k, v[1]]))),
+      ...sweep('cpuMsPerRequest', Object.fromEntries(Object.entries(points).map(([k, v]) => [k, v[2]]))),
+    });
+    const curves = s.curves!([
+      cell('uws', at({ 2: [0.1, 0.01, 1], 100: [0.1, 0.01, 1], 1000: [0.1, 0.01, 1] })),
+      cell('threads', at({ 2: [0.9, 0.8, 1], 100: [0.3, 0.25, 1.1], 1000: [0.5, 0.4, 1.3] })),
+      cell('threads --thread-per-task', at({ 2: [2, 1, 1.3], 100: [2, 1, 1.3], 1000: [0.2, 0.1, 2] })),
+    ], 'default', MACHINE);
+    assert.deepEqual(curves.map((c) => c.id), ['runnable-involuntary', 'runnable-cpu'], 'no throughput or working-thread points: no such curves');
+    const [threads, perTask] = curves[1].knees;
+    assert.match(threads, /^threads pays from K = 1000 \(CPU per request shown; vs uws: K=2 switches ×9\.0, CPU ×1\.0; K=100 switches ×3\.0, CPU ×1\.1; K=1000 switches ×5\.0, CPU ×1\.3\)$/);
+    assert.match(perTask, /^threads --thread-per-task pays from K = 2 /);
+  });
+});
