@@ -134,7 +134,7 @@ export const labCommand = {
     .option('designs', { type: 'string', array: true, describe: `designs to include, comma-separated (default: all: ${[...DESIGNS.keys()].join(', ')})` })
     .option('targets', { type: 'string', describe: 'a YAML or JSON file of servers of your own to run beside the designs (docs/targets.md); name them in --designs' })
     .option('scenarios', { type: 'string', array: true, describe: `scenarios to run (default: ${DEFAULT_SCENARIOS.join(', ')}; by name only: ${[...SCENARIOS.values()].filter((s) => s.optIn).map((s) => s.id).join(', ')})` })
-    .option('scale', { type: 'string', default: 'default', describe: 'quick (≈ 70 s), default (≤ 6 min), full (as far as the machine allows), max (idle-hold only: --connections on one box, budgeted first)' })
+    .option('scale', { type: 'string', default: 'default', describe: 'quick (≈ 90 s), default (≤ 6 min), full (as far as the machine allows), max (idle-hold only: --connections on one box, budgeted first)' })
     .option('connections', { type: 'string', describe: `--scale max: idle connections to hold (default ${MAX_DEFAULTS.connections})` })
     .option('hold', { type: 'string', describe: `--scale max: how long to hold them, e.g. 60s (default ${MAX_DEFAULTS.hold})` })
     .option('out', { type: 'string', default: 'reports', describe: 'folder for reports/<timestamp>/{index.html,report.md,results.json}' })

@@ -8,12 +8,14 @@ import type { Cell, Claim, Verdict } from '../results.js';
 import { at, chattyLoad, defineScenario, SOURCE_IPS, sleep, type CellContext, type Scale } from '../scenario.js';
 
 const CLIENTS = { quick: 100, default: 400, full: 1000 } as const;
-const HOLD_S = { quick: 1.5, default: 2, full: 8 } as const;
+const HOLD_S = { quick: 1, default: 2, full: 8 } as const;
 /** Runnable contention: concurrent clients, each with requests always queued (the seed's "many runnable threads"). */
 const RUNNABLE = { quick: [300], default: [CORES, 100, 1000], full: [CORES, 10, 30, 100, 300, 1000] } as const;
 /** The measured window of a contention point, once K requests are queued. */
 const CONTENTION_S = { quick: 0.75, default: 1, full: 4 } as const;
 const UNITS = 500;
+/** How long the design's service time of `cpu UNITS` is measured, one request at a time per core. */
+const CALIBRATE_MS = { quick: 500, default: 800, full: 2000 } as const;
 /** Offered load in the contention sweep: this many times what the design can serve (its service time × its cores). */
 const OVERLOAD = 2;
 /**
@@ -125,7 +127,7 @@ export const cpuFanout = defineScenario<FanoutFigures>({
     // runnable contention: the design's service time first (one request at a time per core), then the sweep
     const par = ctx.design.traits.model === 'loop' ? 1 : CORES;
     const c0 = await reading(ctx);
-    await ctx.finish(await ctx.swarm({ connections: par, rate: 1000, holdMs: 800, profile: 'chatty', command: `cpu ${UNITS}`, intervalMs: 50 }));
+    await ctx.finish(await ctx.swarm({ connections: par, rate: 1000, holdMs: at(ctx.scale, CALIBRATE_MS), profile: 'chatty', command: `cpu ${UNITS}`, intervalMs: 50 }));
     const c1 = await reading(ctx);
     const serviceSec = c1.requests > c0.requests ? (c1.busySec - c0.busySec) / (c1.requests - c0.requests) : null;
     if (serviceSec === null) throw new Error(`the server answered no \`cpu ${UNITS}\` while its service time was measured`);

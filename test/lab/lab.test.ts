@@ -24,9 +24,10 @@ describe('wslab lab --scale quick, end to end', () => {
     for (const id of CLAIM_IDS) assert.match(run.stdout, new RegExp(`[✔✘?] ${id}: `));
     assert.match(run.stdout, /^report: .*index\.html/m);
     t.diagnostic(`quick took ${seconds.toFixed(1)} s`);
-    // quick took 58 s here on 2026-11-23 and 68–72 s on 2026-12-03 (quiet box, README); 78 s in a CI run the same day.
-    // The bound catches a quick scale that stops being quick, not a noisy box
-    assert.ok(seconds < 100, `quick took ${seconds} s`);
+    // quick took 58 s here on 2026-11-23 and 68–72 s on 2026-12-03 (quiet box, README); 78 s in a CI run the same day;
+    // 86.7 s on 2026-12-07 once cpu-fanout swept runnable threads and ran a thread per task, and slow-backend three
+    // waits. The bound catches a quick scale that stops being quick, not a noisy box
+    assert.ok(seconds < 120, `quick took ${seconds} s`);
   });
 
   it('writes index.html, report.md and results.json with every scenario and claim', () => {
