@@ -56,7 +56,8 @@ export interface Threshold {
   readonly value: number;
 }
 
-const EXPRESSION = /^\s*([\w-]+)\.(.+)\.(\w+)\s*(<=|>=|<|>)\s*([+-]?)(\d+(?:\.\d+)?(?:e[+-]?\d+)?)(%?)\s*$/i;
+/** `<scenario>.<design>.<figure><op><value>`; a figure may be a curve's point, `rttP99Ms@250`, `smallP99Ms@0.27`. */
+const EXPRESSION = /^\s*([\w-]+)\.(.+?)\.(\w+(?:@\d+(?:\.\d+)?)?)\s*(<=|>=|<|>)\s*([+-]?)(\d+(?:\.\d+)?(?:e[+-]?\d+)?)(%?)\s*$/i;
 
 /**
  * Parses one `--threshold` and checks that its cell and figure exist in A or B, so that a typo is refused before

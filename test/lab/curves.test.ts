@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseThreshold } from '../../lab/compare.js';
 import { acrossLine, kneeOf, pointKey, sweepLine } from '../../lab/curves.js';
 import { variantOf } from '../../lab/designs.js';
-import { emptySeries, type Cell, type Machine } from '../../lab/results.js';
+import { emptySeries, RESULTS_SCHEMA, type Cell, type LabResults, type Machine } from '../../lab/results.js';
 import { SCENARIOS } from '../../lab/scenarios/index.js';
 
 /**
@@ -36,6 +37,18 @@ describe('curves', () => {
     assert.equal(kneeOf(pts, () => false), null);
   });
 
+  it('a point is a figure for `wslab compare --threshold`, whole or decimal x, a design label with spaces or dots', () => {
+    const run = (cells: Cell[]): LabResults => ({
+      schema: RESULTS_SCHEMA, startedAt: '', finishedAt: '', durationSec: 1, scale: 'full', machine: MACHINE, claims: [], interrupted: null,
+      scenarios: [{ id: 'mixed-sizes', title: '', question: '', method: '', columns: [], cells }],
+    });
+    const r = run([cell('threads --pool 64', sweep('smallP99Ms', { 0: 4, 0.27: 5 })), { ...cell('uws', sweep('smallP99Ms', { 250: 9 })), design: 'my.server' }]);
+    assert.deepEqual({ ...parseThreshold('mixed-sizes.threads --pool 64.smallP99Ms@0.27<+10%', r, r) },
+      { expression: 'mixed-sizes.threads --pool 64.smallP99Ms@0.27<+10%', scenario: 'mixed-sizes', design: 'threads --pool 64', figure: 'smallP99Ms@0.27', op: '<', kind: 'relative', value: 0.1 });
+    assert.equal(parseThreshold('mixed-sizes.my.server.smallP99Ms@250>=1', r, r).design, 'my.server');
+    assert.throws(() => parseThreshold('mixed-sizes.uws.smallP99Ms@1<1', r, r), /no design "uws"|no figure "smallP99Ms@1"/);
+  });
+
   it('slow-backend: each design\'s knee (RTT p99 ≥ ×2 the wait) against queueing theory\'s, a loop without one', () => {
     const s = SCENARIOS.get('slow-backend')!;
     const [curve] = s.curves!([
@@ -63,6 +76,29 @@ describe('curves', () => {
     const none = s.curves!([cell('cluster --workers 1', { requestsPerSec: 100 }), cell('cluster --workers 2', { requestsPerSec: 190 })], 'default', MACHINE);
     assert.match(none[0].knees[0], /^no knee up to 2 workers \(this machine has 2 cores\): each added ≥ 10 %/);
     assert.deepEqual(s.curves!([cell('cluster --workers 2', { requestsPerSec: 190 })], 'default', MACHINE), [], 'one point is no curve');
+  });
+
+  it('blocking-call at full: from which block length the others wait it out (p99 ≥ 80 % of it); none below full', () => {
+    const s = SCENARIOS.get('blocking-call')!;
+    const [curve] = s.curves!([
+      cell('uws', sweep('healthyRttP99Ms', { 100: 60, 250: 230, 500: 480, 1000: 990, 2000: 1990 })),
+      cell('threads', sweep('healthyRttP99Ms', { 100: 9, 250: 10, 500: 11, 1000: 9, 2000: 12 })),
+    ], 'full', MACHINE);
+    assert.equal(curve.knees[0], 'uws: the others wait out the block from 250 ms on (p99 ≥ 80 % of it; 100 ms: 60 ms, 250 ms: 230 ms, 500 ms: 480 ms, 1000 ms: 990 ms, 2000 ms: 1990 ms)');
+    assert.match(curve.knees[1], /^threads: the others never wait out the block \(100 ms: 9 ms, /);
+    assert.deepEqual(s.curves!([cell('uws', sweep('healthyRttP99Ms', { 2000: 1990 }))], 'default', MACHINE), [], 'one block below full');
+  });
+
+  it('mixed-sizes at full: from which share of large requests the small ones are held up (p99 ×2 theirs without)', () => {
+    const s = SCENARIOS.get('mixed-sizes')!;
+    // 300 small clients every 100 ms and 0, 1, 2, 4, 8 large ones every 250 ms: 0, 0.13, 0.27, 0.53, 1.06 % large
+    const [curve] = s.curves!([
+      cell('uws', sweep('smallP99Ms', { 0: 5, 0.13: 8, 0.27: 30, 0.53: 90, 1.06: 160 })),
+      cell('threads', sweep('smallP99Ms', { 0: 4, 0.13: 5, 0.27: 5, 0.53: 6, 1.06: 7 })),
+    ], 'full', MACHINE);
+    assert.deepEqual(curve.lines[0].points.map((p) => p.x), [0, 0.13, 0.27, 0.53, 1.06]);
+    assert.match(curve.knees[0], /^uws: small requests held up from 0\.27 % large on \(p99 ≥ ×2 the 5 ms without; 0 %: 5 ms, /);
+    assert.match(curve.knees[1], /^threads: small requests never held up \(p99 under ×2 the 4 ms without; /);
   });
 
   it('cpu-fanout: from which K each threads design pays (switches ×3 and CPU ×1.2 the loop\'s) on the runnable sweep', () => {
