@@ -3,8 +3,9 @@ import { readTreeStatus } from '../../metrics/proc-status.js';
 import { figure, kib, missing, num, ratio, times, verdict, type JudgedCell } from '../claims.js';
 import { is, withWorkers } from '../designs.js';
 import { MAX_COLUMNS, maxMethod, maxSeconds, runMaxHold } from '../hold-max.js';
-import type { Claim, Machine, Verdict } from '../results.js';
-import { at, defineScenario, profileHold, SOURCE_IPS, sleep } from '../scenario.js';
+import type { Cell, Claim, Machine, Verdict } from '../results.js';
+import type { Curve, CurvePoint } from '../curves.js';
+import { at, defineScenario, profileHold, SOURCE_IPS, sleep, type Scale } from '../scenario.js';
 
 /**
  * Kernel memory that grows with threads but is not in any process's RSS: each thread's kernel stack (KernelStack in
@@ -117,6 +118,7 @@ export const idleHold = defineScenario<IdleFigures>({
     };
   },
   judge,
+  curves,
   profileLoad: (sec) => [{ atSec: 0, flags: { connections: 1000, rate: 2000, holdMs: profileHold(sec), profile: 'idle', sourceIps: SOURCE_IPS } }],
 });
 
@@ -164,4 +166,50 @@ function judge(cells: readonly JudgedCell<IdleFigures>[], machine: Machine): Cla
       `${loop!.design} ≈${fitsLoop.toLocaleString('en')} (${times(r)}), from the measured per-connection memory plus ≈8 KiB of kernel each`));
   }
   return claims;
+}
+
+/**
+ * The server's memory over the connections it holds, from the cell's own samples while the swarm opened them (every
+ * 0.5 s: open connections and RSS of the whole tree above the first sample's): a line per design, its slope (least
+ * squares) the memory each connection added, and where the ramp stopped against what was asked.
+ */
+function curves(cells: readonly Cell[], s: Scale): Curve[] {
+  if (s === 'max') return [];
+  const lines = cells.flatMap((c) => {
+    const { open, rssBytes } = c.series;
+    const base = rssBytes.find((v) => v !== null);
+    if (base == null) return [];
+    const points: CurvePoint[] = [];
+    let most = 0;
+    for (const [i, n] of open.entries()) {
+      const rss = rssBytes[i];
+      // the ramp and the hold: each sample holding more than any before it (the teardown is left out)
+      if (n === null || rss === null || n <= most) continue;
+      most = n;
+      points.push({ x: n, y: +((rss - base) / 2 ** 20).toFixed(2) });
+    }
+    return points.length >= 2 ? [{ cell: c, line: { design: c.design, points } }] : [];
+  });
+  if (!lines.length) return [];
+  const asked = at(s, N);
+  return [{
+    id: 'rss-over-open', title: 'Server RSS over the connections it holds, while they open', x: { label: 'open connections (the server\'s gauge)', unit: 'connections' },
+    y: { label: 'RSS above the idle server', unit: 'MiB' }, lines: lines.map((l) => l.line),
+    knees: lines.map(({ cell, line }) => {
+      const slope = leastSquaresSlope(line.points) * 2 ** 20;
+      const top = line.points.at(-1)!.x;
+      const held = num(cell.figures.held);
+      return `${line.design}: ${kib(slope)} per connection over ${line.points.length} samples up to ${top.toLocaleString('en-US')} open; ` +
+        (held !== null && held < asked ? `the ramp stopped at ${held.toLocaleString('en-US')} of ${asked.toLocaleString('en-US')}: its limit here` : `no limit reached up to the ${asked.toLocaleString('en-US')} asked`);
+    }),
+  }];
+}
+
+/** The slope of the least-squares line through the points (y per x). */
+function leastSquaresSlope(points: readonly CurvePoint[]): number {
+  const n = points.length;
+  const mx = points.reduce((a, p) => a + p.x, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  const sxx = points.reduce((a, p) => a + (p.x - mx) ** 2, 0);
+  return sxx > 0 ? points.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0) / sxx : 0;
 }

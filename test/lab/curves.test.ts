@@ -78,6 +78,19 @@ describe('curves', () => {
     assert.deepEqual(s.curves!([cell('cluster --workers 2', { requestsPerSec: 190 })], 'default', MACHINE), [], 'one point is no curve');
   });
 
+  it('idle-hold: the server\'s RSS over the connections it holds while they open, its slope per connection, the limit', () => {
+    const s = SCENARIOS.get('idle-hold')!;
+    const MiB = 2 ** 20;
+    const series = { ...emptySeries(), t: [0, 0.5, 1, 1.5, 2, 2.5, 3], open: [0, 2000, 5000, 8000, 10_000, 10_000, 3000],
+      rssBytes: [100, 102, 105, 108, 110, 110, 90].map((m) => m * MiB) };
+    const held = { ...cell('uws', { held: 10_000 }), series };
+    const stopped = { ...cell('threads', { held: 8000 }), series: { ...series, open: [0, 2000, 5000, 8000, 8000, 8000, 0] } };
+    const [curve] = s.curves!([held, stopped], 'default', MACHINE);
+    assert.deepEqual(curve.lines[0].points, [{ x: 2000, y: 2 }, { x: 5000, y: 5 }, { x: 8000, y: 8 }, { x: 10_000, y: 10 }], 'the teardown left out');
+    assert.equal(curve.knees[0], 'uws: 1.0 KiB per connection over 4 samples up to 10,000 open; no limit reached up to the 10,000 asked');
+    assert.equal(curve.knees[1], 'threads: 1.0 KiB per connection over 3 samples up to 8,000 open; the ramp stopped at 8,000 of 10,000: its limit here');
+  });
+
   it('blocking-call at full: from which block length the others wait it out (p99 ≥ 80 % of it); none below full', () => {
     const s = SCENARIOS.get('blocking-call')!;
     const [curve] = s.curves!([
