@@ -28,14 +28,24 @@ const waits = (s: Scale): readonly number[] => at<readonly number[]>(s, WAITS);
 const arrivalPerSec = (s: Scale): number => at(s, CLIENTS) * (1000 / INTERVAL_MS);
 
 /**
- * Where queueing theory puts the knee: a worker serves one request at a time, so a design's workers saturate once
- * backend latency × arrival rate exceeds the workers serving (pool size, capped by the clients: a sync worker keeps
- * its connection); a loop has no such knee. In ms, or null for a loop.
+ * Where queueing theory puts the knee of a worker design, ms, or null for a loop (it waits on timers). Each of our
+ * workers keeps the connection it serves (a thread per connection, or a sync pool worker), so it saturates once a
+ * request outlasts the time between two of its connection's requests: the interval. Pool size ÷ arrival rate is
+ * where a pool taking requests from any connection would bend; it is named beside the prediction when it differs.
  */
-function predictedKneeMs(c: Pick<Cell, 'traits'>, s: Scale): number | null {
-  if (c.traits.model !== 'threads') return null;
-  const serving = Math.min(at(s, CLIENTS), c.traits.workers ?? Infinity);
-  return Math.round((serving / arrivalPerSec(s)) * 1000);
+function predictedKneeMs(c: Pick<Cell, 'traits'>): number | null {
+  return c.traits.model === 'threads' ? INTERVAL_MS : null;
+}
+
+/** What the knee text says was expected: the prediction and its grounds. */
+function expected(c: Pick<Cell, 'traits'>, s: Scale): string {
+  const predicted = predictedKneeMs(c);
+  if (predicted === null) return 'a loop waits on timers: no knee expected';
+  const clients = at(s, CLIENTS);
+  const pool = c.traits.workers;
+  const perRequest = pool === null ? '' : `; pool size ÷ arrival rate, where a pool taking any connection's requests would bend, is ${Math.round((pool / arrivalPerSec(s)) * 1000)} ms`;
+  const unserved = pool !== null && pool < clients ? `; ${clients - pool} of the ${clients} connections wait for a worker, unanswered` : '';
+  return `predicted ${predicted} ms = the time between a connection's requests, each worker keeping its connection${perRequest}${unserved}`;
 }
 
 const bentAt = (points: readonly CurvePoint[]) => kneeOf(points, (p) => p.y >= BENT * p.x);
@@ -60,7 +70,7 @@ export const slowBackend = defineScenario<SlowBackendFigures>({
     .filter((d) => scale === 'full' || !is.threadPerConnection(d) || !all.some(is.pool)),
   method: (s) => `${at(s, CLIENTS)} clients each send a request every ${INTERVAL_MS} ms (open loop, ${arrivalPerSec(s)} req/s), ` +
     `\`wait W\` for W = ${waits(s).join(', ')} ms in turn, ${at(s, PHASE_S)} s each (a new swarm per W, started once the server closed the last one's connections). ` +
-    `RTT from the swarm. The knee is the first W whose RTT p99 is at least ×${BENT} W; queueing theory puts a worker design's at workers serving ÷ arrival rate.`,
+    `RTT from the swarm. The knee is the first W whose RTT p99 is at least ×${BENT} W; queueing theory puts a worker design's where a request outlasts the time between its connection's requests (each worker keeps its connection), and a request-level pool's at pool size ÷ arrival rate.`,
   seconds: (s) => waits(s).length * (at(s, PHASE_S) + 0.8) + 1,
   async run(ctx) {
     const f: SlowBackendFigures = { fastP50Ms: null, fastP99Ms: null, slowP50Ms: null, slowP99Ms: null, slowAnsweredRatio: null, kneeMs: null };
@@ -104,9 +114,7 @@ async function drained(scrape: () => Promise<Sample[]>, boundMs: number): Promis
 
 /** The knee of each design's line in words, with the points around it and queueing theory's prediction. */
 function kneeText(line: ReturnType<typeof sweepLine>, cell: Cell, s: Scale): string {
-  const predicted = predictedKneeMs(cell, s);
-  const expect = predicted === null ? 'a loop waits on timers: no knee expected'
-    : `predicted ${predicted} ms = ${Math.min(at(s, CLIENTS), cell.traits.workers ?? Infinity)} workers serving ÷ ${arrivalPerSec(s)} req/s`;
+  const expect = expected(cell, s);
   const k = bentAt(line.points);
   if (!k) return `${line.design}: no knee up to ${line.points.at(-1)?.x ?? '?'} ms (RTT p99 at most ${times(Math.max(...line.points.map((p) => p.y / p.x)))} the wait; ${expect})`;
   return `${line.design}: knee at ${k.at.x} ms (RTT p99 ${ms(k.at.y)}${k.before ? `; at ${k.before.x} ms: ${ms(k.before.y)}` : ''}; ${expect})`;

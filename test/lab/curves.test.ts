@@ -60,9 +60,12 @@ describe('curves', () => {
     assert.deepEqual(curve.lines.map((l) => [l.design, l.points.length]), [['uws', 5], ['threads', 5], ['threads --pool 64', 3]]);
     assert.match(curve.knees[0], /^uws: no knee up to 500 ms \(RTT p99 at most ×1\.1 the wait; a loop waits on timers: no knee expected\)$/);
     // default: 50 clients, a request each every 200 ms = 250 req/s; a thread per connection serves one connection each
-    assert.equal(curve.knees[1], 'threads: knee at 250 ms (RTT p99 1204 ms; at 150 ms: 160 ms; predicted 200 ms = 50 workers serving ÷ 250 req/s)');
+    assert.equal(curve.knees[1], 'threads: knee at 250 ms (RTT p99 1204 ms; at 150 ms: 160 ms; predicted 200 ms = the time between a connection\'s requests, each worker keeping its connection)');
     // 299 < 2 × 150: not yet bent; a pool of 64 serves the 50 connections, one worker each
-    assert.match(curve.knees[2], /^threads --pool 64: knee at 250 ms .*predicted 200 ms = 50 workers serving/);
+    assert.match(curve.knees[2], /^threads --pool 64: knee at 250 ms .*predicted 200 ms = .*; pool size ÷ arrival rate, where a pool taking any connection's requests would bend, is 256 ms\)$/);
+    // full: 200 clients at 1000 req/s, more than the pool's 64 workers
+    const [full] = s.curves!([cell('threads --pool 64', sweep('rttP99Ms', { 200: 256, 250: 4176 }))], 'full', MACHINE);
+    assert.match(full.knees[0], /is 64 ms; 136 of the 200 connections wait for a worker, unanswered\)$/);
   });
 
   it('cpu-bound: the knee is the last worker count that still added 10 %, named against the cores', () => {
