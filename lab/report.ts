@@ -331,7 +331,8 @@ figure.chart { position: relative; height: 280px; margin: 0; border: 1px solid #
 
 function html(r: LabResults, chartJs: string): string {
   const designs = [...new Set(r.scenarios.flatMap((s) => s.cells.map((c) => c.design)))];
-  const colorOf = (d: string): string => PALETTE[designs.indexOf(d) % PALETTE.length];
+  // a curve's line that is no cell (cpu-bound's `worker processes (cluster)`) gets the next colour of its own
+  const colorOf = (d: string): string => PALETTE[(designs.includes(d) ? designs.indexOf(d) : designs.push(d) - 1) % PALETTE.length];
   const charts = r.scenarios.map((s) => [...(s.curves ?? []).map((c) => curveChart(s, c, colorOf)), ...chartSpecs(s, colorOf)]);
   // `<` escaped: neither the data nor Chart.js may end their <script> early.
   const data = JSON.stringify({ charts: charts.flat() }).replace(/</g, '\\u003c');

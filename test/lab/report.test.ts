@@ -111,6 +111,10 @@ const slowBackend: ScenarioResult = {
       { design: 'threads', points: [{ x: 50, y: 52, min: 51, max: 60 }, { x: 250, y: 1204, min: 900, max: 1500 }, { x: 500, y: 5100, min: 4800, max: 5600 }] },
     ],
     knees: ['uws: no knee up to 500 ms', 'threads: knee at 250 ms (RTT p99 1204 ms; at 50 ms: 52 ms; predicted 200 ms = 50 workers serving ÷ 250 req/s)'],
+  }, {
+    // a line that is no cell (one point per variant, as cpu-bound's worker processes): a colour of its own
+    id: 'across', title: 'Across variants', x: { label: 'workers', unit: 'processes' }, y: { label: 'done', unit: 'req/s' },
+    lines: [{ design: 'worker processes (cluster)', points: [{ x: 1, y: 100 }, { x: 2, y: 190 }, { x: 3, y: 200 }] }], knees: ['knee at 2 workers'],
   }],
 };
 
@@ -150,7 +154,7 @@ describe('lab report', () => {
   after(async () => { if (dir && !process.env.WSLAB_KEEP_REPORT) await rm(dir, { recursive: true, force: true }); });
 
   it('the fixture covers what the report must handle', () => {
-    assert.equal(EXPECTED_CHARTS.length, 14, 'idle-hold has no RTT series; blocking-call has all seven; slow-backend a curve and the open series');
+    assert.equal(EXPECTED_CHARTS.length, 15, 'idle-hold has no RTT series; blocking-call has all seven; slow-backend two curves and the open series');
   });
 
   it('writes results.json, report.md and index.html into the directory it creates', async () => {
