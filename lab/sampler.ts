@@ -37,8 +37,6 @@ export class Sampler {
   private available: number | null = null;
   private probing: Promise<void> | undefined;
   private probeStop = false;
-  /** `whenAtLeast` watchers, checked after every sample. */
-  private readonly ceilings = new Set<{ key: keyof Omit<Series, 't'>; value: number; hit(t: number): void }>();
 
   /**
    * Called after every sample with its time (seconds since the sampler started) and the value of each series at it:
@@ -93,15 +91,24 @@ export class Sampler {
   }
 
   /**
-   * A ceiling: `reached` resolves with the sample's time (seconds since the start) on the first sample from now on
-   * whose `key` is at least `value`, and never if none is; `cancel` stops watching. Checked as samples are taken:
-   * no timer of its own.
+   * A memory ceiling: `reached` resolves with the time (seconds since the start) at which the server's process tree
+   * first held `bytes` of RSS or more, and never if it does not; `cancel` stops watching. Read from /proc every
+   * `everyMs` by a timer of its own while watched, not at the samples: a server busy growing answers the samples'
+   * scrape late (measured: samples 1.5–2 s apart while a naked ws grew at ≈300 MiB/s, 0.6 GiB past the ceiling).
    */
-  whenAtLeast(key: keyof Omit<Series, 't'>, value: number): { reached: Promise<number>; cancel(): void } {
-    let w!: { key: typeof key; value: number; hit(t: number): void };
-    const reached = new Promise<number>((resolve) => { w = { key, value, hit: resolve }; });
-    this.ceilings.add(w);
-    return { reached, cancel: () => { this.ceilings.delete(w); } };
+  whenRssAtLeast(bytes: number, everyMs = 100): { reached: Promise<number>; cancel(): void } {
+    let timer: NodeJS.Timeout | undefined;
+    const reached = new Promise<number>((resolve) => {
+      timer = setInterval(() => {
+        if (this.pid === undefined) return;
+        let rss: number;
+        try { rss = readTree(this.pid).rssBytes; } catch { return; } // gone: the cell fails on its exit
+        if (rss < bytes) return;
+        clearInterval(timer);
+        resolve(this.elapsedSec());
+      }, everyMs);
+    });
+    return { reached, cancel: () => clearInterval(timer) };
   }
 
   /** When the latest sample saw the probe fail: waits, at most `ms`, for a sample that sees it succeed again. */
@@ -213,13 +220,6 @@ export class Sampler {
     s.available.push(this.available);
     this.prevAt = now;
     if (status?.processes) this.prevCpu = cpu;
-    for (const w of this.ceilings) {
-      const v = s[w.key]?.at(-1);
-      if (typeof v === 'number' && v >= w.value) {
-        this.ceilings.delete(w);
-        w.hit(s.t[s.t.length - 1]);
-      }
-    }
     if (this.retain !== undefined && s.t.length >= 2 * this.retain) {
       for (const v of Object.values(s)) v?.splice(0, v.length - this.retain);
     }

@@ -29,7 +29,8 @@ const MAX_BACKPRESSURE = 1024 * 1024;
 /**
  * The slow readers' ceiling: when the server's process tree reaches this RSS, the readers are stopped and the cell
  * notes the growth rate it was stopped at. A server without a send cap (`ws --no-defenses`) grew to 3.94 GiB within
- * the default 3 s otherwise; with the ceiling no cell of the default run passes 2 GiB (one 0.5 s sample of overshoot).
+ * the default 3 s otherwise. Watched from /proc every 100 ms (Sampler.whenRssAtLeast): at the 0.5 s samples, which a
+ * busy server answers late, default runs peaked at 1.58–1.70 GiB.
  */
 export const READER_RSS_CEILING = 1024 ** 3;
 
@@ -170,7 +171,7 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
     command: 'echo 16', intervalMs: READ_INTERVAL_MS, readRate: 0, sourceIps: SOURCE_IPS,
   });
   // unbounded growth is shown up to the ceiling, then the readers stop (the swarm's SIGINT still writes its summary)
-  const ceiling = ctx.sampler.whenAtLeast('rssBytes', READER_RSS_CEILING);
+  const ceiling = ctx.sampler.whenRssAtLeast(READER_RSS_CEILING);
   let stoppedAt: number | null = null;
   void ceiling.reached.then((t) => { stoppedAt = t; run.child.kill('SIGINT'); });
   const summary = await ctx.finish(run).finally(ceiling.cancel);
