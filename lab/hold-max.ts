@@ -1,6 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { CONNECTIONS_OPEN } from '../metrics/index.js';
-import { processTree } from '../metrics/proc-status.js';
+import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { processTree, readTree } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';
 import { sleep } from './scenario.js';
@@ -41,7 +43,11 @@ export const MAX_COLUMNS: readonly Column[] = [
   { key: 'conntrackPeak', label: 'nf_conntrack entries', unit: 'entries' },
   { key: 'tcpMemoryPressures', label: 'TCP memory pressure episodes', unit: 'times' },
   { key: 'tcpAbortOnMemory', label: 'TCP aborts on memory', unit: 'connections' },
+  { key: 'serverCpuPerConnectionUs', label: 'server CPU per connection (ramp)', unit: 'µs' },
+  { key: 'swarmCpuPerConnectionUs', label: 'swarm CPU per connection (ramp)', unit: 'µs' },
   { key: 'serverOpenScrapedAtHold', label: 'server gauge at hold', unit: 'connections' },
+  { key: 'serverScrapeMs', label: 'aggregated /metrics scrape at hold', unit: 'ms' },
+  { key: 'serverThreads', label: 'server threads', unit: 'threads' },
   { key: 'serverWorkers', label: 'server processes', unit: 'processes' },
   { key: 'serverMaxFdsPerProcess', label: 'most fds in one server process', unit: 'fds' },
   { key: 'swarmWorkers', label: 'swarm processes', unit: 'processes' },
@@ -98,6 +104,30 @@ function workerFds(primary: number): number[] {
   return processTree(primary).slice(1).map((pid) => { try { return readdirSync(`/proc/${pid}/fd`).length; } catch { return 0; } });
 }
 
+/** CPU seconds of a process tree (0 when it is gone). */
+function treeCpu(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try { return readTree(pid, { cpu: true }).cpuSeconds; } catch { return 0; }
+}
+
+/**
+ * The open rate in steps of `stepSec` from the pairs open on the box, up to the moment all were held: each step
+ * between the last samples read at its two ends (a loaded box answers late, so samples are 0.5–6 s apart).
+ */
+export function rateSteps(t: readonly number[], pairs: readonly (number | null)[], fromSec: number, toSec: number, stepSec = 30): number[] {
+  const at = (x: number): [number, number] | null => {
+    let best: [number, number] | null = null;
+    for (let i = 0; i < t.length && t[i] <= x; i++) if (pairs[i] !== null) best = [t[i], pairs[i]!];
+    return best;
+  };
+  const out: number[] = [];
+  for (let a = fromSec; a < toSec; a += stepSec) {
+    const [pa, pb] = [at(a), at(Math.min(toSec, a + stepSec))];
+    if (pa !== null && pb !== null && pb[0] > pa[0]) out.push(Math.round((pb[1] - pa[1]) / (pb[0] - pa[0])));
+  }
+  return out;
+}
+
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(2)} KiB`;
 const n = (v: number): string => Math.round(v).toLocaleString('en-US');
 const n2 = (v: number): number => Math.max(1, v / 2);
@@ -121,20 +151,31 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   let atHold: Box | undefined;
   let heldAtSec: number | undefined;
   let serverOpen: number | null = null;
+  let scrapeMs: number | null = null;
   let scraping = false;
+  // CPU of both process trees from the swarm's start line (its workers loaded and told to start) to all held: the
+  // ramp's cost per connection, from /proc
+  const rampFrom = { atSec: ctx.sampler.elapsedSec(), server: treeCpu(ctx.server.pid), swarm: treeCpu(run.child.pid) };
+  let rampCpu: { server: number; swarm: number } | undefined;
   const fdWatch = setInterval(() => {
     const b = readBox();
     // 0.1 % slack: other people's sockets come and go in the box-wide count
     if (scraping || b.tcpInuse - base.tcpInuse < 2 * plan.connections * 0.999) return;
     heldAtSec = ctx.sampler.elapsedSec();
     atHold = b;
+    rampCpu = { server: treeCpu(ctx.server.pid) - rampFrom.server, swarm: treeCpu(run.child.pid) - rampFrom.swarm };
     fds = workerFds(ctx.server.pid!);
     clearInterval(fdWatch);
     scraping = true;
+    // the primary asks each worker for its metrics and adds them up: timed, since that is what a Prometheus sees
+    const t0 = performance.now();
     void Promise.race([ctx.server.scrape(), sleep(20_000).then(() => null)])
-      .then((samples) => { serverOpen = samples?.filter((x) => x.name === CONNECTIONS_OPEN.name).reduce((a, x) => a + x.value, 0) ?? null; })
+      .then((samples) => {
+        if (samples) scrapeMs = Math.round(performance.now() - t0);
+        serverOpen = samples?.filter((x) => x.name === CONNECTIONS_OPEN.name).reduce((a, x) => a + x.value, 0) ?? null;
+      })
       .catch(() => undefined);
-  }, 1000);
+  }, 250);
   const watch = watchBox((b) => {
     lowNote = `stopped by the memory guard: MemAvailable fell to ${(b.memAvailableBytes / 2 ** 20).toFixed(0)} MiB with ${n(b.tcpInuse / 2)} pairs open; the swarm was interrupted`;
     run.child.kill('SIGINT');
@@ -181,6 +222,10 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     swarmWorkers: plan.swarmWorkers,
     serverPeakOpenScraped: ctx.sampler.max('open', from),
     serverOpenScrapedAtHold: serverOpen,
+    serverScrapeMs: scrapeMs,
+    serverThreads: ctx.sampler.max('threads', from),
+    serverCpuPerConnectionUs: rampCpu && held > 0 ? Math.round(rampCpu.server / held * 1e6) : null,
+    swarmCpuPerConnectionUs: rampCpu && held > 0 ? Math.round(rampCpu.swarm / held * 1e6) : null,
     swarmCpuSeconds: summary.client.cpuSeconds,
   };
 
@@ -189,6 +234,14 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     ctx.note(`sockstat with all ${n(plan.connections)} held: TCP inuse ${n(atHold.tcpInuse)}, orphan ${n(atHold.tcpOrphan)}, tw ${n(atHold.tcpTw)}, alloc ${n(atHold.tcpAlloc)}, ` +
       `mem ${n(atHold.tcpMemPages)} pages (${tcpMemState(atHold)}); MemAvailable ${(atHold.memAvailableBytes / GiB).toFixed(2)} GiB; Slab ${(atHold.slabBytes / GiB).toFixed(2)} GiB; ` +
       `server fds per worker ${fds.length ? `${n(Math.min(...fds))}–${n(Math.max(...fds))}` : 'not counted'}; every pair was open ${heldAtSec === undefined ? '?' : (heldAtSec - from).toFixed(1)} s after the swarm started (worker start included); the server's gauge then read ${serverOpen === null ? 'nothing (scrape failed)' : n(serverOpen)}.`);
+  }
+  if (heldAtSec !== undefined && rampCpu) {
+    const pairs = (ctx.sampler.series.tcpInuse ?? []).map((v) => (v === null ? null : (v - base.tcpInuse) / 2));
+    const steps = rateSteps(ctx.sampler.series.t, pairs, rampFrom.atSec, heldAtSec);
+    const sec = heldAtSec - rampFrom.atSec;
+    ctx.note(`the ramp, from the swarm's start to all held (${sec.toFixed(1)} s, /proc read every 0.25 s): open rate per 30 s ${steps.map((r) => `${(r / 1000).toFixed(1)}k`).join(', ')} /s; ` +
+      `CPU ${rampCpu.server.toFixed(1)} s in the server's ${plan.serverWorkers + 1} processes and ${rampCpu.swarm.toFixed(1)} s in the swarm's ${plan.swarmWorkers + 1} ` +
+      `(${(((rampCpu.server + rampCpu.swarm) / sec) / cpus().length * 100).toFixed(0)} % of the ${cpus().length} cores; the rest is the kernel's softirq work outside both and the lab).`);
   }
   ctx.note(`sockstat peaks over the run (close phase included): TCP inuse ${n(p.tcpInuse)} (both ends of every pair), orphan ${n(p.tcpOrphan)}, tw ${n(p.tcpTw)}, ` +
     `mem ${n(p.tcpMemPages)} pages against tcp_mem ${base.tcpMem.map(n).join(' / ')} (${tcpMemState({ tcpMemPages: p.tcpMemPages, tcpMem: base.tcpMem })}); ` +

@@ -127,6 +127,8 @@ export const idleHold = defineScenario<IdleFigures>({
  * per connection = RSS growth + kernel stacks and page tables (a thread's 16 KiB kernel stack is in no RSS).
  */
 function judge(cells: readonly JudgedCell<IdleFigures>[], machine: Machine): Claim[] {
+  const wide = cells.find((c) => num((c.figures as Partial<MaxFigures>).serverWorkers) !== null);
+  if (wide) return judgeMax(wide as unknown as JudgedCell<MaxFigures>, machine);
   const threads = cells.find(is.threadPerConnection);
   const loop = cells.find(is.standingLoop);
   const mem = (c: JudgedCell<IdleFigures> | undefined): number | null => {
@@ -165,6 +167,41 @@ function judge(cells: readonly JudgedCell<IdleFigures>[], machine: Machine): Cla
       `on this machine (${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, pid_max ${THREAD_CAP}): threads fit ≈${fitsThreads.toLocaleString('en')} connections, ` +
       `${loop!.design} ≈${fitsLoop.toLocaleString('en')} (${times(r)}), from the measured per-connection memory plus ≈8 KiB of kernel each`));
   }
+  return claims;
+}
+
+/** The max run's figures the judge reads (lab/hold-max.ts). */
+type MaxFigures = {
+  target: number; held: number; failed: number; serverWorkers: number; serverOpenScrapedAtHold: number;
+  serverThreads: number; serverRssPerConnectionBytes: number; kernelSlabPerConnectionBytes: number; boxPerConnectionBytes: number;
+  serverMaxFdsPerProcess: number;
+};
+
+/**
+ * `--scale max` holds one cluster of loops as wide as the open-files cap makes it (one process holds ≤ 20,000 fds):
+ * loop-unlimited-connections is judged from what those loops held, counted by the server itself. The other two
+ * claims need a thread design, which max does not run.
+ */
+export function judgeMax(c: JudgedCell<MaxFigures>, machine: Machine): Claim[] {
+  const f = c.figures;
+  const [target, held, failed, gauge, workers, threads] = [f.target, f.held, f.failed, f.serverOpenScrapedAtHold, f.serverWorkers, f.serverThreads].map((v) => num(v));
+  const claims: Claim[] = [missing('thread-per-connection-memory', 'idle-hold', 'thread-per-connection'),
+    missing('tasks-vs-threads-scale', 'idle-hold', 'thread-per-connection')];
+  if (target === null || held === null || failed === null || workers === null) {
+    claims.splice(1, 0, missing('loop-unlimited-connections', 'idle-hold', 'loop'));
+    return claims;
+  }
+  const n = (v: number): string => v.toLocaleString('en-US');
+  const perThread = threads === null || held === 0 ? null : threads / held;
+  const allIn = num(f.boxPerConnectionBytes);
+  const counted = gauge === held;
+  const v: Verdict = held === target && failed === 0 && counted && perThread !== null && perThread < 0.01 ? 'confirmed' : 'inconclusive';
+  const fds = num(f.serverMaxFdsPerProcess);
+  claims.splice(1, 0, verdict('loop-unlimited-connections', v, `${c.design}: ${workers} loops held ${n(held)} of ${n(target)} (${n(failed)} failed); ` +
+    `the server's own gauge read ${gauge === null ? 'nothing (scrape failed)' : n(gauge)}${counted ? '' : ` against the swarm's ${n(held)}`}; ` +
+    `${threads === null ? '? threads' : `${n(threads)} threads (${perThread!.toFixed(4)} per connection)`}. ` +
+    `One loop holds at most its open-files cap (${n(machine.fdLimit)} fds; the fullest of these held ${fds === null ? '?' : n(fds)}), so ${n(target)} take ${workers} processes; ` +
+    `past that the limit is memory: ${allIn === null ? '?' : `${kib(allIn)} per connection all-in, ≈${n(Math.floor(machine.memoryBytes / allIn))} connections in this machine's ${(machine.memoryBytes / 2 ** 30).toFixed(0)} GiB`}`));
   return claims;
 }
 
