@@ -241,7 +241,7 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     const sec = heldAtSec - rampFrom.atSec;
     ctx.note(`the ramp, from the swarm's start to all held (${sec.toFixed(1)} s, /proc read every 0.25 s): open rate per 30 s ${steps.map((r) => `${(r / 1000).toFixed(1)}k`).join(', ')} /s; ` +
       `CPU ${rampCpu.server.toFixed(1)} s in the server's ${plan.serverWorkers + 1} processes and ${rampCpu.swarm.toFixed(1)} s in the swarm's ${plan.swarmWorkers + 1} ` +
-      `(${(((rampCpu.server + rampCpu.swarm) / sec) / cpus().length * 100).toFixed(0)} % of the ${cpus().length} cores; the rest is the kernel's softirq work outside both and the lab).`);
+      `(${(((rampCpu.server + rampCpu.swarm) / sec) / cpus().length * 100).toFixed(0)} % of the ${cpus().length} cores; the rest went to the lab, kernel threads and whatever else ran: the noise figure).`);
   }
   ctx.note(`sockstat peaks over the run (close phase included): TCP inuse ${n(p.tcpInuse)} (both ends of every pair), orphan ${n(p.tcpOrphan)}, tw ${n(p.tcpTw)}, ` +
     `mem ${n(p.tcpMemPages)} pages against tcp_mem ${base.tcpMem.map(n).join(' / ')} (${tcpMemState({ tcpMemPages: p.tcpMemPages, tcpMem: base.tcpMem })}); ` +
