@@ -80,7 +80,7 @@ export const idleHold = defineScenario<IdleFigures>({
     'The teardown is left out: closing sockets makes garbage, not connections.',
   seconds: (s, max) => (s === 'max' ? maxSeconds(max) : at(s, N) / at(s, RATE) + at(s, HOLD_S) + 1.5),
   async run(ctx) {
-    // at max the figures are the hold's own (MAX_COLUMNS), judged by the budget, not by these claims
+    // at max the figures are the hold's own (MAX_COLUMNS); judgeMax reads them for loop-unlimited-connections
     if (ctx.scale === 'max') return runMaxHold(ctx) as unknown as Promise<IdleFigures>;
     const pid = ctx.server.pid;
     // a running target given without its pid: connections are still counted (/proc/net/tcp), memory is not
