@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
-import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { CONNECTIONS_OPEN } from '../metrics/index.js';
 import { processTree, readTree } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';

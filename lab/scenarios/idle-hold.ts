@@ -173,8 +173,7 @@ function judge(cells: readonly JudgedCell<IdleFigures>[], machine: Machine): Cla
 /** The max run's figures the judge reads (lab/hold-max.ts). */
 type MaxFigures = {
   target: number; held: number; failed: number; serverWorkers: number; serverOpenScrapedAtHold: number;
-  serverThreads: number; serverRssPerConnectionBytes: number; kernelSlabPerConnectionBytes: number; boxPerConnectionBytes: number;
-  serverMaxFdsPerProcess: number;
+  serverThreads: number; boxPerConnectionBytes: number; serverMaxFdsPerProcess: number;
 };
 
 /**
