@@ -1,11 +1,12 @@
 /**
  * How light is the swarm? Holds N idle connections against fresh uws server processes with (a) `wslab swarm`,
- * (b) a plain `ws` library client and (c) a careful `net.Socket` client on the swarm's codec, one after the other
+ * (b) a plain `ws` library client, (c) a careful `net.Socket` client on the swarm's codec and (d) `handle`, bare
+ * libuv TCP handles that only upgrade (the floor the swarm is built on), one after the other
  * in one run, and prints JSON: client RSS per held connection (whole process tree, minus its RSS just before the
  * first connect), open rate, CPU seconds, and the ratios.
  *
  *   npm run bench -- swarm-vs-ws-client [--connections 15000] [--servers 1] [--design uws]
- *     [--source-ips 127.0.0.2-127.0.0.9] [--clients swarm,ws,net] [--rate 20000]
+ *     [--source-ips 127.0.0.2-127.0.0.9] [--clients swarm,ws,net,handle] [--rate 20000]
  *
  * Measured from outside the client, the same way for all three: RSS and CPU come from /proc for the client's
  * process tree; "held" is the moment the servers' scraped `wslab_connections_open` reaches N; the open rate is N
@@ -17,6 +18,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WORKER_EXEC_ARGV } from '../client/coordinator.js';
 import { WSLAB, type ServerProcess } from '../lab/processes.js';
 import { sumOf } from '../metrics/exposition.js';
 import type { HoldClientOptions } from './clients/hold-client.js';
@@ -25,7 +27,7 @@ import { design, integer, names, sourceIps } from './harness/options.js';
 import { startServer } from './harness/server.js';
 import { clientScript, holdCost, start } from './harness/child.js';
 
-const KINDS = ['swarm', 'ws', 'net'] as const;
+const KINDS = ['swarm', 'ws', 'net', 'handle'] as const;
 type Kind = (typeof KINDS)[number];
 
 export const bench = defineBench({
@@ -75,7 +77,8 @@ async function measure(kind: Kind, a: Opts): Promise<Record<string, unknown>> {
   const client = kind === 'swarm'
     ? start([WSLAB, 'swarm', ...urls.flatMap((u) => ['--url', u]), '--connections', String(N), '--rate', String(a.rate), '--max-pending', String(a['max-pending']),
       '--hold', '2m', ...(a['source-ips'].text ? ['--source-ips', a['source-ips'].text] : []), '--summary', summaryFile])
-    : start([HOLD_CLIENT, JSON.stringify({ kind, urls, connections: N, maxPending: a['max-pending'], sourceIps: a['source-ips'].ips } satisfies HoldClientOptions)]);
+    // bare handles run as the swarm's workers do (their V8 flags), so that what differs is only what the swarm keeps
+    : start([...(kind === 'handle' ? WORKER_EXEC_ARGV : []), HOLD_CLIENT, JSON.stringify({ kind, urls, connections: N, maxPending: a['max-pending'], sourceIps: a['source-ips'].ips } satisfies HoldClientOptions)]);
   // from the started line: workers (if any) are up, nothing connected yet
   const { held, openSec, rssBaselineBytes: baseline, rssHeldBytes: rss, cpuSeconds: cpu } = await holdCost(client, N, () => serverOpen(servers), 50);
   // No client may leave TIME_WAIT on the shared source addresses (it slows the next client's connects): the swarm

@@ -151,7 +151,7 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
  * objects per connection (requests, write wraps, header strings) and a larger nursery only shows up as RSS: measured
  * here at 20,000 idle connections, ≈1.1 KB per held connection with the flag against ≈1.8 KB without.
  */
-const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
+export const WORKER_EXEC_ARGV = ['--max-semi-space-size=1'];
 /*
  * Workers fork together and load on the same cores: dozens of them (a million connections is 53 here) take a
  * while on two vCPUs, so each further worker adds half a second.
