@@ -92,20 +92,20 @@ export class Sampler {
 
   /**
    * A memory ceiling: `reached` resolves with the time (seconds since the start) at which the server's process tree
-   * first held `bytes` of RSS or more, and never if it does not; `cancel` stops watching. Read from /proc every
+   * first held `bytes` of RSS or more, and the RSS read then, and never if it does not; `cancel` stops watching. Read from /proc every
    * `everyMs` by a timer of its own while watched, not at the samples: a server busy growing answers the samples'
    * scrape late (measured: samples 1.5–2 s apart while a naked ws grew at ≈300 MiB/s, 0.6 GiB past the ceiling).
    */
-  whenRssAtLeast(bytes: number, everyMs = 100): { reached: Promise<number>; cancel(): void } {
+  whenRssAtLeast(bytes: number, everyMs = 100): { reached: Promise<{ atSec: number; rssBytes: number }>; cancel(): void } {
     let timer: NodeJS.Timeout | undefined;
-    const reached = new Promise<number>((resolve) => {
+    const reached = new Promise<{ atSec: number; rssBytes: number }>((resolve) => {
       timer = setInterval(() => {
         if (this.pid === undefined) return;
         let rss: number;
         try { rss = readTree(this.pid).rssBytes; } catch { return; } // gone: the cell fails on its exit
         if (rss < bytes) return;
         clearInterval(timer);
-        resolve(this.elapsedSec());
+        resolve({ atSec: this.elapsedSec(), rssBytes: rss });
       }, everyMs);
     });
     return { reached, cancel: () => clearInterval(timer) };

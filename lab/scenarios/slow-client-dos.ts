@@ -43,10 +43,12 @@ type DosFigures = {
   readerHealthyServedRate: number | null; readerCeilingBytes: number | null;
   /** Seconds into the slow readers at which the server reached READER_RSS_CEILING and they were stopped; null = never. */
   readerStoppedAfterSec: number | null;
+  /** The server's RSS the ceiling's /proc watch read when it stopped them (the 0.5 s samples may miss that peak); null = never. */
+  readerRssAtStopBytes: number | null;
 };
 type Slowloris = Pick<DosFigures, 'healthyConnectRate' | 'healthyServedRate' | 'healthyRttP99Ms' | 'unavailableSec' | 'recoverySec' |
   'attackThreadsMax' | 'attackersHeldAtEnd' | 'attackersCutP50Ms' | 'attackRssMaxBytes'>;
-type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBps' | 'readersCut' | 'readerHealthyServedRate' | 'readerCeilingBytes' | 'readerStoppedAfterSec'>;
+type SlowReaders = Pick<DosFigures, 'readerRssGrowthBytes' | 'readerRssSlopeMiBps' | 'readersCut' | 'readerHealthyServedRate' | 'readerCeilingBytes' | 'readerStoppedAfterSec' | 'readerRssAtStopBytes'>;
 
 /**
  * Which phases a variant runs: a naked (`--no-defenses`) variant only the one it demonstrates (a naked loop buffers
@@ -173,11 +175,14 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
   // unbounded growth is shown up to the ceiling, then the readers stop (the swarm's SIGINT still writes its summary)
   const ceiling = ctx.sampler.whenRssAtLeast(READER_RSS_CEILING);
   let stoppedAt: number | null = null;
-  void ceiling.reached.then((t) => { stoppedAt = t; run.child.kill('SIGINT'); });
+  let rssAtStop: number | null = null;
+  void ceiling.reached.then((r) => { stoppedAt = r.atSec; rssAtStop = r.rssBytes; run.child.kill('SIGINT'); });
   const summary = await ctx.finish(run).finally(ceiling.cancel);
   const to = ctx.sampler.elapsedSec();
   const cut = sumOf(await ctx.server.scrape(), CONNECTIONS_CLOSED.name, { reason: 'backpressure' }) - cutBefore;
-  const peak = ctx.sampler.max('rssBytes', from, to);
+  // the ceiling's own reading counts too: the samples, 0.5 s apart or later, may miss the moment it tripped
+  const sampled = ctx.sampler.max('rssBytes', from, to);
+  const peak = rssAtStop === null ? sampled : Math.max(sampled ?? 0, rssAtStop);
   // over the phase's second half, and at least its last 1.5 s when it was stopped early; at least its last three
   // samples (a server busy growing answers the sampler's scrape late, and ticks are skipped: 1–2 s apart in CI runs)
   const end = stoppedAt ?? to;
@@ -190,6 +195,7 @@ async function slowReaders(ctx: CellContext): Promise<SlowReaders> {
     readerRssGrowthBytes: peak !== null && baseRss !== null ? Math.max(0, peak - baseRss) : null,
     readerRssSlopeMiBps: slope,
     readerStoppedAfterSec: stoppedAt === null ? null : +(stoppedAt - from).toFixed(1),
+    readerRssAtStopBytes: rssAtStop,
     readersCut: cut,
     readerHealthyServedRate: group(summary.profiles, 'chatty').servedRate ?? null,
     readerCeilingBytes: at(s, READERS) * (MAX_BACKPRESSURE + FILL),
