@@ -28,7 +28,7 @@ import { TlsHandle, secureContext } from './tls-transport.js';
 import { swarmPorts } from './ports.js';
 
 /* The parts of Node's internal TCP binding used here (lib/net.js uses the same calls). */
-interface TcpHandle {
+export interface TcpHandle {
   slot: number;
   onread: (this: TcpHandle, ab?: ArrayBuffer) => void;
   bind(ip: string, port: number): number;
@@ -68,7 +68,8 @@ function loadBindings(): { tcp: TcpBinding; stream: StreamBinding } {
     throw Object.assign(new Error(`wslab swarm needs Node's tcp_wrap binding (Node 20/22), unavailable here: ${(err as Error).message}`), { code: 'WSLAB_NO_TCP_BINDING' });
   }
 }
-const { tcp: TCP_BINDING, stream: STREAM } = loadBindings();
+/** Node's tcp_wrap and stream_wrap, loaded once; bench/clients/hold-client's bare `handle` kind drives the same. */
+export const { tcp: TCP_BINDING, stream: STREAM } = loadBindings();
 const { TCP, TCPConnectWrap } = TCP_BINDING;
 const { WriteWrap, streamBaseState } = STREAM;
 const kReadBytesOrError = STREAM.kReadBytesOrError;

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { CONNECTIONS_OPEN } from '../metrics/index.js';
-import { processTree, readTree } from '../metrics/proc-status.js';
+import { processTree, treeCpuSeconds } from '../metrics/proc-status.js';
 import type { Column } from './results.js';
 import type { CellContext, Figures, MaxRun } from './scenario.js';
 import { sleep } from './scenario.js';
@@ -104,12 +104,6 @@ function workerFds(primary: number): number[] {
   return processTree(primary).slice(1).map((pid) => { try { return readdirSync(`/proc/${pid}/fd`).length; } catch { return 0; } });
 }
 
-/** CPU seconds of a process tree (0 when it is gone). */
-function treeCpu(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try { return readTree(pid, { cpu: true }).cpuSeconds; } catch { return 0; }
-}
-
 /**
  * The open rate in steps of `stepSec` from the pairs open on the box, up to the moment all were held: each step
  * between the last samples read at its two ends (a loaded box answers late, so samples are 0.5–6 s apart).
@@ -155,7 +149,7 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   let scraping = false;
   // CPU of both process trees from the swarm's start line (its workers loaded and told to start) to all held: the
   // ramp's cost per connection, from /proc
-  const rampFrom = { atSec: ctx.sampler.elapsedSec(), server: treeCpu(ctx.server.pid), swarm: treeCpu(run.child.pid) };
+  const rampFrom = { atSec: ctx.sampler.elapsedSec(), server: treeCpuSeconds(ctx.server.pid), swarm: treeCpuSeconds(run.child.pid) };
   let rampCpu: { server: number; swarm: number } | undefined;
   const fdWatch = setInterval(() => {
     const b = readBox();
@@ -163,7 +157,7 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
     if (scraping || b.tcpInuse - base.tcpInuse < 2 * plan.connections * 0.999) return;
     heldAtSec = ctx.sampler.elapsedSec();
     atHold = b;
-    rampCpu = { server: treeCpu(ctx.server.pid) - rampFrom.server, swarm: treeCpu(run.child.pid) - rampFrom.swarm };
+    rampCpu = { server: treeCpuSeconds(ctx.server.pid) - rampFrom.server, swarm: treeCpuSeconds(run.child.pid) - rampFrom.swarm };
     fds = workerFds(ctx.server.pid!);
     clearInterval(fdWatch);
     scraping = true;

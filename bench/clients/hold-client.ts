@@ -14,6 +14,7 @@
 import net from 'node:net';
 import WebSocket from 'ws';
 import { FrameReader, OP_PONG, UpgradeRequest, checkUpgrade, encodeFrame, newKey, UPGRADE_PARTIAL, type FrameSink } from '../../client/codec.js';
+import { STREAM, TCP_BINDING, type TcpHandle } from '../../client/pool.js';
 
 /** What the bench hands this process, as one JSON argument (built from its checked options, never re-parsed here). */
 export interface HoldClientOptions {
@@ -99,16 +100,10 @@ function openNet(i: number): void {
 }
 
 /* --- handle: Node's bare TCP handle, as client/pool.ts uses it, with none of the swarm's state around it --- */
-interface Handle { slot: number; onread: (this: Handle) => void; bind(ip: string, port: number): number; connect(req: object, ip: string, port: number): number;
-  readStart(): number; useUserBuffer(buf: Uint8Array): void; writeBuffer(req: object, buf: Uint8Array): number }
-interface Req { oncomplete: (status: number, h: Handle) => void; handle?: Handle; async?: boolean; buffer?: Uint8Array }
-const internal = (process as unknown as { binding(name: string): unknown }).binding;
-const TCP_WRAP = a.kind === 'handle' ? internal('tcp_wrap') as { TCP: new (type: number) => Handle; TCPConnectWrap: new () => Req; constants: { SOCKET: number } } : undefined;
-const STREAM = a.kind === 'handle' ? internal('stream_wrap') as { WriteWrap: new () => Req; streamBaseState: Int32Array; kReadBytesOrError: number } : undefined;
-const handles: (Handle | undefined)[] = [];
+const handles: (TcpHandle | undefined)[] = [];
 const upgraded = new Uint8Array(a.kind === 'handle' ? n : 0);
-function onHandleRead(this: Handle): void {
-  const nread = STREAM!.streamBaseState[STREAM!.kReadBytesOrError];
+function onHandleRead(this: TcpHandle): void {
+  const nread = STREAM.streamBaseState[STREAM.kReadBytesOrError];
   if (upgraded[this.slot] !== 0) return; // held: frames (pings) are not read further
   if (nread < 0) { handles[this.slot] = undefined; return settle(false); }
   const at = checkUpgrade(READ, 0, nread, keys, this.slot * 16); // a 101 arrives in one read on loopback
@@ -116,24 +111,24 @@ function onHandleRead(this: Handle): void {
   upgraded[this.slot] = at >= 0 ? 1 : 2;
   settle(at >= 0);
 }
-function afterWrite(status: number, h: Handle): void { if (status < 0 && upgraded[h.slot] === 0) { upgraded[h.slot] = 2; settle(false); } }
-function afterConnect(status: number, h: Handle): void {
+function afterWrite(status: number, h: TcpHandle): void { if (status < 0 && upgraded[h.slot] === 0) { upgraded[h.slot] = 2; settle(false); } }
+function afterConnect(status: number, h: TcpHandle): void {
   if (status < 0 || h.readStart() !== 0) { upgraded[h.slot] = 2; return settle(false); }
   newKey(keys, h.slot * 16);
-  const req = new STREAM!.WriteWrap();
+  const req = new STREAM.WriteWrap();
   const buf = requests[h.slot % requests.length].build(keys, h.slot * 16);
   Object.assign(req, { handle: h, oncomplete: afterWrite, async: false, buffer: buf });
   if (h.writeBuffer(req, buf) !== 0) { upgraded[h.slot] = 2; settle(false); }
 }
 function openHandle(i: number): void {
   const u = urls[i % urls.length];
-  const h = new TCP_WRAP!.TCP(TCP_WRAP!.constants.SOCKET);
+  const h = new TCP_BINDING.TCP(TCP_BINDING.constants.SOCKET);
   h.slot = i;
   h.onread = onHandleRead;
   h.useUserBuffer(READ);
   handles[i] = h;
   if (sources.length && h.bind(sources[i % sources.length], 0) !== 0) return settle(false);
-  const req = new TCP_WRAP!.TCPConnectWrap();
+  const req = new TCP_BINDING.TCPConnectWrap();
   req.oncomplete = afterConnect;
   if (h.connect(req, u.hostname, Number(u.port)) !== 0) settle(false);
 }
