@@ -69,7 +69,8 @@ export const maxSeconds = (m: MaxRun | undefined): number => m
 
 interface Peaks { tcpInuse: number; tcpOrphan: number; tcpTw: number; tcpMemPages: number; conntrack: number | null; minAvailable: number; maxSlab: number; last: Box }
 
-function watchBox(onLow: (b: Box) => void): { peaks: Peaks; stop: () => void } {
+/** Reads the box every 250 ms: its peaks, `onLow` once MemAvailable falls under GUARD_BYTES, `onRead` with every reading. */
+function watchBox(onLow: (b: Box) => void, onRead: (b: Box) => void): { peaks: Peaks; stop: () => void } {
   const b0 = readBox();
   const peaks: Peaks = { tcpInuse: b0.tcpInuse, tcpOrphan: b0.tcpOrphan, tcpTw: b0.tcpTw, tcpMemPages: b0.tcpMemPages, conntrack: b0.conntrackCount,
     minAvailable: b0.memAvailableBytes, maxSlab: b0.slabBytes, last: b0 };
@@ -84,6 +85,7 @@ function watchBox(onLow: (b: Box) => void): { peaks: Peaks; stop: () => void } {
     peaks.minAvailable = Math.min(peaks.minAvailable, b.memAvailableBytes);
     peaks.maxSlab = Math.max(peaks.maxSlab, b.slabBytes);
     if (!tripped && b.memAvailableBytes < GUARD_BYTES) { tripped = true; onLow(b); }
+    onRead(b);
   }, 250);
   return { peaks, stop: () => clearInterval(timer) };
 }
@@ -146,21 +148,19 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
   let heldAtSec: number | undefined;
   let serverOpen: number | null = null;
   let scrapeMs: number | null = null;
-  let scraping = false;
   // CPU of both process trees from the swarm's start line (its workers loaded and told to start) to all held: the
   // ramp's cost per connection, from /proc
   const rampFrom = { atSec: ctx.sampler.elapsedSec(), server: treeCpuSeconds(ctx.server.pid), swarm: treeCpuSeconds(run.child.pid) };
   let rampCpu: { server: number; swarm: number } | undefined;
-  const fdWatch = setInterval(() => {
-    const b = readBox();
+  let heldSeen = false;
+  const onRead = (b: Box): void => {
     // 0.1 % slack: other people's sockets come and go in the box-wide count
-    if (scraping || b.tcpInuse - base.tcpInuse < 2 * plan.connections * 0.999) return;
+    if (heldSeen || b.tcpInuse - base.tcpInuse < 2 * plan.connections * 0.999) return;
+    heldSeen = true;
     heldAtSec = ctx.sampler.elapsedSec();
     atHold = b;
     rampCpu = { server: treeCpuSeconds(ctx.server.pid) - rampFrom.server, swarm: treeCpuSeconds(run.child.pid) - rampFrom.swarm };
     fds = workerFds(ctx.server.pid!);
-    clearInterval(fdWatch);
-    scraping = true;
     // the primary asks each worker for its metrics and adds them up: timed, since that is what a Prometheus sees
     const t0 = performance.now();
     void Promise.race([ctx.server.scrape(), sleep(20_000).then(() => null)])
@@ -169,12 +169,12 @@ export async function runMaxHold(ctx: CellContext): Promise<Figures> {
         serverOpen = samples?.filter((x) => x.name === CONNECTIONS_OPEN.name).reduce((a, x) => a + x.value, 0) ?? null;
       })
       .catch(() => undefined);
-  }, 250);
+  };
   const watch = watchBox((b) => {
     lowNote = `stopped by the memory guard: MemAvailable fell to ${(b.memAvailableBytes / 2 ** 20).toFixed(0)} MiB with ${n(b.tcpInuse / 2)} pairs open; the swarm was interrupted`;
     run.child.kill('SIGINT');
-  });
-  const summary = await ctx.finish(run).finally(() => { watch.stop(); clearInterval(fdWatch); });
+  }, onRead);
+  const summary = await ctx.finish(run).finally(() => watch.stop());
   const end = readBox();
   const p = watch.peaks;
   const held = summary.heldAtEnd;
